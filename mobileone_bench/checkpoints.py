@@ -1,0 +1,173 @@
+"""Load weights from a local file into a model. Nothing is ever downloaded.
+
+Accepted files: PyTorch state dicts (``.pth``, ``.pt``, ``.pth.tar``; optionally nested under ``state_dict``,
+``model`` or ``state_dict_ema``; DataParallel's ``module.`` prefix is stripped) and ``.safetensors``. Files are read
+with ``torch.load(weights_only=True)``: a checkpoint that needs arbitrary code to unpickle is refused, not executed.
+
+Layouts of MobileOne weights understood by :func:`load_weights`:
+
+* Apple's released, unfused layout: ``stage0.rbr_conv.0.conv.weight``, ``...rbr_scale...``, ``...rbr_skip...``,
+  ``...se.reduce/expand...``, ``linear.*`` (the layout of our own :class:`~mobileone_bench.archs.mobileone.MobileOne`);
+  the number of over-parameterized branches of each block is taken from the file;
+* Apple's fused (inference) layout: ``...reparam_conv.weight/bias``: the model is re-parameterized first;
+* timm's layout: ``stem``, ``stages.N``, ``conv_kxk``, ``conv_scale``, ``identity``, ``attn.fc1/fc2``, ``head.fc``,
+  renamed to the above.
+
+Any other model loads its own state dict; a fused checkpoint (``reparam_conv`` keys) of a timm model with branches
+(RepVGG, FastViT, MobileOne) works the same way. A file that does not fit raises :class:`CheckpointError` naming how
+many keys are missing and unexpected, and a few of them.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Mapping
+
+import torch
+from torch import nn
+
+from mobileone_bench.errors import CheckpointError
+
+__all__ = ["read_state_dict", "load_weights", "detect_layout", "timm_to_apple_mobileone", "file_sha256"]
+
+_NESTED_KEYS = ("state_dict", "model", "state_dict_ema", "model_ema", "net")
+_TIMM_RENAMES = [
+    (re.compile(r"^stem\."), "stage0."),
+    (re.compile(r"^stages\.(\d+)\."), lambda m: f"stage{int(m.group(1)) + 1}."),
+    (re.compile(r"\.conv_kxk\."), ".rbr_conv."),
+    (re.compile(r"\.conv_scale\."), ".rbr_scale."),
+    (re.compile(r"\.identity\."), ".rbr_skip."),
+    (re.compile(r"\.attn\.fc1\."), ".se.reduce."),
+    (re.compile(r"\.attn\.fc2\."), ".se.expand."),
+    (re.compile(r"^head\.fc\."), "linear."),
+]
+
+
+def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
+    """SHA-256 of a file (hex)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(chunk), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
+    """Read a flat ``name -> tensor`` dict from a local checkpoint file.
+
+    Raises:
+        CheckpointError: Missing, unreadable, or not a state dict.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise CheckpointError(f"weights file not found: {p}")
+    try:
+        if p.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            obj: object = load_file(str(p), device="cpu")
+        else:
+            obj = torch.load(str(p), map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - every read failure is the same user-facing problem
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(f"cannot read weights file {p}: {first[:200]}") from exc
+    for key in _NESTED_KEYS:
+        if isinstance(obj, Mapping) and key in obj and isinstance(obj[key], Mapping):
+            obj = obj[key]
+            break
+    if not isinstance(obj, Mapping) or not obj:
+        raise CheckpointError(f"{p} does not hold a state dict (found {type(obj).__name__})")
+    tensors = {str(k): v for k, v in obj.items() if isinstance(v, torch.Tensor)}
+    if not tensors:
+        raise CheckpointError(f"{p} holds no tensors")
+    if all(k.startswith("module.") for k in tensors):
+        tensors = {k[len("module."):]: v for k, v in tensors.items()}
+    return tensors
+
+
+def detect_layout(state: Mapping[str, torch.Tensor]) -> str:
+    """``timm`` or ``timm-fused`` (timm's naming: ``stem``, ``stages.N``), ``fused`` (``reparam_conv`` keys and no
+    branches), or ``plain`` (anything else, including Apple's unfused MobileOne layout)."""
+    keys = list(state)
+    fused = any("reparam_conv." in k for k in keys) and not any(
+        ".rbr_conv." in k or ".conv_kxk." in k or k.startswith(("rbr_conv.", "conv_kxk.")) for k in keys)
+    timm_names = any(k.startswith(("stem.", "stages.")) for k in keys) and "head.fc.weight" in state
+    if timm_names:
+        return "timm-fused" if fused else "timm"
+    return "fused" if fused else "plain"
+
+
+def timm_to_apple_mobileone(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Rename timm's MobileOne keys to Apple's released layout (one-to-one)."""
+    out = {}
+    for k, v in state.items():
+        for pattern, repl in _TIMM_RENAMES:
+            k = pattern.sub(repl, k)
+        out[k] = v
+    return out
+
+
+def _adapt_branch_counts(model: nn.Module, state: Mapping[str, torch.Tensor]) -> None:
+    """Give every MobileOne block the number of over-parameterized branches the checkpoint holds."""
+    from mobileone_bench.archs.mobileone import MobileOneBlock
+
+    for name, block in model.named_modules():
+        if not isinstance(block, MobileOneBlock) or block.reparam_conv is not None:
+            continue
+        prefix = f"{name}.rbr_conv." if name else "rbr_conv."
+        idx = {int(k[len(prefix):].split(".", 1)[0]) for k in state if k.startswith(prefix)}
+        if idx and len(idx) != block.num_branches:
+            block.set_num_branches(len(idx))
+
+
+def _describe(keys: list[str], n: int = 3) -> str:
+    shown = ", ".join(keys[:n])
+    return shown + (", ..." if len(keys) > n else "")
+
+
+def load_weights(model: nn.Module, path: str | Path) -> nn.Module:
+    """Load a local checkpoint into ``model`` (in place), converting its layout when needed.
+
+    Args:
+        model: A freshly built (train-time) model.
+        path: The checkpoint file.
+
+    Returns:
+        The model (possibly re-parameterized, if the file holds fused weights), in eval mode.
+
+    Raises:
+        CheckpointError: If the file cannot be read or does not fit the model.
+    """
+    from mobileone_bench.archs.mobileone import MobileOne
+
+    state = read_state_dict(path)
+    layout = detect_layout(state)
+    if isinstance(model, MobileOne) and layout.startswith("timm"):
+        state = timm_to_apple_mobileone(state)
+        layout = detect_layout(state)
+    if layout.endswith("fused"):
+        from mobileone_bench.reparam import reparameterize
+
+        model = reparameterize(model, inplace=True, fold_bn=False)
+    if isinstance(model, MobileOne):
+        _adapt_branch_counts(model, state)
+    own = model.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    if missing or unexpected:
+        parts = []
+        if missing:
+            parts.append(f"{len(missing)} missing keys ({_describe(missing)})")
+        if unexpected:
+            parts.append(f"{len(unexpected)} unexpected keys ({_describe(unexpected)})")
+        raise CheckpointError(f"{Path(path).name} does not fit {type(model).__name__}: {'; '.join(parts)}")
+    wrong = [f"{k} {tuple(state[k].shape)} vs model {tuple(v.shape)}" for k, v in own.items()
+             if tuple(state[k].shape) != tuple(v.shape)]
+    if wrong:
+        raise CheckpointError(f"{Path(path).name} does not fit {type(model).__name__}: {len(wrong)} tensors of the "
+                              f"wrong shape ({_describe(wrong)})")
+    model.load_state_dict(state, strict=True)
+    return model.eval()

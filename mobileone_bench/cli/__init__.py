@@ -1,0 +1,103 @@
+"""The ``mobileone-bench`` command: a thin click adapter over the Python API.
+
+Every command turns the library's typed errors into one line on stderr and a non-zero exit status; ``--debug``
+(or ``MOBILEONE_BENCH_DEBUG=1``) shows the full traceback instead.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any
+
+import click
+
+from mobileone_bench import __version__
+from mobileone_bench.errors import BenchError
+
+__all__ = ["main", "cli"]
+
+_HELP = """Which backbone is fastest on my target, and do FLOPs or parameter counts predict that?
+
+\b
+The MobileOne paper's study, for any backbone:
+  list       models and zoos the tool knows (own, timm:<name>, torchvision:<name>, paper row names)
+  profile    params and FLOPs of the inference-time (re-parameterized) model
+  reparam    re-parameterize a model and check it still computes the same thing
+  export     ONNX, Core ML and TensorRT artifacts with parity checks          (models/)
+  latency    latency on cpu, gpu, iphone or mac, with full statistics        (results/)
+  correlate  Spearman rank correlation of latency vs FLOPs and params (Table 1)
+  table      the paper's Table 9 / Table 14 filled with your measurements
+  plot       Figure 1 (top-1 vs latency) and Figure 2 (latency vs FLOPs/params)
+  run        the whole pipeline over a zoo: profile + export + latency + table
+  ablate     the Section 3.2 bottleneck studies (Tables 2 and 3)
+
+\b
+Start with:  mobileone-bench run            (the default 'quick' zoo, on this CPU)
+Then:        mobileone-bench list --zoo paper-table9
+"""
+
+
+def _debug_requested(ctx: click.Context | None) -> bool:
+    if os.environ.get("MOBILEONE_BENCH_DEBUG", "").strip() not in ("", "0"):
+        return True
+    while ctx is not None:
+        if ctx.params.get("debug"):
+            return True
+        ctx = ctx.parent
+    return False
+
+
+class _Group(click.Group):
+    """Turns expected errors into one line, unexpected ones into one line plus a hint, unless debugging."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise
+        except BenchError as exc:
+            if _debug_requested(ctx):
+                raise
+            click.echo(f"Error: {_one_line(exc)}", err=True)
+            sys.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            click.echo("Interrupted (what was already measured is saved).", err=True)
+            sys.exit(130)
+        except Exception as exc:  # noqa: BLE001 - last line of defence: never a bare traceback
+            if _debug_requested(ctx):
+                raise
+            click.echo(f"Error: unexpected {type(exc).__name__}: {_one_line(exc)} (rerun with --debug for the "
+                       f"traceback, and please report it)", err=True)
+            sys.exit(1)
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    first = text.splitlines()[0]
+    return first if len(first) <= 400 else first[:397] + "..."
+
+
+@click.group(cls=_Group, help=_HELP, context_settings={"help_option_names": ["-h", "--help"],
+                                                        "max_content_width": 110})
+@click.version_option(__version__, "--version", prog_name="mobileone-bench")
+@click.option("--debug", is_flag=True, help="Show full tracebacks instead of one-line errors.")
+@click.pass_context
+def cli(ctx: click.Context, debug: bool) -> None:
+    ctx.ensure_object(dict)
+    ctx.obj["debug"] = debug
+
+
+def _register_commands() -> None:
+    from mobileone_bench.cli import commands
+
+    for command in commands.ALL:
+        cli.add_command(command)
+
+
+_register_commands()
+
+
+def main() -> None:
+    """Console-script entry point."""
+    cli(prog_name="mobileone-bench")

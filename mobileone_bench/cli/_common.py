@@ -1,0 +1,171 @@
+"""Plumbing shared by the CLI commands: output formats, model selection, consoles, error reporting."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import sys
+from typing import Any, Callable, Iterable, Sequence
+
+import click
+
+from mobileone_bench.errors import UsageError
+
+__all__ = [
+    "stdout",
+    "stderr",
+    "format_option",
+    "models_argument",
+    "zoo_option",
+    "input_size_option",
+    "weights_option",
+    "select_models",
+    "emit",
+    "render_table",
+    "progress",
+    "warn",
+    "fmt_num",
+]
+
+_CONSOLES: dict[str, Any] = {}
+
+
+def stdout() -> Any:
+    """The rich console for results (stdout)."""
+    from rich.console import Console
+
+    if "out" not in _CONSOLES or _CONSOLES["out"].file is not sys.stdout:
+        # a table piped into a file or pasted into a paper should not wrap at 80 columns
+        width = None if sys.stdout.isatty() else 200
+        _CONSOLES["out"] = Console(file=sys.stdout, width=width)
+    return _CONSOLES["out"]
+
+
+def stderr() -> Any:
+    """The rich console for progress and messages (stderr), so stdout stays clean for ``--format json``."""
+    from rich.console import Console
+
+    if "err" not in _CONSOLES or _CONSOLES["err"].file is not sys.stderr:
+        _CONSOLES["err"] = Console(file=sys.stderr)
+    return _CONSOLES["err"]
+
+
+def warn(message: str) -> None:
+    """One warning line on stderr."""
+    click.echo(f"warning: {message}", err=True)
+
+
+def format_option(choices: Sequence[str] = ("table", "json"), default: str = "table") -> Callable[[Any], Any]:
+    return click.option("--format", "fmt", type=click.Choice(list(choices), case_sensitive=False), default=default,
+                        show_default=True, help="Output format: a table for people, json/csv for scripts.")
+
+
+def models_argument(required: bool = False) -> Callable[[Any], Any]:
+    return click.argument("models", nargs=-1, required=required, metavar="MODEL...")
+
+
+def zoo_option() -> Callable[[Any], Any]:
+    return click.option("--zoo", default=None, metavar="NAME",
+                        help="A named zoo (paper-table9, paper-table13, paper-table14, mobileone, quick...).")
+
+
+def _parse_size(ctx: click.Context, param: click.Parameter, value: tuple[int, ...] | None) -> tuple[int, int] | None:
+    if not value:
+        return None
+    h, w = value
+    if h < 8 or w < 8 or h > 4096 or w > 4096:
+        raise click.BadParameter(f"{h}x{w} is out of range (8..4096)")
+    return (h, w)
+
+
+def input_size_option() -> Callable[[Any], Any]:
+    return click.option("--input-size", nargs=2, type=int, default=None, metavar="H W", callback=_parse_size,
+                        help="Input height and width instead of each model's default.")
+
+
+def weights_option() -> Callable[[Any], Any]:
+    return click.option("--weights", type=click.Path(dir_okay=False), default=None, metavar="FILE",
+                        help="Local checkpoint to load (never downloaded). Random weights otherwise.")
+
+
+def select_models(models: Iterable[str], zoo: str | None, *, default_zoo: str | None = None,
+                  include_unavailable: bool = True) -> list[Any]:
+    """Resolve the MODEL... arguments and ``--zoo`` into specs (errors are one line)."""
+    from mobileone_bench import registry
+
+    names = list(models)
+    if not names and not zoo:
+        if default_zoo is None:
+            raise UsageError("name at least one MODEL (or a wildcard such as 'mobileone*') or a --zoo")
+        zoo = default_zoo
+    return registry.expand(names, zoo=zoo, include_unavailable=include_unavailable)
+
+
+def fmt_num(value: Any, digits: int = 2) -> str:
+    """A number for a table: '-' for missing, like the paper."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def render_table(rows: list[dict[str, Any]], columns: list[tuple[str, str]], title: str | None = None,
+                 digits: dict[str, int] | None = None) -> Any:
+    """A rich Table from rows; ``columns`` are (key, header) pairs."""
+    from rich.table import Table
+
+    digits = digits or {}
+    table = Table(title=title, show_lines=False, header_style="bold")
+    for key, header in columns:
+        numeric = any(isinstance(r.get(key), (int, float)) and not isinstance(r.get(key), bool) for r in rows)
+        table.add_column(header, justify="right" if numeric else "left", overflow="fold")
+    for r in rows:
+        table.add_row(*[fmt_num(r.get(k), digits.get(k, 2)) for k, _ in columns])
+    return table
+
+
+def emit(rows: list[dict[str, Any]], fmt: str, columns: list[tuple[str, str]], title: str | None = None,
+         digits: dict[str, int] | None = None) -> None:
+    """Print rows as a rich table, JSON (a list of objects) or CSV on stdout."""
+    fmt = fmt.lower()
+    if fmt == "json":
+        click.echo(json.dumps(rows, indent=2, default=_json_default))
+    elif fmt == "csv":
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=[k for k, _ in columns], extrasaction="ignore")
+        writer.writeheader()
+        for r in rows:
+            writer.writerow({k: _csv_cell(r.get(k)) for k, _ in columns})
+        click.echo(buf.getvalue(), nl=False)
+    else:
+        stdout().print(render_table(rows, columns, title, digits))
+
+
+def _csv_cell(v: Any) -> Any:
+    if isinstance(v, (list, tuple)):
+        return " ".join(str(x) for x in v)
+    return "" if v is None else v
+
+
+def _json_default(o: Any) -> Any:
+    if isinstance(o, (set, tuple)):
+        return list(o)
+    if hasattr(o, "as_dict"):
+        return o.as_dict()
+    return str(o)
+
+
+def progress(total: int, description: str) -> Any:
+    """A rich progress bar on stderr (transient when stderr is not a terminal)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TextColumn("{task.fields[status]}"), TimeElapsedColumn(), console=stderr(),
+                    transient=not stderr().is_terminal)

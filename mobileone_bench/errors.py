@@ -1,0 +1,100 @@
+"""Typed errors of the library.
+
+The library raises these; the CLI turns each into one line on stderr and a non-zero exit status (the full
+traceback only with ``--debug``). Anything else that escapes is a bug and is reported as such.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "BenchError",
+    "UsageError",
+    "UnknownModelError",
+    "ModelUnavailableError",
+    "MissingDependencyError",
+    "CheckpointError",
+    "ReparamMismatchError",
+    "ExportError",
+    "ParityError",
+    "DeviceUnavailableError",
+    "MeasurementError",
+    "RecordsError",
+    "ReportError",
+    "AnalysisError",
+]
+
+
+class BenchError(Exception):
+    """Base class of every error the tool expects and explains to the user."""
+
+    exit_code = 1
+
+
+class UsageError(BenchError):
+    """A bad argument value or combination (the CLI exits with status 2, as click does)."""
+
+    exit_code = 2
+
+
+class UnknownModelError(UsageError):
+    """A model name that no registry, alias or outside zoo knows."""
+
+    def __init__(self, name: str, suggestions: list[str] | None = None):
+        self.name = name
+        self.suggestions = list(suggestions or [])
+        hint = f"; did you mean {', '.join(self.suggestions)}?" if self.suggestions else ""
+        super().__init__(f"unknown model {name!r}{hint} (`mobileone-bench list` shows every name)")
+
+
+class ModelUnavailableError(BenchError):
+    """A model the tool knows by name (e.g. a paper row) but cannot build, with the reason."""
+
+
+class MissingDependencyError(BenchError):
+    """An optional dependency or a platform tool is missing; the message names how to get it."""
+
+    def __init__(self, what: str, hint: str):
+        self.what = what
+        self.hint = hint
+        super().__init__(f"{what} is not available: {hint}")
+
+
+class CheckpointError(BenchError):
+    """A weights file that cannot be read or does not fit the model."""
+
+
+class ReparamMismatchError(BenchError):
+    """The re-parameterized model does not compute what the train-time model computes."""
+
+    def __init__(self, message: str, max_abs_err: float, max_rel_err: float):
+        self.max_abs_err = max_abs_err
+        self.max_rel_err = max_rel_err
+        super().__init__(message)
+
+
+class ExportError(BenchError):
+    """An export to some format failed."""
+
+
+class ParityError(ExportError):
+    """An exported artifact's outputs differ from PyTorch's beyond tolerance."""
+
+
+class DeviceUnavailableError(BenchError):
+    """The requested device (GPU, iPhone, Mac) is not present or not usable here."""
+
+
+class MeasurementError(BenchError):
+    """A latency measurement could not be taken."""
+
+
+class RecordsError(BenchError):
+    """The results store cannot be read or written."""
+
+
+class ReportError(BenchError):
+    """A benchmark report (e.g. from the iPhone harness) is malformed."""
+
+
+class AnalysisError(BenchError):
+    """An analysis cannot be computed from the records at hand (too few points, constant columns...)."""

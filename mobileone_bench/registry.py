@@ -1,0 +1,439 @@
+"""Model registry: a name goes in, a model factory (and what the tool needs to know about it) comes out.
+
+Three kinds of names resolve here:
+
+* the tool's own architectures, registered with :func:`register_model` (``mobileone_s0``, ``ablation30-relu``...);
+* any model of an outside zoo through a prefix, the way timm parses ``hf-hub:``: ``timm:<name>`` and
+  ``torchvision:<name>`` (classification models only);
+* friendly aliases for the rows of the paper's tables (``mobilenetv2-x1.4``, ``mnasnet-a1``, ``deit-tiny``...), so
+  that a table can be named as the paper writes it. An alias may apply the paper's benchmarking protocol to the
+  model it points to (e.g. MobileNetV3 with ReLU instead of hard-swish, Appendix B); ``list`` shows it.
+
+Rows of the paper whose architecture exists nowhere (MobileFormer, MobileNeXt, MicroNet) are registered as
+*unavailable* with the reason, so that a zoo never silently loses them.
+
+Named zoos (``paper-table9``, ``paper-table13``, ``mobileone``, ``quick``...) are lists of names.
+
+This module imports neither torch, timm nor torchvision; resolving a name imports the own architectures (torch)
+and, for prefixed names, the outside zoo.
+"""
+
+from __future__ import annotations
+
+import difflib
+import fnmatch
+import functools
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any, Callable, Iterable
+
+from mobileone_bench.errors import ModelUnavailableError, UnknownModelError, UsageError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from torch import nn
+
+__all__ = [
+    "ModelSpec",
+    "register_model",
+    "register_alias",
+    "register_unavailable",
+    "register_zoo",
+    "resolve",
+    "expand",
+    "list_models",
+    "list_zoos",
+    "zoo_models",
+    "create_model",
+    "input_shape",
+]
+
+OWN, TIMM, TORCHVISION, UNAVAILABLE = "own", "timm", "torchvision", "unavailable"
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What the tool knows about a model before building it.
+
+    Attributes:
+        name: The name the user typed, normalised (``mobileone_s0``, ``timm:resnet18``, ``mobilenetv2-x1.4``).
+        source: ``own``, ``timm``, ``torchvision`` or ``unavailable``.
+        target: For aliases, the name they point to; otherwise the name itself.
+        input_size: Default (height, width) of the input image.
+        reparameterizable: Whether the train-time model has branches that re-parameterization removes
+            (``None`` when not known without building the model).
+        description: One line for ``list``.
+        paper_name: How the paper's tables name this model, if they do.
+        patches: Changes applied after building, e.g. ``hardswish->relu`` (the paper's protocol for MobileNetV3).
+        reason: For unavailable models, why.
+        factory: Builds the train-time model (``None`` for unavailable ones).
+    """
+
+    name: str
+    source: str
+    target: str
+    input_size: tuple[int, int]
+    reparameterizable: bool | None = None
+    description: str = ""
+    paper_name: str | None = None
+    patches: tuple[str, ...] = ()
+    reason: str | None = None
+    factory: Callable[..., Any] | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def available(self) -> bool:
+        return self.source != UNAVAILABLE
+
+    def as_row(self) -> dict[str, Any]:
+        """A flat, JSON-friendly description (what ``list --format json`` prints)."""
+        return {
+            "name": self.name,
+            "source": self.source,
+            "target": self.target,
+            "input_size": list(self.input_size),
+            "reparameterizable": self.reparameterizable,
+            "paper_name": self.paper_name,
+            "patches": list(self.patches),
+            "available": self.available,
+            "reason": self.reason,
+            "description": self.description,
+        }
+
+
+_OWN: dict[str, ModelSpec] = {}
+_ALIASES: dict[str, dict[str, Any]] = {}
+_ZOOS: dict[str, tuple[Callable[[], list[str]], str]] = {}
+
+
+def _key(name: str) -> str:
+    """Lookup key of a local name: case-insensitive, '-' and '_' interchangeable (mobileone-s0 = mobileone_s0)."""
+    return name.strip().lower().replace("_", "-")
+
+
+def register_model(
+    fn: Callable[..., Any] | None = None,
+    *,
+    name: str | None = None,
+    input_size: int | tuple[int, int] = 224,
+    reparameterizable: bool = False,
+    description: str = "",
+    paper_name: str | None = None,
+) -> Any:
+    """Register one of the tool's own architectures (decorator, as timm's ``register_model``).
+
+    Args:
+        fn: A factory ``fn(**kwargs) -> nn.Module`` returning the train-time model.
+        name: Registry name; defaults to the function's name.
+        input_size: Default input size (an int for square inputs).
+        reparameterizable: Whether the model has train-time branches.
+        description: One line for ``list``.
+        paper_name: How the paper names it, if it does.
+    """
+
+    def wrap(f: Callable[..., Any]) -> Callable[..., Any]:
+        display = (name or f.__name__).strip().lower()
+        size = (input_size, input_size) if isinstance(input_size, int) else tuple(input_size)
+        doc = description
+        if not doc and f.__doc__:
+            doc = f.__doc__.strip().splitlines()[0]
+        _OWN[_key(display)] = ModelSpec(display, OWN, display, size, reparameterizable, doc, paper_name, (), None, f)
+        return f
+
+    return wrap(fn) if fn is not None else wrap
+
+
+def register_alias(
+    name: str,
+    target: str,
+    *,
+    paper_name: str | None = None,
+    input_size: int | tuple[int, int] | None = None,
+    patches: Iterable[str] = (),
+    description: str = "",
+    reparameterizable: bool | None = None,
+) -> None:
+    """Register a friendly name for another registry name (own, ``timm:`` or ``torchvision:``)."""
+    size = None if input_size is None else ((input_size, input_size) if isinstance(input_size, int) else tuple(input_size))
+    for p in patches:
+        if p not in _PATCHES:
+            raise ValueError(f"unknown patch {p!r}")
+    _ALIASES[_key(name)] = dict(name=name.strip().lower(), target=target, paper_name=paper_name, input_size=size, patches=tuple(patches),
+                                description=description, reparameterizable=reparameterizable)
+
+
+def register_unavailable(name: str, *, paper_name: str | None = None, reason: str) -> None:
+    """Register a name the tool knows (e.g. a paper row) but cannot build, with the reason."""
+    _ALIASES[_key(name)] = dict(name=name.strip().lower(), target=None, paper_name=paper_name, reason=reason)
+
+
+def register_zoo(name: str, members: Callable[[], list[str]] | list[str], description: str = "") -> None:
+    """Register a named zoo: a list of registry names, or a function returning one (evaluated lazily)."""
+    _ZOOS[_key(name)] = ((members if callable(members) else (lambda m=list(members): m)), description)
+
+
+# --------------------------------------------------------------------------------------------- outside zoos
+
+
+@functools.lru_cache(maxsize=1)
+def _timm_names() -> tuple[str, ...]:
+    import timm
+
+    return tuple(timm.list_models())
+
+
+@functools.lru_cache(maxsize=1)
+def _torchvision_names() -> tuple[str, ...]:
+    import torchvision
+
+    return tuple(torchvision.models.list_models(module=torchvision.models))
+
+
+def _timm_spec(model_name: str, full: str) -> ModelSpec:
+    import timm
+
+    if not timm.is_model(model_name):
+        raise UnknownModelError(full, [f"timm:{m}" for m in difflib.get_close_matches(model_name, _timm_names(), 3)])
+    cfg = timm.get_pretrained_cfg(model_name)
+    size = tuple(cfg.input_size[-2:]) if cfg is not None and cfg.input_size else (224, 224)
+
+    def factory(**kwargs: Any) -> "nn.Module":
+        import timm as _timm
+
+        return _timm.create_model(model_name, pretrained=False, **kwargs)
+
+    return ModelSpec(full, TIMM, full, size, None, f"timm {model_name}", None, (), None, factory)
+
+
+def _torchvision_spec(model_name: str, full: str) -> ModelSpec:
+    if model_name not in _torchvision_names():
+        raise UnknownModelError(
+            full, [f"torchvision:{m}" for m in difflib.get_close_matches(model_name, _torchvision_names(), 3)])
+    import torchvision
+
+    size = (299, 299) if model_name == "inception_v3" else (224, 224)
+    try:
+        crop = torchvision.models.get_model_weights(model_name).DEFAULT.transforms().crop_size
+        size = (int(crop[0]), int(crop[0])) if crop else size
+    except Exception:  # noqa: BLE001 - weights metadata is a nicety, not a requirement
+        pass
+
+    def factory(**kwargs: Any) -> "nn.Module":
+        import torchvision as _tv
+
+        return _tv.models.get_model(model_name, weights=None, **kwargs)
+
+    return ModelSpec(full, TORCHVISION, full, size, None, f"torchvision {model_name}", None, (), None, factory)
+
+
+# ------------------------------------------------------------------------------------------------ resolving
+
+
+def _ensure_loaded() -> None:
+    """Import the modules that register the tool's own models and aliases (cheap: no torch import)."""
+    import mobileone_bench.archs  # noqa: F401  (registers own models)
+    import mobileone_bench.zoo  # noqa: F401  (registers aliases and zoos)
+
+
+def _local_names() -> list[str]:
+    _ensure_loaded()
+    return sorted([s.name for s in _OWN.values()] + [a["name"] for a in _ALIASES.values()])
+
+
+def resolve(name: str) -> ModelSpec:
+    """Return the :class:`ModelSpec` of a name, without building anything.
+
+    Raises:
+        UnknownModelError: With the closest matches.
+    """
+    _ensure_loaded()
+    key = _key(name)
+    if not key:
+        raise UsageError("empty model name")
+    if key in _OWN:
+        return _OWN[key]
+    if key in _ALIASES:
+        a = _ALIASES[key]
+        if a["target"] is None:
+            return ModelSpec(a["name"], UNAVAILABLE, a["name"], (224, 224), None, a.get("reason") or "", a["paper_name"], (),
+                             a["reason"], None)
+        base = resolve(a["target"])
+        return replace(
+            base,
+            name=a["name"],
+            target=base.name,
+            input_size=a["input_size"] or base.input_size,
+            paper_name=a["paper_name"] or base.paper_name,
+            patches=a["patches"],
+            description=a["description"] or base.description,
+            reparameterizable=base.reparameterizable if a["reparameterizable"] is None else a["reparameterizable"],
+        )
+    prefix, sep, rest = name.strip().partition(":")
+    if sep:
+        p = prefix.lower()
+        if p == "timm":
+            return _timm_spec(rest.strip(), f"timm:{rest.strip()}")
+        if p in ("torchvision", "tv"):
+            return _torchvision_spec(rest.strip(), f"torchvision:{rest.strip()}")
+        raise UnknownModelError(name, ["timm:<name>", "torchvision:<name>"])
+    raise UnknownModelError(name, _suggest(key))
+
+
+def _suggest(key: str) -> list[str]:
+    local = _local_names()
+    by_key = {_key(n): n for n in local}
+    out = [by_key[k] for k in difflib.get_close_matches(key, list(by_key), n=3, cutoff=0.6)]
+    if not out:
+        try:
+            out = [f"timm:{m}" for m in difflib.get_close_matches(key.replace("-", "_"), _timm_names(), 3, 0.75)]
+        except Exception:  # noqa: BLE001 - suggestions must never hide the real error
+            out = []
+    return out
+
+
+def _is_pattern(s: str) -> bool:
+    return any(c in s for c in "*?[")
+
+
+def expand(names: Iterable[str], zoo: str | None = None, *, include_unavailable: bool = True) -> list[ModelSpec]:
+    """Turn names, wildcards (``mobileone*``, ``timm:mobilenetv3*``) and an optional zoo into specs, in order.
+
+    Duplicates are dropped (first occurrence wins). A wildcard that matches nothing is an error, as is an unknown
+    name: a typo should not silently shrink a sweep.
+    """
+    out: dict[str, ModelSpec] = {}
+    if zoo:
+        for n in zoo_models(zoo):
+            spec = resolve(n)
+            out.setdefault(spec.name, spec)
+    for raw in names:
+        raw = raw.strip()
+        if not raw:
+            continue
+        if _is_pattern(raw):
+            matches = _match(raw)
+            if not matches:
+                raise UnknownModelError(raw, _suggest(raw.replace("*", "")))
+            for n in matches:
+                spec = resolve(n)
+                out.setdefault(spec.name, spec)
+        else:
+            spec = resolve(raw)
+            out.setdefault(spec.name, spec)
+    specs = list(out.values())
+    if not include_unavailable:
+        specs = [s for s in specs if s.available]
+    return specs
+
+
+def _match(pattern: str) -> list[str]:
+    prefix, sep, rest = pattern.partition(":")
+    if sep and prefix.lower() == "timm":
+        return [f"timm:{m}" for m in _timm_names() if fnmatch.fnmatchcase(m, rest)]
+    if sep and prefix.lower() in ("torchvision", "tv"):
+        return [f"torchvision:{m}" for m in _torchvision_names() if fnmatch.fnmatchcase(m, rest)]
+    return [n for n in _local_names() if fnmatch.fnmatchcase(_key(n), _key(pattern))]
+
+
+def list_models(pattern: str | None = None, zoo: str | None = None) -> list[ModelSpec]:
+    """Every model the tool knows locally (own + aliases + unavailable), filtered by pattern and/or zoo.
+
+    Outside zoos are too large to list by default; name them with a prefix pattern (``timm:mobile*``).
+    """
+    if zoo:
+        specs = expand([], zoo=zoo)
+        if pattern:
+            specs = [s for s in specs if fnmatch.fnmatchcase(_key(s.name), _key(pattern))]
+        return specs
+    if pattern:
+        return expand([pattern]) if _is_pattern(pattern) else [resolve(pattern)]
+    return [resolve(n) for n in _local_names()]
+
+
+def list_zoos() -> dict[str, str]:
+    """Zoo name -> description."""
+    _ensure_loaded()
+    return {k: d for k, (_, d) in sorted(_ZOOS.items())}
+
+
+def zoo_models(zoo: str) -> list[str]:
+    """The registry names of a zoo, in the zoo's order."""
+    _ensure_loaded()
+    key = _key(zoo)
+    if key not in _ZOOS:
+        close = difflib.get_close_matches(key, list(_ZOOS), 3)
+        hint = f"; did you mean {', '.join(close)}?" if close else f"; known zoos: {', '.join(sorted(_ZOOS))}"
+        raise UsageError(f"unknown zoo {zoo!r}{hint}")
+    return list(_ZOOS[key][0]())
+
+
+def input_shape(spec: ModelSpec, input_size: tuple[int, int] | None = None, batch: int = 1) -> tuple[int, ...]:
+    """The NCHW input shape used for a model (its default size unless one is given)."""
+    h, w = input_size or spec.input_size
+    return (batch, 3, int(h), int(w))
+
+
+# ---------------------------------------------------------------------------------------------- building
+
+
+def _hardswish_to_relu(model: "nn.Module") -> int:
+    from torch import nn
+
+    return _swap_modules(model, (nn.Hardswish,), lambda m: nn.ReLU(inplace=True))
+
+
+def _silu_to_relu(model: "nn.Module") -> int:
+    from torch import nn
+
+    return _swap_modules(model, (nn.SiLU,), lambda m: nn.ReLU(inplace=True))
+
+
+def _swap_modules(model: "nn.Module", types: tuple[type, ...], make: Callable[[Any], Any]) -> int:
+    n = 0
+    for parent in list(model.modules()):
+        for cname, child in list(parent.named_children()):
+            if isinstance(child, types):
+                setattr(parent, cname, make(child))
+                n += 1
+    return n
+
+
+# Patches are the paper's benchmarking protocol for some rows: Appendix B replaces MobileNetV3's hard-swish with
+# ReLU; Table 13 replaces TinyNet's swish with ReLU.
+_PATCHES: dict[str, Callable[["nn.Module"], int]] = {
+    "hardswish->relu": _hardswish_to_relu,
+    "silu->relu": _silu_to_relu,
+}
+
+
+def create_model(
+    name: str | ModelSpec,
+    *,
+    weights: str | None = None,
+    num_classes: int | None = None,
+    **kwargs: Any,
+) -> "nn.Module":
+    """Build the train-time model of a name, in eval mode, random weights unless ``weights`` names a local file.
+
+    Never downloads anything.
+
+    Args:
+        name: A registry name or spec.
+        weights: Path of a local checkpoint (see :mod:`mobileone_bench.checkpoints` for the layouts accepted).
+        num_classes: Classifier size, if not the default 1000.
+        **kwargs: Passed to the factory.
+
+    Raises:
+        UnknownModelError, ModelUnavailableError, CheckpointError.
+    """
+    spec = name if isinstance(name, ModelSpec) else resolve(name)
+    if not spec.available or spec.factory is None:
+        raise ModelUnavailableError(f"{spec.name} cannot be built: {spec.reason}")
+    if num_classes is not None:
+        kwargs["num_classes"] = num_classes
+    model = spec.factory(**kwargs)
+    for p in spec.patches:
+        _PATCHES[p](model)
+    model.eval()
+    if weights is not None:
+        from mobileone_bench.checkpoints import load_weights
+
+        model = load_weights(model, weights)
+    return model

@@ -1,0 +1,47 @@
+"""Shared fixtures. Tests run on 2 CPU cores: small models, small inputs, one thread where timing does not matter."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+os.environ.setdefault("MOBILEONE_BENCH_NO_COLOR", "1")
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _torch_threads():
+    import torch
+
+    torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+    yield
+
+
+@pytest.fixture
+def runner():
+    from click.testing import CliRunner
+
+    return CliRunner()
+
+
+@pytest.fixture
+def cli():
+    from mobileone_bench.cli import cli as group
+
+    return group
+
+
+def randomize_bn(model, seed: int = 0) -> None:
+    """Give BatchNorm layers non-trivial affine parameters and statistics (folding must use all four)."""
+    import torch
+    from torch.nn.modules.batchnorm import _BatchNorm
+
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, _BatchNorm):
+                n = m.num_features
+                m.weight.copy_(torch.rand(n, generator=g) + 0.5)
+                m.bias.copy_(torch.randn(n, generator=g) * 0.1)
+                m.running_mean.copy_(torch.randn(n, generator=g) * 0.1)
+                m.running_var.copy_(torch.rand(n, generator=g) + 0.5)

@@ -1,0 +1,134 @@
+"""Re-parameterization: BN folding math, equivalence for own and timm branchy models, typed mismatch error."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+from torch import nn
+
+from mobileone_bench import registry
+from mobileone_bench.errors import ReparamMismatchError
+from mobileone_bench.reparam import (
+    calibrate_bn,
+    fold_conv_bn,
+    reparameterize,
+    reparameterize_model,
+    verify_reparam,
+)
+from tests.conftest import randomize_bn
+
+
+def test_fold_conv_bn_matches_conv_then_bn():
+    torch.manual_seed(0)
+    conv = nn.Conv2d(4, 6, 3, padding=1, bias=True)
+    bn = nn.BatchNorm2d(6).eval()
+    randomize_bn(bn)
+    w, b = fold_conv_bn(conv.weight, conv.bias, bn)
+    x = torch.randn(2, 4, 7, 7)
+    # direct computation of the paper's formula
+    sigma = torch.sqrt(bn.running_var + bn.eps)
+    expected = (conv(x) - bn.running_mean[None, :, None, None]) / sigma[None, :, None, None]
+    expected = expected * bn.weight[None, :, None, None] + bn.bias[None, :, None, None]
+    torch.testing.assert_close(nn.functional.conv2d(x, w, b, padding=1), expected, rtol=1e-5, atol=1e-5)
+
+
+def test_calibrate_bn_tames_random_activations():
+    model = registry.create_model("mobileone_s0")
+    x = torch.randn(1, 3, 96, 96)
+    with torch.no_grad():
+        raw = model(x).abs().max().item()
+    n = calibrate_bn(model, (1, 3, 96, 96))
+    with torch.no_grad():
+        calibrated = model(x).abs().max().item()
+    assert n > 100
+    assert raw > 1e3 * calibrated  # default statistics explode through ~40 layers
+    assert calibrated < 100
+    assert not model.training
+
+
+OWN = ["mobileone_s0", "mobileone_s1", "mobileone_s2", "mobileone_s3", "mobileone_s4", "mobileone_mu0",
+       "mobileone_mu1", "mobileone_mu2", "mobileone_tiny"]
+
+
+@pytest.mark.parametrize("name", OWN + ["timm:mobileone_s1", "timm:repvgg_a0", "timm:fastvit_t8"])
+def test_reparameterized_model_is_equivalent(name):
+    shape = (1, 3, 64, 64)
+    torch.manual_seed(0)
+    model = registry.create_model(name)
+    calibrate_bn(model, shape)
+    randomize_bn(model, seed=1)  # non-trivial gamma/beta too
+    calibrate_bn(model, shape)
+    result = reparameterize_model(model)
+    assert result.blocks_reparameterized > 0
+    check = verify_reparam(model, result.model, shape)
+    assert check.passed and check.max_rel_err < 1e-4
+    assert check.ref_max_abs < 1e4
+    # nothing branchy is left
+    assert not any(hasattr(m, "rbr_conv") and m.rbr_conv is not None for m in result.model.modules())
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in result.model.modules())
+    # the original is untouched (not in place by default)
+    assert any(isinstance(m, nn.BatchNorm2d) for m in model.modules())
+
+
+def test_plain_cnn_batchnorm_is_folded_into_convs():
+    model = registry.create_model("mobilenetv2-x1.0")
+    calibrate_bn(model, (1, 3, 64, 64))
+    result = reparameterize_model(model)
+    assert result.blocks_reparameterized == 0
+    assert result.bn_folded == 52 and result.bn_remaining == 0
+    assert verify_reparam(model, result.model, (1, 3, 64, 64)).passed
+    # timm's BatchNormAct2d keeps its activation after folding
+    eff = registry.create_model("efficientnet-b0")
+    calibrate_bn(eff, (1, 3, 64, 64))
+    r2 = reparameterize_model(eff)
+    assert r2.bn_remaining == 0 and verify_reparam(eff, r2.model, (1, 3, 64, 64)).passed
+
+
+def test_untraceable_model_keeps_bn_and_says_why():
+    model = registry.create_model("mobilevit-xxs")
+    result = reparameterize_model(model)
+    assert result.bn_folded == 0 and result.bn_remaining > 0
+    assert "not traceable" in result.note
+
+
+def test_conv_output_used_twice_is_not_folded():
+    class TwoUsers(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(3, 4, 3, padding=1)
+            self.bn = nn.BatchNorm2d(4)
+
+        def forward(self, x):
+            y = self.conv(x)
+            return self.bn(y) + y
+
+    model = TwoUsers().eval()
+    randomize_bn(model)
+    result = reparameterize_model(model)
+    assert result.bn_folded == 0
+    assert verify_reparam(model, result.model, (1, 3, 8, 8)).passed
+
+
+def test_mismatch_raises_typed_error_with_figures():
+    model = registry.create_model("mobileone_tiny")
+    calibrate_bn(model, (1, 3, 64, 64))
+    broken = reparameterize(model)
+    with torch.no_grad():
+        broken.stage0.reparam_conv.weight.add_(0.5)
+    with pytest.raises(ReparamMismatchError) as info:
+        verify_reparam(model, broken, (1, 3, 64, 64))
+    assert info.value.max_abs_err > 1e-3
+    result = verify_reparam(model, broken, (1, 3, 64, 64), raise_on_mismatch=False)
+    assert not result.passed
+
+
+def test_reparameterize_is_idempotent():
+    model = registry.create_model("mobileone_tiny")
+    calibrate_bn(model, (1, 3, 64, 64))
+    once = reparameterize(model)
+    twice = reparameterize(copy.deepcopy(once))
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(once(x), twice(x))
