@@ -8,7 +8,7 @@ failure as data and goes on.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 from mobileone_bench.registry import ModelSpec
 
@@ -98,3 +98,311 @@ def profile(prepared: Prepared) -> dict[str, Any]:
         "reparameterized": prepared.reparameterized,
         "flops_by_op": c.flops_by_op,
     }
+
+
+# ------------------------------------------------------------------------------------------------------ latency
+
+
+@dataclass(frozen=True)
+class LatencyJob:
+    """Everything that defines one latency measurement of one model (see :func:`measure_latency`).
+
+    Attributes:
+        device: ``cpu``, ``gpu``, ``iphone`` or ``mac``.
+        runtime: Runtime name (the device's default if ``None``).
+        precision: ``fp32``/``fp16`` (the runtime's default if ``None``).
+        warmup: Untimed runs (the runtime's default if ``None``).
+        runs: Timed runs (the runtime's default if ``None``).
+        threads: CPU threads (physical cores if ``None``; ignored on GPU).
+        report: The statistic reported as "the latency" (the device's default if ``None``).
+        runtime_options: Extra runtime settings (``graph_optimization``, ``cuda_graphs``...).
+        input_size: Input size instead of the model's default.
+        weights: Local checkpoint.
+        reparameterize: Measure the inference-time form (the paper's way) or the train-time one.
+        models_dir: Where artifacts are exported.
+    """
+
+    device: str = "cpu"
+    runtime: str | None = None
+    precision: str | None = None
+    warmup: int | None = None
+    runs: int | None = None
+    threads: int | None = None
+    report: str | None = None
+    runtime_options: tuple[tuple[str, Any], ...] = ()
+    input_size: tuple[int, int] | None = None
+    weights: str | None = None
+    reparameterize: bool = True
+    models_dir: str = "models"
+
+    def resolved(self) -> "LatencyJob":
+        """The job with every default filled in, after checking the combination makes sense."""
+        from mobileone_bench.devices import get_runtime
+        from mobileone_bench.errors import UsageError
+        from mobileone_bench.stats import REPORTS
+
+        rt = get_runtime(self.device, self.runtime)
+        precision = self.precision or rt.default_precision
+        if precision not in rt.precisions:
+            raise UsageError(f"{rt.name} on {rt.device} cannot run {precision} (supported: {', '.join(rt.precisions)})")
+        report = self.report or rt.default_report
+        if report not in REPORTS:
+            raise UsageError(f"unknown statistic {report!r}; choose from {', '.join(REPORTS)}")
+        warmup = rt.default_warmup if self.warmup is None else self.warmup
+        runs = rt.default_runs if self.runs is None else self.runs
+        if warmup < 0 or runs < 1:
+            raise UsageError("--warmup must be >= 0 and --runs >= 1")
+        threads = self.threads
+        if self.device == "cpu":
+            from mobileone_bench.devices.cpu import default_threads
+
+            threads = threads or default_threads()
+            if threads < 1:
+                raise UsageError("--threads must be >= 1")
+        else:
+            threads = None
+        from dataclasses import replace
+
+        return replace(self, runtime=rt.name, precision=precision, warmup=warmup, runs=runs, threads=threads,
+                       report=report)
+
+
+def _runtime_versions(runtime: str) -> dict[str, Any]:
+    from mobileone_bench.environment import gpu_info, library_versions
+
+    libs = library_versions()
+    keep = {"onnxruntime": ("onnxruntime", "onnx", "torch"), "torch": ("torch",), "tensorrt": ("tensorrt", "torch"),
+            "torch-cuda": ("torch",), "coreml": ("coremltools", "torch")}.get(runtime, ())
+    out = {k: libs.get(k) for k in keep}
+    if runtime in ("tensorrt", "torch-cuda"):
+        g = gpu_info()
+        out.update(gpu=g.get("gpu"), gpu_driver=g.get("gpu_driver"), cuda=g.get("cuda"))
+    return out
+
+
+def latency_identity(spec: ModelSpec, job: LatencyJob, weights_sha256: str | None = None) -> dict[str, Any]:
+    """The fields that identify a latency measurement (hashed into the record key)."""
+    from mobileone_bench import registry
+    from mobileone_bench.environment import machine_fingerprint
+
+    return {
+        "model": spec.name,
+        "target": spec.target,
+        "patches": list(spec.patches),
+        "weights_sha256": weights_sha256,
+        "input_shape": list(registry.input_shape(spec, job.input_size)),
+        "reparameterized": job.reparameterize,
+        "device": job.device,
+        "runtime": job.runtime,
+        "precision": job.precision,
+        "threads": job.threads,
+        "warmup": job.warmup,
+        "runs": job.runs,
+        "runtime_options": dict(job.runtime_options),
+        "machine": machine_fingerprint(),
+        "versions": _runtime_versions(str(job.runtime)),
+    }
+
+
+def _export_for(prepared: Prepared, job: LatencyJob, force: bool) -> tuple[Any, Any]:
+    """Export (or reuse) the artifact a runtime needs; returns (ExportResult or None, path or None)."""
+    from pathlib import Path
+
+    from mobileone_bench.devices import get_runtime
+    from mobileone_bench.errors import ExportError
+    from mobileone_bench.export import FORMATS
+    from mobileone_bench.export._base import ExportOptions, export_one
+
+    rt = get_runtime(job.device, job.runtime)
+    if rt.artifact is None:
+        return None, None
+    out = Path(job.models_dir)
+    context: dict[str, Any] = {"out": str(out)}
+    if rt.artifact == "tensorrt":
+        onnx = export_one(prepared, FORMATS["onnx"], out, ExportOptions(), force=force)
+        if not onnx.ok:
+            raise ExportError(f"onnx export: {onnx.error}")
+        context.update(onnx=onnx.path, onnx_manifest=onnx.manifest)
+    precision = job.precision if rt.artifact != "onnx" else "fp32"
+    result = export_one(prepared, FORMATS[rt.artifact], out, ExportOptions(precision=precision), force=force,
+                        context=context)
+    if not result.ok:
+        raise ExportError(f"{rt.artifact} export: {result.error}")
+    return result, result.path
+
+
+def measure_latency(spec: ModelSpec | str, job: LatencyJob, store: Any, *, force: bool = False,
+                    prepared: Prepared | None = None,
+                    on_step: Callable[[str], None] | None = None) -> tuple[dict[str, Any], bool]:
+    """Measure one model's latency and append the record (with raw samples) to ``store``.
+
+    A failure of this model (build, export, runtime) is recorded as a failed record and returned, not raised; a bad
+    job (unknown runtime, unsupported precision) raises.
+
+    Returns:
+        ``(record, skipped)``: ``skipped`` is true when a successful record with the same key already existed
+        (then that record is returned and nothing is measured).
+    """
+    import time as _time
+
+    from mobileone_bench import registry
+    from mobileone_bench.devices import get_runtime, load_runtime
+    from mobileone_bench.devices._protocol import time_runs
+    from mobileone_bench.environment import collect
+    from mobileone_bench.errors import BenchError, UsageError
+    from mobileone_bench.records import new_record, record_key
+    from mobileone_bench.stats import noise_warning, summarize
+
+    if isinstance(spec, str):
+        spec = registry.resolve(spec)
+    job = job.resolved()
+    weights_sha = None
+    if job.weights:
+        from mobileone_bench.checkpoints import file_sha256
+
+        weights_sha = file_sha256(job.weights)
+    identity = latency_identity(spec, job, weights_sha)
+    key = record_key(identity)
+    if not force:
+        for rec in reversed(store.records("latency")):
+            if rec.get("key") == key and rec.get("status") == "ok":
+                return rec, True
+    rt = get_runtime(job.device, job.runtime)
+    fields: dict[str, Any] = {"status": "ok", "error": None, "report": job.report, "paper_name": spec.paper_name,
+                              "source": "measured"}
+    samples: list[float] | None = None
+    started = _time.perf_counter()
+    runner = None
+    step = on_step or (lambda _s: None)
+    try:
+        if not spec.available:
+            raise BenchError(f"unavailable: {spec.reason}")
+        impl = load_runtime(rt)
+        if prepared is None:
+            step("build + re-parameterize")
+            prepared = prepare(spec, weights=job.weights, input_size=job.input_size,
+                               reparameterize=job.reparameterize, check=job.reparameterize)
+        if rt.artifact:
+            step(f"export {rt.artifact}")
+        export, artifact = _export_for(prepared, job, force)
+        if export is not None:
+            fields.update(artifact_format=export.format, artifact_path=export.path,
+                          artifact_sha256=(export.manifest or {}).get("sha256"))
+        runner = impl.make_runner(str(job.runtime), artifact=artifact, model=prepared.model,
+                                  input_shape=prepared.input_shape, precision=str(job.precision),
+                                  threads=job.threads, options=dict(job.runtime_options))
+        step(f"measure {job.warmup}+{job.runs} runs")
+        timer = getattr(runner, "time", None)
+        samples = timer(job.warmup, job.runs) if callable(timer) else time_runs(runner, int(job.warmup),
+                                                                                int(job.runs))
+        stats = summarize(samples)
+        fields.update(stats.as_dict(), latency_ms=stats.value(str(job.report)), noise_warning=noise_warning(stats),
+                      runtime_settings=runner.settings(), clock=runner.settings().get("clock", "perf_counter_ns"))
+    except UsageError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - one model's failure is data; the sweep goes on
+        message = str(exc) if isinstance(exc, BenchError) else f"{type(exc).__name__}: {' '.join(str(exc).split())}"
+        fields.update(status="failed", error=message[:500])
+        samples = None
+    finally:
+        if runner is not None:
+            try:
+                runner.close()
+            except Exception:  # noqa: BLE001 - closing must not hide the measurement
+                pass
+    fields["seconds"] = round(_time.perf_counter() - started, 2)
+    record = new_record("latency", identity, fields, collect(gpu=job.device == "gpu"))
+    return store.append(record, samples), False
+
+
+# ------------------------------------------------------------------------------------------------------ profile
+
+
+def profile_identity(spec: ModelSpec, input_size: tuple[int, int] | None, weights_sha256: str | None) -> dict[str, Any]:
+    from mobileone_bench import __version__, registry
+
+    return {"model": spec.name, "target": spec.target, "patches": list(spec.patches), "weights_sha256": weights_sha256,
+            "input_shape": list(registry.input_shape(spec, input_size)), "counter": f"mobileone-bench {__version__}"}
+
+
+def profile_record(spec: ModelSpec | str, store: Any, *, input_size: tuple[int, int] | None = None,
+                   weights: str | None = None, force: bool = False,
+                   prepared: Prepared | None = None) -> tuple[dict[str, Any], bool]:
+    """Profile a model and store a ``profile`` record (skipped if an identical one exists unless ``force``)."""
+    from mobileone_bench import registry
+    from mobileone_bench.environment import collect
+    from mobileone_bench.errors import UsageError
+    from mobileone_bench.records import new_record, record_key
+
+    if isinstance(spec, str):
+        spec = registry.resolve(spec)
+    weights_sha = None
+    if weights:
+        from mobileone_bench.checkpoints import file_sha256
+
+        weights_sha = file_sha256(weights)
+    identity = profile_identity(spec, input_size, weights_sha)
+    key = record_key(identity)
+    if not force:
+        for rec in reversed(store.records("profile")):
+            if rec.get("key") == key and rec.get("status") == "ok":
+                return rec, True
+    fields: dict[str, Any] = {"status": "ok", "error": None, "paper_name": spec.paper_name}
+    try:
+        if not spec.available:
+            raise RuntimeError(f"unavailable: {spec.reason}")
+        if prepared is None:
+            prepared = prepare(spec, weights=weights, input_size=input_size, check=False)
+        row = profile(prepared)
+        fields.update(params=row["params"], flops=row["flops"], params_m=row["params_m"], flops_m=row["flops_m"],
+                      flops_by_op=row["flops_by_op"], reparameterized=True, reparam=prepared.reparam)
+    except UsageError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - recorded, the sweep goes on
+        fields.update(status="failed", error=str(exc)[:500])
+    env = {k: v for k, v in collect().items() if k in ("env_tool", "env_torch", "env_timm", "env_machine")}
+    return store.append(new_record("profile", identity, fields, env)), False
+
+
+# ---------------------------------------------------------------------------------------------------------- run
+
+
+def run_models(specs: list[ModelSpec], job: LatencyJob, store: Any, *, force: bool = False,
+               on_step: Callable[[str, str], None] | None = None) -> list[dict[str, Any]]:
+    """The whole pipeline over a list of models: profile (params, FLOPs) then export + latency, each stored.
+
+    The model is built once for both steps; steps already stored are skipped (so a killed run resumes where it
+    stopped); a failing model is recorded and the others go on.
+
+    Returns:
+        One row per model: ``{"model", "profile": record, "latency": record, "skipped": {"profile", "latency"}}``.
+    """
+    from mobileone_bench.records import record_key
+
+    job = job.resolved()
+    step = on_step or (lambda _m, _s: None)
+    rows = []
+    for spec in specs:
+        weights_sha = None
+        if job.weights:
+            from mobileone_bench.checkpoints import file_sha256
+
+            weights_sha = file_sha256(job.weights)
+        need_profile = force or record_key(profile_identity(spec, job.input_size, weights_sha)) not in store.keys(
+            "profile")
+        need_latency = force or record_key(latency_identity(spec, job, weights_sha)) not in store.keys("latency")
+        prepared = None
+        if spec.available and need_profile and need_latency and job.reparameterize:
+            step(spec.name, "build + re-parameterize")
+            try:
+                prepared = prepare(spec, weights=job.weights, input_size=job.input_size, check=True)
+            except Exception:  # noqa: BLE001 - each step below records the failure itself
+                prepared = None
+        step(spec.name, "profile")
+        prof, prof_skipped = profile_record(spec, store, input_size=job.input_size, weights=job.weights, force=force,
+                                            prepared=prepared)
+        lat, lat_skipped = measure_latency(spec, job, store, force=force, prepared=prepared,
+                                           on_step=lambda s, n=spec.name: step(n, s))
+        rows.append({"model": spec.name, "profile": prof, "latency": lat,
+                     "skipped": {"profile": prof_skipped, "latency": lat_skipped}})
+    return rows

@@ -72,3 +72,9 @@ register_zoo("mobileone", ["mobileone_s0", "mobileone_s1", "mobileone_s2", "mobi
 register_zoo("quick", ["mobileone_s0", "mobileone_s1", "mobileone_s2", "mobilenetv1", "mobilenetv2-x1.0",
                        "mobilenetv3-s", "mobilenetv3-l", "shufflenetv2-1.0", "mnasnet-a1", "efficientnet-b0"],
              "ten small Table 9 CNNs: the default of `run`, a few minutes on a laptop CPU")
+
+
+register_zoo("ablation-activations", lambda: _paper_rows("table2"),
+             "Section 3.2 / Table 2: the 30-layer network with seven activations")
+register_zoo("ablation-blocks", lambda: _paper_rows("table3") + ["ablation30-se-skip"],
+             "Section 3.2 / Table 3: baseline, + Squeeze-Excite, + skip (and SE + skip, the cumulative reading)")

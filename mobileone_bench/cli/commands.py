@@ -1,5 +1,9 @@
-"""The list of commands the ``mobileone-bench`` group exposes (one place to add a command)."""
+"""The commands the ``mobileone-bench`` group exposes: each module listed here provides ``COMMANDS``."""
 
-from mobileone_bench.cli.models import list_cmd, profile_cmd, reparam_cmd
+from __future__ import annotations
 
-ALL = [list_cmd, profile_cmd, reparam_cmd]
+import importlib
+
+_MODULES = ["models", "export", "latency"]
+
+ALL = [cmd for name in _MODULES for cmd in importlib.import_module(f"mobileone_bench.cli.{name}").COMMANDS]

@@ -179,3 +179,4 @@ def reparam_cmd(model: str, input_size: tuple[int, int] | None, weights: str | N
         if isinstance(value, float):
             value = f"{value:.3g}"
         out.print(f"[bold]{key:>24}[/bold]  {value}")
+COMMANDS = [list_cmd, profile_cmd, reparam_cmd]

@@ -1,0 +1,188 @@
+"""``latency``: measure latency on cpu, gpu, iphone or mac with one protocol and full statistics."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import click
+
+from mobileone_bench.cli._common import (
+    emit,
+    input_size_option,
+    models_argument,
+    progress,
+    select_models,
+    stdout,
+    weights_option,
+    zoo_option,
+)
+
+__all__ = ["latency_cmd", "COMMANDS", "latency_rows", "environment_line", "LATENCY_COLUMNS", "run_latency"]
+
+LATENCY_COLUMNS = [("model", "Model"), ("runtime", "Runtime"), ("precision", "Prec."), ("threads", "Thr."),
+                   ("n", "n"), ("min_ms", "min"), ("median_ms", "median"), ("mean_ms", "mean"), ("std_ms", "std"),
+                   ("p90_ms", "p90"), ("p99_ms", "p99"), ("cv", "CV"), ("latency_ms", "Latency (ms)"),
+                   ("state", "Status")]
+
+
+def latency_rows(records: list[dict[str, Any]], skipped: set[str] | None = None) -> list[dict[str, Any]]:
+    """Records as table rows (a state column says measured / cached / failed and why)."""
+    rows = []
+    for rec in records:
+        row = dict(rec)
+        if rec.get("status") != "ok":
+            row["state"] = f"failed: {rec.get('error')}"
+        else:
+            state = "cached" if skipped and rec.get("record_id") in skipped else "measured"
+            if rec.get("noise_warning"):
+                state += " (noisy)"
+            row["state"] = state
+        rows.append(row)
+    return rows
+
+
+def environment_line(records: list[dict[str, Any]]) -> str:
+    """One line describing where the numbers come from."""
+    rec = next((r for r in records if r.get("status") == "ok"), None) or (records[0] if records else None)
+    if not rec:
+        return ""
+    parts = [f"device {rec.get('device')}"]
+    if rec.get("env_cpu"):
+        parts.append(f"{rec.get('env_cpu')} ({rec.get('env_cores_logical')} logical / "
+                     f"{rec.get('env_cores_physical') or '?'} physical cores)")
+    if rec.get("env_gpu"):
+        parts.append(f"{rec.get('env_gpu')} (driver {rec.get('env_gpu_driver')}, CUDA {rec.get('env_cuda')})")
+    for lib in ("onnxruntime", "torch", "tensorrt", "coremltools"):
+        if rec.get(f"env_{lib}"):
+            parts.append(f"{lib} {rec.get(f'env_{lib}')}")
+    parts.append(str(rec.get("env_os", "")))
+    report = rec.get("report")
+    if report:
+        parts.append(f"latency = {report} of {rec.get('runs')} runs after {rec.get('warmup')} warmup")
+    return " | ".join(p for p in parts if p)
+
+
+def run_latency(specs: list[Any], job: Any, store: Any, *, force: bool) -> tuple[list[dict[str, Any]], set[str]]:
+    """Measure every spec with a progress bar; returns (records, ids of records reused from the store)."""
+    from mobileone_bench import pipeline
+
+    records: list[dict[str, Any]] = []
+    skipped: set[str] = set()
+    with progress(len(specs), "latency") as bar:
+        task = bar.add_task("latency", total=len(specs), status="")
+        for spec in specs:
+            bar.update(task, status=spec.name)
+            rec, was_skipped = pipeline.measure_latency(
+                spec, job, store, force=force, on_step=lambda s, n=spec.name: bar.update(task, status=f"{n}: {s}"))
+            if was_skipped:
+                skipped.add(rec["record_id"])
+            records.append(rec)
+            bar.advance(task)
+    return records, skipped
+
+
+@click.command("latency")
+@models_argument()
+@zoo_option()
+@click.option("--device", type=click.Choice(["cpu", "gpu", "iphone", "mac"]), default="cpu", show_default=True,
+              help="Where to measure.")
+@click.option("--runtime", default=None,
+              help="cpu: onnxruntime (default) | torch;  gpu: tensorrt (default) | torch-cuda;  iphone/mac: coreml.")
+@click.option("--warmup", type=int, default=None, help="Untimed runs first (default 10; iPhone/Mac 1).")
+@click.option("--runs", type=int, default=None, help="Timed runs (default 100 on CPU/GPU, 1000 on iPhone/Mac).")
+@click.option("--threads", type=int, default=None, help="CPU threads (default: physical cores).")
+@click.option("--precision", type=click.Choice(["fp32", "fp16"]), default=None,
+              help="Default: fp32 on CPU, fp16 on GPU, iPhone and Mac (as the paper).")
+@click.option("--report", type=click.Choice(["median", "min", "mean", "trimmed_mean", "p90"]), default=None,
+              help="The statistic reported as the latency (default: median on CPU/GPU, min on iPhone/Mac).")
+@click.option("--ort-opt", type=click.Choice(["disable", "basic", "extended", "all"]), default="all",
+              show_default=True, help="onnxruntime graph optimisation level.")
+@click.option("--no-cuda-graphs", is_flag=True, help="torch-cuda: launch eagerly instead of replaying a CUDA graph.")
+@click.option("--destination", default=None, metavar="NAME|UDID", help="iphone: the device to run on.")
+@click.option("--compute-units", type=click.Choice(["all", "cpu_only", "cpu_and_gpu", "cpu_and_ne"]), default="all",
+              show_default=True, help="iphone/mac: Core ML compute units.")
+@click.option("--from-report", "reports", multiple=True, type=click.Path(exists=True, dir_okay=False),
+              metavar="FILE", help="iphone/mac: import harness report(s) produced by hand instead of measuring.")
+@weights_option()
+@input_size_option()
+@click.option("--no-reparam", is_flag=True, help="Measure the train-time model (branches kept); recorded.")
+@click.option("--results", default="results", show_default=True, type=click.Path(file_okay=False),
+              help="Results store folder.")
+@click.option("--models-dir", default="models", show_default=True, type=click.Path(file_okay=False),
+              help="Where artifacts are exported (and reused).")
+@click.option("--force", is_flag=True, help="Measure again even if an identical measurement is stored.")
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table", show_default=True)
+def latency_cmd(models: tuple[str, ...], zoo: str | None, device: str, runtime: str | None, warmup: int | None,
+                runs: int | None, threads: int | None, precision: str | None, report: str | None, ort_opt: str,
+                no_cuda_graphs: bool, destination: str | None, compute_units: str, reports: tuple[str, ...],
+                weights: str | None, input_size: tuple[int, int] | None, no_reparam: bool, results: str,
+                models_dir: str, force: bool, fmt: str) -> None:
+    """Measure latency with the paper's protocol (Section 3.5): load, preallocate the input, warm up, then time
+    every run separately with a monotonic clock (CUDA events on GPU). Every measurement is stored in the results
+    folder with its raw samples, statistics and environment; identical measurements are skipped unless --force.
+
+    \b
+    Examples:
+      mobileone-bench latency mobileone_s0 mobilenetv2-x1.0
+      mobileone-bench latency --zoo paper-table9 --threads 1 --runs 200
+      mobileone-bench latency mobileone_s1 --device cpu --runtime torch
+      mobileone-bench latency mobileone_s1 --device gpu --runtime torch-cuda
+      mobileone-bench latency --device iphone --from-report report.json
+    """
+    from mobileone_bench import pipeline
+    from mobileone_bench.devices import check_runtime_available, get_runtime
+    from mobileone_bench.errors import UsageError
+    from mobileone_bench.records import ResultsStore
+
+    store = ResultsStore(results)
+    options: dict[str, Any] = {}
+    if device == "cpu":
+        options["graph_optimization"] = ort_opt
+    if device == "gpu":
+        options["cuda_graphs"] = not no_cuda_graphs
+    if device in ("iphone", "mac"):
+        options["compute_units"] = compute_units
+    elif reports or destination:
+        raise UsageError("--from-report and --destination apply to --device iphone or mac")
+    job = pipeline.LatencyJob(device=device, runtime=runtime, precision=precision, warmup=warmup, runs=runs,
+                              threads=threads, report=report, runtime_options=tuple(sorted(options.items())),
+                              input_size=input_size, weights=weights, reparameterize=not no_reparam,
+                              models_dir=models_dir).resolved()
+    skipped: set[str] = set()
+    if device in ("iphone", "mac"):
+        from mobileone_bench.devices import apple
+
+        if reports:
+            records = apple.import_reports(list(reports), store, job=job,
+                                           models=select_models(models, zoo) if (models or zoo) else None)
+        else:
+            records = apple.measure(select_models(models, zoo), job, store, destination=destination, force=force)
+    else:
+        check_runtime_available(get_runtime(device, runtime))
+        if device == "gpu":
+            from mobileone_bench.devices.gpu import require_cuda
+
+            require_cuda()
+        specs = select_models(models, zoo)
+        records, skipped = run_latency(specs, job, store, force=force)
+    rows = latency_rows(records, skipped)
+    if fmt == "json":
+        click.echo(json.dumps(records, indent=2, default=str))
+    else:
+        emit(rows, fmt, LATENCY_COLUMNS, title=f"Latency (ms) on {device}, stored in {store.records_path}",
+             digits={"cv": 3, "min_ms": 3, "median_ms": 3, "mean_ms": 3, "std_ms": 3, "p90_ms": 3, "p99_ms": 3,
+                     "latency_ms": 3})
+        if fmt == "table":
+            stdout().print(environment_line(records), style="dim")
+            for rec in records:
+                if rec.get("noise_warning") and rec.get("record_id") not in skipped:
+                    click.echo(f"warning: {rec['model']}: {rec['noise_warning']}", err=True)
+    failed = [r for r in records if r.get("status") != "ok"]
+    if failed:
+        click.echo(f"{len(failed)} of {len(records)} measurements failed (recorded in {store.records_path}).",
+                   err=True)
+        raise SystemExit(1)
+
+
+COMMANDS = [latency_cmd]

@@ -1,0 +1,113 @@
+"""Devices and runtimes: where a model runs, and what runs it.
+
+A :class:`RuntimeSpec` is the cheap description (device, the artifact it runs, precisions, what it needs); its
+implementation module is imported only when used. Every implementation provides ``make_runner(...) -> Runner``;
+every runner is timed by the same protocol (:mod:`mobileone_bench.devices._protocol`) unless the device needs its own
+clock (CUDA events), and every set of samples goes through :func:`mobileone_bench.stats.summarize`.
+
+========  ==============  ===========  =====================================================
+device    runtime         artifact     notes
+========  ==============  ===========  =====================================================
+cpu       onnxruntime     onnx         default; threads and graph optimisation level recorded
+cpu       torch           (none)       PyTorch eager on the inference-time model
+gpu       tensorrt        tensorrt     default, as the paper (fp16, batch 1); needs the tensorrt extra
+gpu       torch-cuda      (none)       fp16 + CUDA graphs; any NVIDIA machine with PyTorch
+iphone    coreml          coreml       the ios_harness app, driven by xcodebuild (macOS + Xcode)
+mac       coreml          coreml       the harness's macOS runner, or coremltools on this Mac
+========  ==============  ===========  =====================================================
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+from dataclasses import dataclass
+from typing import Any
+
+from mobileone_bench.errors import MissingDependencyError, UsageError
+
+__all__ = ["RuntimeSpec", "RUNTIMES", "DEVICES", "get_runtime", "check_runtime_available", "load_runtime",
+           "default_runtime"]
+
+
+@dataclass(frozen=True)
+class RuntimeSpec:
+    """What the tool knows about a runtime before importing it.
+
+    Attributes:
+        name: Runtime name.
+        device: ``cpu``, ``gpu``, ``iphone`` or ``mac``.
+        artifact: Export format it runs, or ``None`` (runs the PyTorch model).
+        precisions: Precisions it can run.
+        default_precision: The paper's setting for the device.
+        requires: Python modules it imports.
+        install_hint: How to get them.
+        module: Implementation module under ``mobileone_bench.devices``.
+        default_warmup: Untimed runs before timing.
+        default_runs: Timed runs.
+        default_report: The statistic that is "the latency" (the paper: median on CPU/GPU, min on the iPhone).
+    """
+
+    name: str
+    device: str
+    artifact: str | None
+    precisions: tuple[str, ...]
+    default_precision: str
+    requires: tuple[str, ...]
+    install_hint: str
+    module: str
+    default_warmup: int = 10
+    default_runs: int = 100
+    default_report: str = "median"
+
+
+RUNTIMES: dict[tuple[str, str], RuntimeSpec] = {}
+
+
+def _add(spec: RuntimeSpec) -> None:
+    RUNTIMES[(spec.device, spec.name)] = spec
+
+
+_add(RuntimeSpec("onnxruntime", "cpu", "onnx", ("fp32",), "fp32", ("onnxruntime",),
+                 "pip install onnxruntime", "cpu"))
+_add(RuntimeSpec("torch", "cpu", None, ("fp32",), "fp32", ("torch",), "pip install torch", "cpu"))
+_add(RuntimeSpec("tensorrt", "gpu", "tensorrt", ("fp16", "fp32"), "fp16", ("tensorrt",),
+                 "pip install 'mobileone-bench[tensorrt]' on a machine with an NVIDIA GPU, or use --runtime torch-cuda",
+                 "gpu"))
+_add(RuntimeSpec("torch-cuda", "gpu", None, ("fp16", "fp32"), "fp16", ("torch",),
+                 "a CUDA build of PyTorch on a machine with an NVIDIA GPU", "gpu"))
+_add(RuntimeSpec("coreml", "iphone", "coreml", ("fp16", "fp32"), "fp16", ("coremltools",),
+                 "macOS with Xcode and a connected iPhone, or --from-report", "iphone", 1, 1000, "min"))
+_add(RuntimeSpec("coreml", "mac", "coreml", ("fp16", "fp32"), "fp16", ("coremltools",),
+                 "macOS (Core ML predicts only on Apple platforms)", "mac", 1, 1000, "min"))
+
+DEVICES = ("cpu", "gpu", "iphone", "mac")
+_DEFAULTS = {"cpu": "onnxruntime", "gpu": "tensorrt", "iphone": "coreml", "mac": "coreml"}
+
+
+def default_runtime(device: str) -> str:
+    if device not in _DEFAULTS:
+        raise UsageError(f"unknown device {device!r}; choose from {', '.join(DEVICES)}")
+    return _DEFAULTS[device]
+
+
+def get_runtime(device: str, runtime: str | None = None) -> RuntimeSpec:
+    """The runtime spec for a device (its default runtime unless one is named)."""
+    name = runtime or default_runtime(device)
+    spec = RUNTIMES.get((device, name))
+    if spec is None:
+        options = sorted(n for d, n in RUNTIMES if d == device)
+        raise UsageError(f"runtime {name!r} does not run on {device}; choose from {', '.join(options)}")
+    return spec
+
+
+def check_runtime_available(spec: RuntimeSpec) -> None:
+    """Raise :class:`MissingDependencyError` naming how to install what the runtime needs."""
+    for module in spec.requires:
+        if importlib.util.find_spec(module) is None:
+            raise MissingDependencyError(f"the {spec.name} runtime (Python module '{module}')", spec.install_hint)
+
+
+def load_runtime(spec: RuntimeSpec) -> Any:
+    check_runtime_available(spec)
+    return importlib.import_module(f"mobileone_bench.devices.{spec.module}")

@@ -1,0 +1,106 @@
+"""CPU runtimes: onnxruntime (the default) on the ONNX artifact, and PyTorch eager on the inference-time model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mobileone_bench.errors import MeasurementError, UsageError
+
+__all__ = ["make_runner", "OnnxRuntimeRunner", "TorchRunner", "default_threads"]
+
+_ORT_LEVELS = {"disable": "ORT_DISABLE_ALL", "basic": "ORT_ENABLE_BASIC", "extended": "ORT_ENABLE_EXTENDED",
+               "all": "ORT_ENABLE_ALL"}
+
+
+def default_threads() -> int:
+    """Physical cores if known, else logical ones (what onnxruntime itself picks by default)."""
+    from mobileone_bench.environment import cpu_info
+
+    info = cpu_info()
+    return int(info.get("cores_physical") or info.get("cores_logical") or 1)
+
+
+class OnnxRuntimeRunner:
+    """An onnxruntime CPU session with a preallocated input; calling it runs ``session.run`` once.
+
+    Args:
+        path: The ONNX file.
+        input_shape: Shape of the input to feed.
+        threads: Intra-op threads (inter-op is 1, execution sequential).
+        graph_optimization: ``disable``, ``basic``, ``extended`` or ``all``.
+    """
+
+    def __init__(self, path: Path, input_shape: tuple[int, ...], threads: int, graph_optimization: str = "all"):
+        import onnxruntime as ort
+
+        if graph_optimization not in _ORT_LEVELS:
+            raise UsageError(f"unknown graph optimisation level {graph_optimization!r}; "
+                             f"choose from {', '.join(_ORT_LEVELS)}")
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        options.graph_optimization_level = getattr(ort.GraphOptimizationLevel, _ORT_LEVELS[graph_optimization])
+        options.log_severity_level = 3
+        try:
+            self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        except Exception as exc:  # noqa: BLE001 - a bad artifact is a measurement failure with its reason
+            raise MeasurementError(f"onnxruntime cannot load {path}: {' '.join(str(exc).split())[:200]}") from exc
+        inp = self.session.get_inputs()[0]
+        self.feed = {inp.name: np.random.default_rng(0).standard_normal(input_shape).astype(np.float32)}
+        self.outputs = [o.name for o in self.session.get_outputs()]
+        self._settings = {"intra_op_threads": threads, "inter_op_threads": 1, "execution_mode": "sequential",
+                          "graph_optimization": graph_optimization, "providers": self.session.get_providers(),
+                          "onnxruntime": ort.__version__}
+
+    def __call__(self) -> Any:
+        return self.session.run(self.outputs, self.feed)
+
+    def settings(self) -> dict[str, Any]:
+        return dict(self._settings)
+
+    def close(self) -> None:
+        self.session = None  # type: ignore[assignment]
+
+
+class TorchRunner:
+    """PyTorch eager inference (``inference_mode``) of a model with a preallocated input."""
+
+    def __init__(self, model: Any, input_shape: tuple[int, ...], threads: int):
+        import torch
+
+        self._torch = torch
+        self._previous_threads = torch.get_num_threads()
+        torch.set_num_threads(threads)
+        self.model = model.eval()
+        self.x = torch.randn(input_shape, generator=torch.Generator().manual_seed(0))
+        self._settings = {"threads": threads, "mode": "eager, inference_mode", "torch": torch.__version__,
+                          "mkldnn": bool(torch.backends.mkldnn.is_available())}
+
+    def __call__(self) -> Any:
+        with self._torch.inference_mode():
+            return self.model(self.x)
+
+    def settings(self) -> dict[str, Any]:
+        return dict(self._settings)
+
+    def close(self) -> None:
+        self._torch.set_num_threads(self._previous_threads)
+
+
+def make_runner(runtime: str, *, artifact: Path | None, model: Any, input_shape: tuple[int, ...], precision: str,
+                threads: int | None, options: dict[str, Any]) -> Any:
+    """Build the runner of a CPU runtime."""
+    threads = threads or default_threads()
+    if precision != "fp32":
+        raise UsageError(f"the CPU runtimes measure fp32 (asked: {precision})")
+    if runtime == "onnxruntime":
+        if artifact is None:
+            raise MeasurementError("onnxruntime needs the ONNX artifact")
+        return OnnxRuntimeRunner(Path(artifact), input_shape, threads, options.get("graph_optimization", "all"))
+    if runtime == "torch":
+        return TorchRunner(model, input_shape, threads)
+    raise UsageError(f"unknown CPU runtime {runtime!r}")

@@ -1,0 +1,110 @@
+"""ONNX export: static 1x3xHxW input by default (optional dynamic batch), one self-contained file, ``onnx.checker``,
+and numerical parity against PyTorch through onnxruntime.
+
+torch's dynamo-based exporter is used first; if it cannot capture a model, the TorchScript exporter is tried. The
+manifest records which one produced the file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from mobileone_bench.errors import ExportError
+from mobileone_bench.export._base import ExportOptions, FormatOutput
+
+__all__ = ["export", "run_parity", "INPUT_NAME", "OUTPUT_NAME"]
+
+INPUT_NAME, OUTPUT_NAME = "input", "logits"
+
+
+def _export_dynamo(model: torch.nn.Module, x: torch.Tensor, path: Path, opset: int, dynamic: bool) -> None:
+    kwargs: dict[str, Any] = {}
+    if dynamic:
+        kwargs["dynamic_shapes"] = ({0: torch.export.Dim("batch", min=1, max=1024)},)
+    torch.onnx.export(model, (x,), str(path), dynamo=True, opset_version=opset, input_names=[INPUT_NAME],
+                      output_names=[OUTPUT_NAME], external_data=False, verbose=False, **kwargs)
+
+
+def _export_torchscript(model: torch.nn.Module, x: torch.Tensor, path: Path, opset: int, dynamic: bool) -> None:
+    axes = {INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}} if dynamic else None
+    torch.onnx.export(model, (x,), str(path), dynamo=False, opset_version=min(opset, 20), input_names=[INPUT_NAME],
+                      output_names=[OUTPUT_NAME], dynamic_axes=axes, do_constant_folding=True)
+
+
+def run_parity(path: Path, model: torch.nn.Module, x: torch.Tensor, atol: float, rtol: float,
+               batch2: bool = False) -> dict[str, Any]:
+    """Run the ONNX file with onnxruntime (CPU) and compare with PyTorch."""
+    import onnxruntime as ort
+
+    from mobileone_bench.reparam import compare_outputs
+
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    with torch.no_grad():
+        ref = model(x)
+    got = session.run(None, {session.get_inputs()[0].name: x.numpy()})[0]
+    result = compare_outputs(ref, torch.from_numpy(np.asarray(got)), atol=atol, rtol=rtol).as_dict()
+    if batch2:
+        x2 = torch.cat([x, x.flip(0)], 0) if x.shape[0] == 1 else x
+        got2 = session.run(None, {session.get_inputs()[0].name: x2.numpy()})[0]
+        result["dynamic_batch_checked"] = tuple(got2.shape)[0] == x2.shape[0]
+        result["passed"] = result["passed"] and result["dynamic_batch_checked"]
+    result["method"] = "onnxruntime CPUExecutionProvider vs PyTorch, random input"
+    result["summary"] = (f"max abs {result['max_abs_err']:.2g}, rel {result['max_rel_err']:.2g}"
+                         + ("" if result["passed"] else " (above tolerance)"))
+    return result
+
+
+def export(prepared: Any, workdir: Path, precision: str, options: ExportOptions, context: dict[str, Any]) -> FormatOutput:
+    """Export ``prepared.model`` to ``workdir/model.onnx`` and check it."""
+    import onnx
+
+    model = prepared.model.eval()
+    x = torch.randn(prepared.input_shape, generator=torch.Generator().manual_seed(0))
+    path = workdir / "model.onnx"
+    exporter, first_error = "dynamo", None
+    sink = io.StringIO()
+    with warnings.catch_warnings(), contextlib.redirect_stdout(sink):
+        warnings.simplefilter("ignore")
+        try:
+            _export_dynamo(model, x, path, options.opset, options.dynamic_batch)
+            extra = sorted(p.name for p in workdir.iterdir() if p.name != "model.onnx")
+            if extra:  # e.g. an opset the dynamo exporter cannot write directly: it converts and externalises data
+                raise ExportError(f"dynamo exporter wrote external data ({', '.join(extra)})")
+        except Exception as exc:  # noqa: BLE001 - fall back to the TorchScript exporter, remember why
+            first_error = f"{type(exc).__name__}: {' '.join(str(exc).split())[:200]}"
+            exporter = "torchscript"
+            for stray in workdir.iterdir():
+                if stray.is_file():
+                    stray.unlink()
+            try:
+                _export_torchscript(model, x, path, options.opset, options.dynamic_batch)
+            except Exception as exc2:  # noqa: BLE001
+                raise ExportError(f"ONNX export failed (dynamo: {first_error}; torchscript: {type(exc2).__name__}: "
+                                  f"{' '.join(str(exc2).split())[:200]})") from exc2
+    extra = [p.name for p in workdir.iterdir() if p.name != "model.onnx"]
+    if extra:
+        raise ExportError(f"ONNX export wrote external data files ({', '.join(extra)}); the model is too large for a "
+                          "single file")
+    onnx.checker.check_model(str(path), full_check=True)
+    proto = onnx.load(str(path), load_external_data=False)
+    opset = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), None)
+    parity = run_parity(path, model, x, options.atol, options.rtol, batch2=options.dynamic_batch)
+    meta = {
+        "exporter": exporter,
+        "exporter_fallback_reason": first_error,
+        "opset": opset,
+        "ir_version": proto.ir_version,
+        "nodes": len(proto.graph.node),
+        "input_name": proto.graph.input[0].name,
+        "output_name": proto.graph.output[0].name,
+    }
+    return FormatOutput("model.onnx", parity, meta)

@@ -1,0 +1,203 @@
+"""Records: flat rows that round-trip through CSV and JSON, each carrying the environment that produced it, and the
+results store that keeps them safely.
+
+Store layout (``results/`` by default)::
+
+    records.jsonl          one JSON object per line, appended
+    samples/<id>.json      the raw latency samples of a record (written before its record line)
+    .lock                  advisory lock serialising appends from concurrent runs
+
+Safety:
+
+* an append takes an exclusive ``flock``, starts on a fresh line if a killed writer left a partial one, writes the
+  whole line with one ``write`` and ``fsync``\\ s it: a kill leaves at worst one partial last line, which readers skip
+  (with a warning) and the next append steps over;
+* the samples file is written to a temporary name and renamed into place before the record that points to it;
+* nothing is ever overwritten: a forced re-measurement appends a new record, and readers take the latest one per key.
+
+A record's ``key`` hashes what identifies a measurement (model, weights, input, runtime, device, precision, threads,
+warmup and runs, runtime options, machine, library versions); a rerun skips keys that already have a successful
+record unless forced.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import uuid
+import warnings
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterator
+
+from mobileone_bench.errors import RecordsError
+
+__all__ = ["ResultsStore", "record_key", "new_record", "flatten", "DEFAULT_RESULTS", "RECORDS_FILE"]
+
+DEFAULT_RESULTS = "results"
+RECORDS_FILE = "records.jsonl"
+SAMPLES_DIR = "samples"
+
+
+def record_key(identity: dict[str, Any]) -> str:
+    """Stable short hash of a measurement's identity fields."""
+    blob = json.dumps(identity, sort_keys=True, default=str, separators=(",", ":"))
+    return hashlib.sha256(blob.encode()).hexdigest()[:20]
+
+
+def flatten(value: Any) -> Any:
+    """A value as a flat cell: shapes as ``1x3x224x224``, dicts and lists as compact JSON."""
+    if isinstance(value, (list, tuple)) and all(isinstance(v, int) for v in value):
+        return "x".join(str(v) for v in value)
+    if isinstance(value, (dict, list, tuple)):
+        return json.dumps(value, sort_keys=True, default=str, separators=(",", ":"))
+    return value
+
+
+def new_record(kind: str, identity: dict[str, Any], fields: dict[str, Any], env: dict[str, Any]) -> dict[str, Any]:
+    """A complete flat record: ids, timestamp, identity, measured fields and ``env_*`` fields."""
+    record: dict[str, Any] = {
+        "record_id": uuid.uuid4().hex[:16],
+        "kind": kind,
+        "key": record_key(identity),
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+    for k, v in {**identity, **fields, **env}.items():
+        record.setdefault(k, flatten(v))
+    return record
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows: appends are still single writes
+        yield
+        return
+    with open(path, "a+") as fh:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
+
+class ResultsStore:
+    """The results folder: append records, read them back, find what is already measured.
+
+    Args:
+        root: The folder (created on first write).
+    """
+
+    def __init__(self, root: str | Path = DEFAULT_RESULTS):
+        self.root = Path(root)
+
+    @property
+    def records_path(self) -> Path:
+        return self.root / RECORDS_FILE
+
+    def _ensure(self) -> None:
+        try:
+            (self.root / SAMPLES_DIR).mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise RecordsError(f"cannot create results folder {self.root}: {exc.strerror or exc}") from None
+
+    def append(self, record: dict[str, Any], samples: list[float] | None = None) -> dict[str, Any]:
+        """Store one record (and its raw samples). Returns the record as stored."""
+        self._ensure()
+        record = dict(record)
+        if samples is not None:
+            rel = f"{SAMPLES_DIR}/{record['record_id']}.json"
+            target = self.root / rel
+            tmp = target.with_suffix(f".tmp-{os.getpid()}")
+            try:
+                tmp.write_text(json.dumps({"record_id": record["record_id"], "unit": "ms", "samples": samples}),
+                               encoding="utf-8")
+                os.replace(tmp, target)
+            except OSError as exc:
+                raise RecordsError(f"cannot write samples to {target}: {exc.strerror or exc}") from None
+            record["samples_file"] = rel
+        line = json.dumps(record, sort_keys=False, default=str, separators=(",", ":")) + "\n"
+        if "\n" in line[:-1]:
+            raise RecordsError("a record must not contain raw newlines")
+        try:
+            with _locked(self.root / ".lock"):
+                fd = os.open(self.records_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+                try:
+                    size = os.fstat(fd).st_size
+                    prefix = b""
+                    if size:
+                        with open(self.records_path, "rb") as fh:
+                            fh.seek(size - 1)
+                            if fh.read(1) != b"\n":
+                                prefix = b"\n"  # a killed writer left a partial line: start afresh
+                    os.write(fd, prefix + line.encode("utf-8"))
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+        except OSError as exc:
+            raise RecordsError(f"cannot append to {self.records_path}: {exc.strerror or exc}") from None
+        return record
+
+    def records(self, kind: str | None = None) -> list[dict[str, Any]]:
+        """Every readable record (optionally of one kind), oldest first. Corrupt lines are skipped with a warning."""
+        path = self.records_path
+        if not path.exists():
+            return []
+        out, bad = [], 0
+        try:
+            lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+        except OSError as exc:
+            raise RecordsError(f"cannot read {path}: {exc.strerror or exc}") from None
+        for line in lines:
+            if not line.strip():
+                continue
+            try:
+                rec = json.loads(line)
+            except ValueError:
+                bad += 1
+                continue
+            if not isinstance(rec, dict) or "key" not in rec:
+                bad += 1
+                continue
+            if kind is None or rec.get("kind") == kind:
+                out.append(rec)
+        if bad:
+            warnings.warn(f"{path}: skipped {bad} unreadable line(s) (an interrupted write?)", stacklevel=2)
+        return out
+
+    def latest(self, kind: str | None = None, *, ok_only: bool = True) -> list[dict[str, Any]]:
+        """The newest record of each key (successful ones only, by default), in first-measured order."""
+        newest: dict[str, dict[str, Any]] = {}
+        for rec in self.records(kind):
+            if ok_only and rec.get("status") != "ok":
+                continue
+            newest[rec["key"]] = rec  # later lines are newer
+        return list(newest.values())
+
+    def has(self, key: str) -> bool:
+        """Whether a successful record with this key exists."""
+        return any(r.get("key") == key and r.get("status") == "ok" for r in self.records())
+
+    def keys(self, kind: str | None = None) -> set[str]:
+        """Keys that have a successful record."""
+        return {r["key"] for r in self.records(kind) if r.get("status") == "ok"}
+
+    def samples(self, record: dict[str, Any]) -> list[float]:
+        """The raw samples of a record."""
+        rel = record.get("samples_file")
+        if not rel:
+            raise RecordsError(f"record {record.get('record_id')} has no samples file")
+        try:
+            return list(json.loads((self.root / rel).read_text(encoding="utf-8"))["samples"])
+        except (OSError, ValueError, KeyError) as exc:
+            raise RecordsError(f"cannot read samples {self.root / rel}: {exc}") from None
+
+    def frame(self, kind: str | None = None, *, latest: bool = True) -> Any:
+        """Records as a pandas DataFrame (one row per record; the latest per key by default)."""
+        import pandas as pd
+
+        rows = self.latest(kind) if latest else self.records(kind)
+        return pd.DataFrame(rows)

@@ -1,0 +1,106 @@
+"""The only place that turns latency samples into statistics, whatever the device.
+
+CPU, GPU, iPhone and Mac measurements all keep their raw samples and go through :func:`summarize`, so "min of 1000"
+(the paper's iPhone figure) and "median of 100" (its CPU and GPU figures) are computed by the same code.
+
+Definitions (milliseconds): percentiles by linear interpolation between closest ranks (numpy's default), standard
+deviation with Bessel's correction, coefficient of variation = std / mean, trimmed mean = mean after dropping 10% of
+the samples at each end (``scipy.stats.trim_mean``; the figure Apple's ModelBench app shows).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any, Sequence
+
+import numpy as np
+
+__all__ = ["Stats", "summarize", "REPORTS", "noise_warning", "TRIM_FRACTION"]
+
+TRIM_FRACTION = 0.1
+REPORTS = ("median", "min", "mean", "trimmed_mean", "p90")
+
+
+@dataclass(frozen=True)
+class Stats:
+    """Summary of latency samples, in milliseconds.
+
+    Attributes:
+        n: Number of samples.
+        min, max, median, mean, std, p90, p99, trimmed_mean: The usual; see the module docstring.
+        cv: Coefficient of variation (std / mean).
+    """
+
+    n: int
+    min: float
+    max: float
+    median: float
+    mean: float
+    std: float
+    p90: float
+    p99: float
+    cv: float
+    trimmed_mean: float
+
+    def value(self, report: str) -> float:
+        """The statistic named ``report`` (``median``, ``min``, ``mean``, ``trimmed_mean``, ``p90``)."""
+        if report not in REPORTS:
+            raise ValueError(f"unknown statistic {report!r}; choose from {', '.join(REPORTS)}")
+        return float(getattr(self, report))
+
+    def as_dict(self, suffix: str = "_ms") -> dict[str, Any]:
+        """Flat fields for a record (``median_ms``...; ``n`` and ``cv`` unitless)."""
+        out: dict[str, Any] = {}
+        for k, v in asdict(self).items():
+            out[k if k in ("n", "cv") else f"{k}{suffix}"] = v
+        return out
+
+
+def summarize(samples: Sequence[float], trim: float = TRIM_FRACTION) -> Stats:
+    """Statistics of latency samples (milliseconds).
+
+    Raises:
+        ValueError: No samples, or a sample that is not a finite non-negative number.
+    """
+    from scipy.stats import trim_mean
+
+    x = np.asarray(list(samples), dtype=np.float64)
+    if x.size == 0:
+        raise ValueError("no latency samples")
+    if not np.all(np.isfinite(x)) or np.any(x < 0):
+        raise ValueError("latency samples must be finite and non-negative")
+    mean = float(x.mean())
+    std = float(x.std(ddof=1)) if x.size > 1 else 0.0
+    return Stats(
+        n=int(x.size),
+        min=float(x.min()),
+        max=float(x.max()),
+        median=float(np.percentile(x, 50)),
+        mean=mean,
+        std=std,
+        p90=float(np.percentile(x, 90)),
+        p99=float(np.percentile(x, 99)),
+        cv=std / mean if mean > 0 else 0.0,
+        trimmed_mean=float(trim_mean(x, trim)),
+    )
+
+
+def noise_warning(stats: Stats, cv_limit: float = 0.10, tail_limit: float = 1.5) -> str | None:
+    """A one-line warning when the spread says the machine was noisy (as trtexec warns on unstable timings).
+
+    Args:
+        stats: The summary.
+        cv_limit: Coefficient of variation above which a measurement is called unstable.
+        tail_limit: p99 / median ratio above which interruptions are suspected.
+    """
+    if stats.n < 5:
+        return f"only {stats.n} runs: too few to judge the spread"
+    reasons = []
+    if stats.cv > cv_limit:
+        reasons.append(f"coefficient of variation {stats.cv:.0%} > {cv_limit:.0%}")
+    if stats.median > 0 and stats.p99 / stats.median > tail_limit:
+        reasons.append(f"p99 is {stats.p99 / stats.median:.1f}x the median")
+    if not reasons:
+        return None
+    return "unstable timing (" + ", ".join(reasons) + "): other work on the machine, throttling or frequency " \
+                                                      "scaling; consider more runs, fewer threads or a quieter machine"
