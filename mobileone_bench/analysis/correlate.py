@@ -1,0 +1,265 @@
+"""Spearman rank correlation of latency with FLOPs and with parameter count (the paper's Table 1), and the rank
+agreement of our latencies with the paper's.
+
+Spearman's rho is Pearson's correlation of the ranks (ties get their average rank); its p-value is scipy's
+two-sided test of rho = 0 (a t-distribution with n - 2 degrees of freedom), as :func:`scipy.stats.spearmanr`
+computes it. Fewer than :data:`MIN_N` models, or a column whose values are all equal, give no coefficient: the
+row says why instead of showing NaN.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Iterable, Sequence
+
+from mobileone_bench.analysis._data import (
+    DEVICE_LABELS,
+    PAPER_DEVICE_LABELS,
+    measurements,
+    parse_list,
+    reference_frame,
+)
+from mobileone_bench.errors import AnalysisError, UsageError
+
+__all__ = [
+    "MIN_N",
+    "AGAINST",
+    "spearman",
+    "parse_against",
+    "correlation_rows",
+    "correlate_records",
+    "correlate_reference",
+    "rank_agreement",
+    "correlation_columns",
+]
+
+MIN_N = 5
+AGAINST = ("flops", "params")
+_AGAINST_LABEL = {"flops": "FLOPs", "params": "Params"}
+
+
+def spearman(x: Sequence[float], y: Sequence[float], *, min_n: int = MIN_N) -> dict[str, Any]:
+    """Spearman's rho and its two-sided p-value.
+
+    Args:
+        x: One value per model.
+        y: The other value, same order.
+        min_n: Fewest pairs accepted.
+
+    Returns:
+        ``{"rho": float, "p_value": float, "n": int}``.
+
+    Raises:
+        AnalysisError: Different lengths, fewer than ``min_n`` pairs, a missing value or a constant column.
+    """
+    from scipy.stats import spearmanr
+
+    xs, ys = [float(v) for v in x], [float(v) for v in y]
+    if len(xs) != len(ys):
+        raise AnalysisError(f"cannot correlate {len(xs)} values with {len(ys)}")
+    n = len(xs)
+    if n < min_n:
+        raise AnalysisError(f"only {n} model(s) with both values: a rank correlation needs at least {min_n}")
+    if any(math.isnan(v) for v in xs + ys):
+        raise AnalysisError("missing values: drop them before correlating")
+    if len(set(xs)) == 1 or len(set(ys)) == 1:
+        raise AnalysisError(f"a column is constant over the {n} models: ranks carry no information")
+    result = spearmanr(xs, ys)
+    return {"rho": float(result.statistic), "p_value": float(result.pvalue), "n": n}
+
+
+def parse_against(against: str | Iterable[str] | None) -> list[str]:
+    """Validated ``--against`` values (default: flops and params).
+
+    Raises:
+        UsageError: Anything but ``flops`` and ``params``.
+    """
+    out = []
+    for a in parse_list(against) or list(AGAINST):
+        key = a.lower()
+        if key not in AGAINST:
+            raise UsageError(f"cannot correlate latency against {a!r}; choose from {', '.join(AGAINST)}")
+        if key not in out:
+            out.append(key)
+    return out
+
+
+def _finite(v: Any) -> bool:
+    try:
+        return v is not None and math.isfinite(float(v))
+    except (TypeError, ValueError):
+        return False
+
+
+def correlation_rows(frame: Any, against: Sequence[str] = AGAINST, *, labels: dict[str, str] | None = None,
+                     device_order: Sequence[str] = ("iphone", "mac", "cpu", "gpu", "pixel6")) -> list[dict[str, Any]]:
+    """One Table 1 row per (device, runtime) of a long frame (:func:`mobileone_bench.analysis._data.measurements`).
+
+    Each row has ``type`` ("CPU Latency"), ``device``, ``runtime``, ``statistic``, ``n`` (models with a latency and
+    every ``against`` value), ``<a>_rho`` / ``<a>_p`` per ``against`` (``None`` when not computable), ``models``, and
+    ``note`` (why a coefficient is missing, which models lack FLOPs/params) or ``None``.
+    """
+    labels = labels or DEVICE_LABELS
+    rows: list[dict[str, Any]] = []
+    if frame is None or len(frame) == 0:
+        return rows
+    order = {d: i for i, d in enumerate(device_order)}
+    groups = sorted(frame.groupby(["device", "runtime"], sort=False),
+                    key=lambda g: (order.get(g[0][0], 99), str(g[0][0]), str(g[0][1])))
+    for (device, runtime), group in groups:
+        cols = {"flops": "flops_m", "params": "params_m"}
+        ok = group[[all(_finite(r[cols[a]]) for a in against) and _finite(r["latency_ms"])
+                    for _, r in group.iterrows()]]
+        missing = sorted(set(group["model"]) - set(ok["model"]))
+        stats = sorted({str(s) for s in group["statistic"] if s is not None})
+        row: dict[str, Any] = {
+            "type": f"{labels.get(device, device)} Latency",
+            "device": device,
+            "runtime": runtime,
+            "statistic": stats[0] if len(stats) == 1 else "mixed: " + ", ".join(stats),
+            "n": int(len(ok)),
+            "models": sorted(ok["model"]),
+        }
+        notes = []
+        if missing:
+            notes.append(f"{len(missing)} model(s) without FLOPs/params left out ({', '.join(missing[:4])}"
+                         f"{' ...' if len(missing) > 4 else ''}): run `mobileone-bench profile` on them")
+        for a in against:
+            try:
+                s = spearman(ok["latency_ms"].astype(float), ok[cols[a]].astype(float))
+                row[f"{a}_rho"], row[f"{a}_p"] = s["rho"], s["p_value"]
+            except AnalysisError as exc:
+                row[f"{a}_rho"], row[f"{a}_p"] = None, None
+                msg = str(exc)
+                if msg not in notes:
+                    notes.append(f"{msg}" if "constant" not in msg else f"{_AGAINST_LABEL[a]}: {msg}")
+        row["note"] = "; ".join(notes) or None
+        rows.append(row)
+    return rows
+
+
+def correlation_columns(against: Sequence[str] = AGAINST, *, paper: bool = False) -> list[tuple[str, str]]:
+    """(key, header) pairs of the Table 1 layout (plus the paper's published figures when ``paper``)."""
+    cols = [("type", "Type"), ("runtime", "Runtime"), ("statistic", "Statistic")]
+    for a in against:
+        cols += [(f"{a}_rho", f"{_AGAINST_LABEL[a]} corr."), (f"{a}_p", f"{_AGAINST_LABEL[a]} p-value")]
+    if paper:
+        for a in against:
+            cols += [(f"paper_{a}_rho", f"Table 1 {_AGAINST_LABEL[a]} corr."),
+                     (f"paper_{a}_p", f"Table 1 {_AGAINST_LABEL[a]} p-value")]
+    cols += [("n", "n"), ("note", "Note")]
+    return cols
+
+
+def _finish(rows: list[dict[str, Any]], against: Sequence[str], title: str, notes: list[str], source: str,
+            paper: bool = False) -> dict[str, Any]:
+    if not rows:
+        raise AnalysisError("no latency to correlate with the filters given (check --device, --runtime, --models)")
+    if not any(r.get(f"{a}_rho") is not None for r in rows for a in against):
+        reasons = "; ".join(f"{r['type']} ({r['runtime']}): {r['note']}" for r in rows)
+        raise AnalysisError(f"no correlation could be computed: {reasons}")
+    return {"title": title, "source": source, "against": list(against),
+            "columns": correlation_columns(against, paper=paper), "rows": rows, "notes": notes}
+
+
+def correlate_records(store: Any, *, models: Iterable[str] | None = None, exclude: Iterable[str] | None = None,
+                      device: str | Sequence[str] | None = None, runtime: str | None = None,
+                      threads: int | None = None, precision: str | None = None,
+                      against: Sequence[str] = AGAINST) -> dict[str, Any]:
+    """Table 1 from our records: Spearman of latency vs FLOPs and vs params per device/runtime.
+
+    Args:
+        store: The results store.
+        models: Names or wildcards to keep (all when empty).
+        exclude: Names or wildcards to drop.
+        device: One device or several (all present when empty).
+        runtime: Keep this runtime only.
+        threads: Keep CPU records with this many threads.
+        precision: Keep this precision only.
+        against: ``flops`` and/or ``params``.
+
+    Returns:
+        ``{"title", "source", "against", "columns", "rows", "notes"}`` (rows: :func:`correlation_rows`).
+
+    Raises:
+        AnalysisError: No latency record, or no coefficient computable in any group.
+    """
+    devices = [device] if isinstance(device, str) else list(device or [])
+    frame, notes = measurements(store, devices=devices, runtime=runtime, threads=threads, precision=precision,
+                                models=models, exclude=exclude)
+    rows = correlation_rows(frame, against)
+    for r in rows:
+        cpus = sorted({str(v) for v in frame[(frame["device"] == r["device"]) & (frame["runtime"] == r["runtime"])]
+                       .get("env_cpu", []) if v is not None and v == v})
+        r["hardware"] = cpus[0] if len(cpus) == 1 else (", ".join(cpus) or None)
+    return _finish(rows, against, "Spearman rank correlation of latency with FLOPs and params (Table 1 layout)",
+                   notes, f"records in {store.root}")
+
+
+def correlate_reference(*, table: str = "table9", device: str | Sequence[str] | None = None,
+                        models: Iterable[str] | None = None, exclude: Iterable[str] | None = None,
+                        against: Sequence[str] = AGAINST) -> dict[str, Any]:
+    """Table 1 computed from the paper's own table (Table 9 by default), beside the published Table 1.
+
+    The paper does not say which models its Table 1 used; see the project notes for which subsets come close. Rows:
+    ``Mobile`` (the iPhone 12 column), ``CPU``, ``GPU`` (where the table has figures).
+
+    Returns:
+        As :func:`correlate_records`, each row with ``paper_<a>_rho`` / ``paper_<a>_p`` (the published Table 1
+        figures, ``None`` for devices Table 1 does not have).
+    """
+    from mobileone_bench.analysis.reference import paper_table
+
+    devices = [device] if isinstance(device, str) else list(device or [])
+    frame = reference_frame(table, devices=devices, models=models, exclude=exclude)
+    rows = correlation_rows(frame, against, labels=PAPER_DEVICE_LABELS)
+    published = {(r["device"], r["against"]): r for r in paper_table("table1")["rows"]}
+    for r in rows:
+        for a in against:
+            p = published.get((r["device"], a)) or {}
+            r[f"paper_{a}_rho"], r[f"paper_{a}_p"] = p.get("rho"), p.get("p_value")
+        r["hardware"] = {"iphone": "iPhone 12", "cpu": "Intel Xeon Gold 5118", "gpu": "RTX-2080Ti"}.get(r["device"])
+    notes = [f"computed from the paper's {table.replace('table', 'Table ')} figures (mobile = the iPhone 12 column); "
+             "Table 1 does not say which models it used"]
+    return _finish(rows, against, f"Spearman rank correlation on the paper's {table.replace('table', 'Table ')} "
+                                  "numbers, beside its Table 1", notes, f"paper {table}", paper=True)
+
+
+def rank_agreement(frame: Any, table: str = "table9") -> list[dict[str, Any]]:
+    """Spearman between our latencies and the paper's column, per (device, runtime), over the models both have.
+
+    Args:
+        frame: Our long frame (:func:`~mobileone_bench.analysis._data.measurements`).
+        table: The paper's table to compare with.
+
+    Returns:
+        Rows ``{"device", "runtime", "paper_column", "n", "rho", "p_value", "models", "note"}``; ``rho`` is
+        ``None`` (with a note) when fewer than :data:`MIN_N` models are shared or the paper has no such column.
+    """
+    from mobileone_bench.analysis._data import normalize_name
+
+    ref = reference_frame(table)
+    rows: list[dict[str, Any]] = []
+    if frame is None or len(frame) == 0:
+        return rows
+    for (device, runtime), group in frame.groupby(["device", "runtime"], sort=True):
+        theirs = {normalize_name(m): v for m, v in zip(ref[ref["device"] == device]["model"],
+                                                      ref[ref["device"] == device]["latency_ms"])}
+        has_column = device in set(ref["device"])
+        row: dict[str, Any] = {"device": device, "runtime": runtime,
+                               "paper_column": PAPER_DEVICE_LABELS.get(device) if has_column else None,
+                               "rho": None, "p_value": None, "note": None}
+        pairs = [(float(lat), theirs[normalize_name(m)]) for m, lat in zip(group["model"], group["latency_ms"])
+                 if normalize_name(m) in theirs and _finite(lat)]
+        row["n"] = len(pairs)
+        row["models"] = sorted(m for m in group["model"] if normalize_name(m) in theirs)
+        if row["paper_column"] is None:
+            row["note"] = f"the paper's {table} has no {DEVICE_LABELS.get(device, device)} column"
+        else:
+            try:
+                s = spearman([p[0] for p in pairs], [p[1] for p in pairs])
+                row["rho"], row["p_value"] = s["rho"], s["p_value"]
+            except AnalysisError as exc:
+                row["note"] = str(exc)
+        rows.append(row)
+    return rows

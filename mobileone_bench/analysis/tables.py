@@ -1,0 +1,474 @@
+"""The paper's Table 9 and Table 14 layouts, filled from our records (profile + latency per device) and the paper's
+top-1, with the paper's figures beside ours on request; writers for Markdown, CSV, LaTeX (booktabs) and JSON.
+
+:func:`build_table` returns a plain dict (columns, groups of rows, footnotes, rank agreement); :func:`render`
+turns it into text. Missing values are ``None`` in the dict and ``-`` in text, as in the paper.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from typing import Any, Iterable, Sequence
+
+from mobileone_bench.analysis._data import (
+    DEVICE_LABELS,
+    PAPER_DEVICE_LABELS,
+    PAPER_STATISTIC,
+    latency_frame,
+    normalize_name,
+    profile_frame,
+)
+from mobileone_bench.errors import AnalysisError, UsageError
+
+__all__ = ["LAYOUTS", "FORMATS", "build_table", "render", "flat_rows", "format_cell", "format_p", "layout_models"]
+
+LAYOUTS: dict[str, dict[str, Any]] = {
+    "table9": {
+        "title": "Table 9: top-1, FLOPs, params and latency, grouped by family and sorted by mobile latency",
+        "devices": ("cpu", "gpu", "iphone"),
+        "profile": True,
+        "groups": (("transformer", "Transformer Architectures"), ("convolutional", "Convolutional Architectures")),
+        "sort_by": "iphone",
+    },
+    "table14": {
+        "title": "Table 14: latency on CPU, iPhone 12, RTX-2080Ti (TensorRT) and Pixel-6 TPU",
+        "devices": ("cpu", "iphone", "gpu", "pixel6"),
+        "profile": False,
+        "groups": (),
+        "sort_by": None,
+    },
+}
+FORMATS = ("rich", "md", "csv", "latex", "json")
+OTHER_GROUP = "Other models"
+_DIGITS = {"top1": 1, "flops_m": 0, "params_m": 1}
+_PAPER_HARDWARE = {"cpu": "Xeon Gold 5118", "gpu": "RTX-2080Ti TensorRT fp16", "iphone": "iPhone 12",
+                   "pixel6": "Pixel-6 TPU int8"}
+
+
+def layout_models(layout: str) -> list[str]:
+    """The registry names of a layout's rows, in the paper's order."""
+    from mobileone_bench.analysis.reference import paper_table
+
+    _check_layout(layout)
+    return [r["model"] for r in paper_table(layout)["rows"]]
+
+
+def _check_layout(layout: str) -> str:
+    key = str(layout).lower().replace("-", "").replace("_", "")
+    if key not in LAYOUTS:
+        raise UsageError(f"unknown layout {layout!r}; choose from {', '.join(LAYOUTS)}")
+    return key
+
+
+def _isnum(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(float(v))
+
+
+def _clean(v: Any) -> Any:
+    """NaN and pandas' missing values as ``None``; numpy scalars as Python numbers."""
+    if v is None:
+        return None
+    try:
+        if v != v:  # NaN
+            return None
+    except (TypeError, ValueError):
+        return v
+    if hasattr(v, "item"):
+        return v.item()
+    return v
+
+
+def _choose_runtimes(lat: Any, devices: Sequence[str], runtimes: Sequence[str]) -> dict[str, str]:
+    """Per device, the runtime whose records fill the column: a requested one, else the one covering most models
+    (ties: the device's default runtime)."""
+    from mobileone_bench.devices import default_runtime
+
+    out: dict[str, str] = {}
+    if lat.empty:
+        return out
+    for device in devices:
+        sub = lat[lat["device"] == device]
+        if sub.empty:
+            continue
+        present = list(dict.fromkeys(sub["runtime"]))
+        asked = [r for r in runtimes if r in present]
+        if asked:
+            out[device] = asked[0]
+            continue
+        try:
+            default = default_runtime(device)
+        except UsageError:
+            default = None
+        counts = {rt: sub[sub["runtime"] == rt]["model"].nunique() for rt in present}
+        out[device] = max(present, key=lambda rt: (counts[rt], rt == default))
+    return out
+
+
+def build_table(store: Any, layout: str = "table9", *, models: Sequence[str] | None = None, all_rows: bool = False,
+                compare: bool = False, runtimes: Iterable[str] | None = None, threads: int | None = None,
+                precision: str | None = None) -> dict[str, Any]:
+    """A paper layout filled from our records.
+
+    Args:
+        store: The results store.
+        layout: ``table9`` or ``table14``.
+        models: Registry names to show, in this order (models outside the layout go to an "Other models" group).
+            Default: the layout's rows that have at least one record, or all of them with ``all_rows``.
+        all_rows: Show every row of the layout, measured or not.
+        compare: Put the paper's figure beside ours for each numeric column, and compute the rank agreement.
+        runtimes: Runtimes to prefer per device (default: the one covering most models).
+        threads: Keep CPU records measured with this many threads.
+        precision: Keep records of this precision.
+
+    Returns:
+        ``{"layout", "title", "columns": [{"key", "header", "paper"}], "groups": [{"name", "rows"}], "footnotes",
+        "agreement" (list or None), "sort"}``. Row keys: ``model``, ``name``, ``family`` (Table 9's
+        transformer/convolutional, or ``None``), ``top1``, ``flops_m``,
+        ``params_m``, ``<device>_ms`` and, with ``compare``, ``paper_<key>``; missing values are ``None``.
+
+    Raises:
+        UsageError: Unknown layout.
+        AnalysisError: No records at all, or none for the models asked for.
+    """
+    import pandas as pd
+
+    from mobileone_bench.analysis.reference import paper_table
+
+    layout = _check_layout(layout)
+    spec = LAYOUTS[layout]
+    paper_rows = paper_table(layout)["rows"]
+    paper_by_key = {normalize_name(r["model"]): (i, r) for i, r in enumerate(paper_rows)}
+    has_latency = bool(store.latest("latency"))
+    has_profile = bool(store.latest("profile"))
+    if not has_latency and not has_profile:
+        raise AnalysisError(f"no measurements in {store.root}: run `mobileone-bench run` (or `mobileone-bench "
+                            f"latency MODEL...`) first, or point --results at a folder that has some")
+    runtimes = [r for r in (runtimes or []) if r]
+    notes: list[str] = []
+    if has_latency:
+        lat, lat_notes = latency_frame(store, threads=threads, precision=precision)
+        notes += lat_notes
+    else:
+        lat = pd.DataFrame(columns=["model", "device", "runtime", "latency_ms", "input_shape"])
+    prof = profile_frame(store)
+    recorded = {normalize_name(m) for m in list(lat["model"]) + list(prof["model"])}
+
+    if models:
+        names = list(dict.fromkeys(models))
+        if not any(normalize_name(m) in recorded for m in names):
+            raise AnalysisError(f"no records for {', '.join(names[:5])}{' ...' if len(names) > 5 else ''} in "
+                                f"{store.root}: measure them with `mobileone-bench run MODEL...` first")
+    else:
+        names = [r["model"] for r in paper_rows if all_rows or normalize_name(r["model"]) in recorded]
+        if not names:
+            raise AnalysisError(f"none of the {layout} models has a record in {store.root} (use --all to print the "
+                                f"layout anyway, or name MODEL... / --zoo)")
+
+    extra_devices = [d for d in ("mac",) if not lat.empty and d in set(lat["device"])]
+    devices = list(spec["devices"]) + extra_devices
+    chosen = _choose_runtimes(lat, devices, runtimes)
+    for device, rt in chosen.items():
+        others = sorted(set(lat[(lat["device"] == device) & (lat["runtime"] != rt)]["runtime"]))
+        if others:
+            notes.append(f"{DEVICE_LABELS[device]} column: {rt} records; also stored: {', '.join(others)} "
+                         f"(choose with --runtime)")
+
+    # one row per model
+    wanted = {normalize_name(n) for n in names}
+    rows: list[dict[str, Any]] = []
+    for name in names:
+        key = normalize_name(name)
+        order, paper = paper_by_key.get(key, (None, None))
+        ref9 = paper if layout == "table9" else None
+        if ref9 is None:
+            from mobileone_bench.analysis.reference import paper_row
+
+            ref9 = paper_row(name, "table9") or paper_row(name, "table13")
+        row: dict[str, Any] = {
+            "model": name,
+            "name": (paper or {}).get("paper_name") or (ref9 or {}).get("paper_name") or name,
+            "family": (paper or ref9 or {}).get("group"),
+            "in_layout": paper is not None,
+            "paper_order": order,
+            "top1": (paper or ref9 or {}).get("top1"),
+        }
+        mine = lat[lat["model"].map(normalize_name) == key] if not lat.empty else lat
+        shapes = [s for s in mine.get("input_shape", []) if isinstance(s, str)]
+        if spec["profile"]:
+            p = prof[prof["model"].map(normalize_name) == key] if not prof.empty else prof
+            if shapes and not p.empty and (p["input_shape"] == shapes[0]).any():
+                p = p[p["input_shape"] == shapes[0]]
+            row["flops_m"] = _clean(p.iloc[0]["flops_m"]) if not p.empty else None
+            row["params_m"] = _clean(p.iloc[0]["params_m"]) if not p.empty else None
+            if compare:
+                row["paper_flops_m"] = (ref9 or {}).get("flops_m")
+                row["paper_params_m"] = (ref9 or {}).get("params_m")
+        for device in devices:
+            value = None
+            if device in chosen:
+                m = mine[(mine["device"] == device) & (mine["runtime"] == chosen[device])]
+                if not m.empty:
+                    value = _clean(m.iloc[0]["latency_ms"])
+            row[f"{device}_ms"] = value
+            if compare:
+                row[f"paper_{device}_ms"] = ((paper or {}).get("latency_ms") or {}).get(device)
+        rows.append(row)
+
+    # columns
+    columns: list[dict[str, Any]] = [{"key": "name", "header": "Model", "paper": False},
+                                     {"key": "top1", "header": "Top-1 (%, paper)", "paper": False}]
+    if spec["profile"]:
+        columns.append({"key": "flops_m", "header": "FLOPs (M)", "paper": False})
+        if compare:
+            columns.append({"key": "paper_flops_m", "header": "Paper FLOPs", "paper": True})
+        columns.append({"key": "params_m", "header": "Params (M)", "paper": False})
+        if compare:
+            columns.append({"key": "paper_params_m", "header": "Paper params", "paper": True})
+    footnotes = ["Top-1: the paper's ImageNet-1k figures (this tool measures speed; it does not train)."]
+    if spec["profile"]:
+        footnotes.append("FLOPs: multiply-adds of the inference-time (re-parameterized) model, as the paper counts "
+                         "them; params in millions.")
+    for device in devices:
+        columns.append({"key": f"{device}_ms", "header": _device_header(lat, device, chosen.get(device), wanted),
+                        "paper": False})
+        if compare and device != "mac":
+            columns.append({"key": f"paper_{device}_ms", "header": f"Paper {_paper_label(device, layout)}",
+                            "paper": True})
+        if device in chosen:
+            footnotes.append(_device_footnote(lat, device, chosen[device], wanted))
+    if compare:
+        footnotes.append("Paper columns: the paper's figure for the column to their left, same unit; " +
+                         "; ".join(f"{_paper_label(d, layout)} = {_PAPER_HARDWARE[d]}, {PAPER_STATISTIC[d]}"
+                                   for d in devices if d in _PAPER_HARDWARE) + ".")
+    footnotes.append("'-': not measured (in paper columns: no figure in the paper, as its own '-').")
+    footnotes += notes
+
+    # groups and order
+    sort_dev = spec["sort_by"]
+    group_defs = list(spec["groups"]) or [(None, None)]
+    groups = []
+    sorted_by_ours, paper_order = [], []
+    for gkey, gname in group_defs + [("__other__", OTHER_GROUP)]:
+        if gkey == "__other__":
+            members = [r for r in rows if not r["in_layout"]]
+        elif gkey is None:
+            members = [r for r in rows if r["in_layout"]]
+        else:
+            members = [r for r in rows if r["in_layout"] and r["family"] == gkey]
+        if not members:
+            continue
+        if sort_dev and all(_isnum(r.get(f"{sort_dev}_ms")) for r in members):
+            members.sort(key=lambda r: -float(r[f"{sort_dev}_ms"]))
+            sorted_by_ours.append(gname or "rows")
+        elif gkey != "__other__":
+            members.sort(key=lambda r: r["paper_order"])
+            paper_order.append(gname or "rows")
+        groups.append({"name": gname if (gkey is not None and (spec["groups"] or gkey == "__other__")) else None,
+                       "rows": members})
+    dev = DEVICE_LABELS.get(sort_dev or "", "")
+    parts = []
+    if sorted_by_ours:
+        parts.append(f"{', '.join(sorted_by_ours)}: by our {dev} latency, descending (the paper sorts by mobile "
+                     f"latency)")
+    if paper_order:
+        why = f" (not every row has an {dev} measurement of ours)" if sort_dev else ""
+        parts.append(f"{', '.join(paper_order)}: in the paper's order{why}")
+    sort = "; ".join(parts) or "in the order given"
+    if not spec["groups"] and not sorted_by_ours:
+        sort = "in the paper's order" + (", then the other models in the order given" if len(groups) > 1 else "")
+    footnotes.insert(0, f"Row order: {sort}.")
+
+    agreement = None
+    if compare and not lat.empty:
+        from mobileone_bench.analysis.correlate import rank_agreement
+
+        sel = lat[lat["model"].map(normalize_name).isin(wanted)]
+        sel = sel[[chosen.get(d) == rt for d, rt in zip(sel["device"], sel["runtime"])]]
+        agreement = rank_agreement(sel, "table9" if layout == "table9" else layout)
+    for g in groups:
+        for r in g["rows"]:
+            r.pop("in_layout", None)
+            r.pop("paper_order", None)
+    return {"layout": layout, "title": spec["title"], "columns": columns, "groups": groups,
+            "footnotes": footnotes, "agreement": agreement, "sort": sort, "compare": compare}
+
+
+def _paper_label(device: str, layout: str) -> str:
+    """The paper's name of a device column: Table 9 says "Mobile", Table 14 "iPhone12"."""
+    if device == "iphone" and layout == "table14":
+        return "iPhone 12"
+    return PAPER_DEVICE_LABELS.get(device, device)
+
+
+def _stat_of(lat: Any, device: str, runtime: str | None, wanted: set[str]) -> list[str]:
+    if runtime is None or lat.empty:
+        return []
+    sub = lat[(lat["device"] == device) & (lat["runtime"] == runtime)]
+    sub = sub[sub["model"].map(normalize_name).isin(wanted)]
+    return sorted({str(s) for s in sub.get("statistic", [])})
+
+
+def _device_header(lat: Any, device: str, runtime: str | None, wanted: set[str]) -> str:
+    label = DEVICE_LABELS.get(device, device)
+    stats = _stat_of(lat, device, runtime, wanted)
+    if not stats:
+        return f"{label} (ms)"
+    stat = stats[0] if len(stats) == 1 else "mixed statistics"
+    return f"{label} {runtime} (ms, {stat})"
+
+
+def _device_footnote(lat: Any, device: str, runtime: str, wanted: set[str]) -> str:
+    sub = lat[(lat["device"] == device) & (lat["runtime"] == runtime)]
+    sub = sub[sub["model"].map(normalize_name).isin(wanted)]
+    if sub.empty:
+        return f"{DEVICE_LABELS.get(device, device)}: {runtime}, no measurement of these models."
+
+    def values(col: str) -> str:
+        vals = set()
+        for v in sub.get(col, []):
+            v = _clean(v)
+            if v is None:
+                continue
+            vals.add(str(int(v)) if isinstance(v, float) and v.is_integer() else str(v))
+        return ", ".join(sorted(vals))
+
+    parts = [runtime]
+    if values("precision"):
+        parts.append(values("precision"))
+    if device == "cpu" and values("threads"):
+        parts.append(f"{values('threads')} thread(s)")
+    parts.append(f"latency = {values('statistic')} runs")
+    hw = values("env_gpu") if device == "gpu" else values("env_cpu") if device == "cpu" else ""
+    if hw:
+        parts.append(hw)
+    noisy = sorted(set(sub[[bool(_clean(v)) for v in sub.get("noise_warning", [None] * len(sub))]]["model"])) \
+        if "noise_warning" in sub else []
+    text = f"{DEVICE_LABELS.get(device, device)}: " + ", ".join(parts)
+    if noisy:
+        text += f"; unstable timing flagged for {', '.join(noisy[:5])}{' ...' if len(noisy) > 5 else ''}"
+    return text + "."
+
+
+# ------------------------------------------------------------------------------------------------------ writers
+
+
+def format_cell(key: str, value: Any) -> str:
+    """A cell as text: ``-`` for missing; top-1 with 1 decimal, FLOPs 0, params 1, latencies 2 (as the paper)."""
+    value = _clean(value)
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, (int, float)):
+        base = key[len("paper_"):] if key.startswith("paper_") else key
+        digits = _DIGITS.get(base, 2)
+        return f"{float(value):.{digits}f}"
+    return str(value)
+
+
+def format_p(p: Any) -> str:
+    """A p-value for people: 2 decimals as the paper, 3 below 0.01, ``<0.001`` below that, ``-`` when missing."""
+    p = _clean(p)
+    if not _isnum(p):
+        return "-" if p is None else str(p)
+    if p < 0.001:
+        return "<0.001"
+    return f"{p:.3f}" if p < 0.01 else f"{p:.2f}"
+
+
+def flat_rows(table: dict[str, Any]) -> list[dict[str, Any]]:
+    """The rows of every group in order, each with its ``group`` name."""
+    out = []
+    for g in table["groups"]:
+        for r in g["rows"]:
+            out.append({"group": g["name"], **r})
+    return out
+
+
+def _agreement_lines(table: dict[str, Any]) -> list[str]:
+    lines = []
+    for a in table.get("agreement") or []:
+        label = f"{DEVICE_LABELS.get(a['device'], a['device'])} {a['runtime']}"
+        if a["rho"] is None:
+            lines.append(f"Rank agreement with the paper, {label}: {a['note']}")
+        else:
+            lines.append(f"Rank agreement with the paper, {label} vs paper {a['paper_column']}: Spearman rho = "
+                         f"{a['rho']:.2f} (p = {format_p(a['p_value'])}, n = {a['n']})")
+    return lines
+
+
+def _markdown(table: dict[str, Any]) -> str:
+    cols = table["columns"]
+
+    def esc(s: str) -> str:
+        return str(s).replace("|", "\\|")
+
+    lines = [f"**{esc(table['title'])}**", "",
+             "| " + " | ".join(esc(c["header"]) for c in cols) + " |",
+             "|" + "|".join(":---" if i == 0 else "---:" for i in range(len(cols))) + "|"]
+    for g in table["groups"]:
+        if g["name"]:
+            lines.append("| " + " | ".join([f"**{esc(g['name'])}**"] + [""] * (len(cols) - 1)) + " |")
+        for r in g["rows"]:
+            lines.append("| " + " | ".join(esc(format_cell(c["key"], r.get(c["key"]))) for c in cols) + " |")
+    lines.append("")
+    lines += [f"- {esc(n)}" for n in table["footnotes"] + _agreement_lines(table)]
+    return "\n".join(lines) + "\n"
+
+
+def _csv(table: dict[str, Any]) -> str:
+    cols = table["columns"]
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(["Group"] + [c["header"] for c in cols])
+    for r in flat_rows(table):
+        writer.writerow([r["group"] or ""] + [format_cell(c["key"], r.get(c["key"])) for c in cols])
+    return buf.getvalue()
+
+
+_LATEX_SPECIAL = {"&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{", "}": r"\}",
+                  "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "\\": r"\textbackslash{}"}
+
+
+def _tex(s: str) -> str:
+    return "".join(_LATEX_SPECIAL.get(ch, ch) for ch in str(s)).replace("μ", r"$\mu$")
+
+
+def _latex(table: dict[str, Any]) -> str:
+    cols = table["columns"]
+    n = len(cols)
+    lines = [r"% requires \usepackage{booktabs}", r"\begin{table}[t]", r"\centering", r"\small",
+             rf"\caption{{{_tex(table['title'])}}}", r"\begin{tabular}{l" + "r" * (n - 1) + "}", r"\toprule",
+             " & ".join(_tex(c["header"]) for c in cols) + r" \\", r"\midrule"]
+    for i, g in enumerate(table["groups"]):
+        if i:
+            lines.append(r"\midrule")
+        if g["name"]:
+            lines.append(rf"\multicolumn{{{n}}}{{l}}{{\textit{{{_tex(g['name'])}}}}} \\")
+        for r in g["rows"]:
+            lines.append(" & ".join(_tex(format_cell(c["key"], r.get(c["key"]))) for c in cols) + r" \\")
+    lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}"]
+    lines += [f"% {line}" for line in table["footnotes"] + _agreement_lines(table)]
+    return "\n".join(lines) + "\n"
+
+
+def _json(table: dict[str, Any]) -> str:
+    out = {k: v for k, v in table.items() if k != "groups"}
+    out["rows"] = [{k: _clean(v) for k, v in r.items()} for r in flat_rows(table)]
+    return json.dumps(out, indent=2, default=str) + "\n"
+
+
+def render(table: dict[str, Any], fmt: str) -> str:
+    """A table from :func:`build_table` as text: ``md``, ``csv``, ``latex`` or ``json``.
+
+    Raises:
+        UsageError: Another format (``rich`` is drawn by the CLI).
+    """
+    writers = {"md": _markdown, "markdown": _markdown, "csv": _csv, "latex": _latex, "tex": _latex, "json": _json}
+    key = str(fmt).lower()
+    if key not in writers:
+        raise UsageError(f"unknown table format {fmt!r}; choose from {', '.join(FORMATS)}")
+    return writers[key](table)

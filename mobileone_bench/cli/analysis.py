@@ -1,0 +1,412 @@
+"""``correlate``, ``table``, ``plot`` and ``roofline``: what the stored measurements say (the paper's Table 1,
+Tables 9 and 14, Figures 1 and 2), and how close each model comes to this CPU's peak.
+
+These commands only read the results folder (``roofline`` also stores the CPU's measured peak there); nothing is
+built or measured except that peak.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import click
+
+from mobileone_bench.cli._common import emit, models_argument, stdout, zoo_option
+from mobileone_bench.errors import AnalysisError, UsageError
+
+__all__ = ["correlate_cmd", "table_cmd", "plot_cmd", "roofline_cmd", "COMMANDS", "rich_correlation",
+           "rich_paper_table", "rich_agreement"]
+
+
+def _results_option(f: Any) -> Any:
+    return click.option("--results", default="results", show_default=True, type=click.Path(file_okay=False),
+                        help="Results folder to read (written by `run`, `latency`, `profile`).")(f)
+
+
+def _choice(value: str | None, allowed: Sequence[str], what: str, default: str) -> str:
+    """A validated choice as one clear error line (instead of click's usage block)."""
+    key = (value or default).lower()
+    if key not in allowed:
+        raise UsageError(f"unknown {what} {value!r}; choose from {', '.join(allowed)}")
+    return key
+
+
+def _model_patterns(patterns: Sequence[str], zoo: str | None) -> list[str]:
+    from mobileone_bench import registry
+    from mobileone_bench.analysis._data import parse_list
+
+    names = parse_list(patterns)
+    if zoo:
+        names += registry.zoo_models(zoo)
+    return names
+
+
+def _print_notes(notes: Sequence[str]) -> None:
+    out = stdout()
+    for n in notes:
+        out.print(f"  {n}", style="dim", highlight=False, markup=False)
+
+
+def _fmt_p(p: Any) -> Any:
+    from mobileone_bench.analysis.tables import format_p
+
+    return format_p(p)
+
+
+def _echo_json(value: Any) -> None:
+    click.echo(json.dumps(value, indent=2, default=str))
+
+
+# ------------------------------------------------------------------------------------------------------ correlate
+
+
+@click.command("correlate")
+@click.option("--device", "devices", multiple=True, metavar="DEVICE",
+              help="cpu, gpu, iphone or mac (repeat or comma-separate; default: every device with records).")
+@click.option("--against", default="flops,params", show_default=True, help="flops and/or params.")
+@click.option("--models", "patterns", multiple=True, metavar="PATTERN",
+              help="Names or wildcards of the models to use ('mobileone*'; repeat or comma-separate).")
+@click.option("--exclude", multiple=True, metavar="PATTERN", help="Names or wildcards to leave out ('repvgg*').")
+@zoo_option()
+@click.option("--runtime", default=None, help="Only records of this runtime (onnxruntime, torch, tensorrt...).")
+@click.option("--threads", type=int, default=None, help="Only CPU records measured with this many threads.")
+@click.option("--precision", default=None, help="Only records of this precision (fp32, fp16).")
+@click.option("--reference", default=None, metavar="paper",
+              help="Add rows computed from the paper's own Table 9 numbers, beside its published Table 1.")
+@click.option("--format", "fmt", default="table", show_default=True, help="table, json or csv.")
+@_results_option
+def correlate_cmd(devices: tuple[str, ...], against: str, patterns: tuple[str, ...], exclude: tuple[str, ...],
+                  zoo: str | None, runtime: str | None, threads: int | None, precision: str | None,
+                  reference: str | None, fmt: str, results: str) -> None:
+    """Spearman rank correlation of latency with FLOPs and with parameter count, per device and runtime, in the
+    layout of the paper's Table 1 (rows '<Device> Latency'; corr., p-value and n).
+
+    Latency is the newest successful record per model/device/runtime (its 'report' statistic: median on CPU/GPU,
+    min on the iPhone by default); FLOPs and params come from the newest `profile` record of the same model and
+    input. A group with fewer than 5 models, or a constant column, gets a note instead of a coefficient.
+
+    With --reference paper, rows computed from the paper's Table 9 (Mobile = its iPhone 12 column, CPU, GPU) are
+    added beside the figures the paper prints in Table 1; this works without any records. The paper does not say
+    which models its Table 1 used: the 20 Table 9 rows other than RepVGG and MobileOne come closest
+    (--reference paper --exclude 'repvgg*,mobileone*').
+
+    \b
+    Examples:
+      mobileone-bench correlate
+      mobileone-bench correlate --device cpu --runtime onnxruntime --format json
+      mobileone-bench correlate --reference paper
+      mobileone-bench correlate --reference paper --exclude 'repvgg*,mobileone*'
+    """
+    from mobileone_bench.analysis._data import open_store, parse_devices
+    from mobileone_bench.analysis.correlate import correlate_records, correlate_reference, parse_against
+
+    fmt = _choice(fmt, ("table", "json", "csv"), "format", "table")
+    device_list = parse_devices(devices)
+    against_list = parse_against(against)
+    if reference is not None:
+        reference = _choice(reference, ("paper",), "reference", "paper")
+    models = _model_patterns(patterns, zoo)
+    store = open_store(results)
+    if reference is None:
+        result = correlate_records(store, models=models, exclude=exclude, device=device_list, runtime=runtime,
+                                   threads=threads, precision=precision, against=against_list)
+    else:
+        result = correlate_reference(device=[d for d in device_list if d != "mac"], models=models, exclude=exclude,
+                                     against=against_list)
+        if store.latest("latency"):
+            try:
+                ours = correlate_records(store, models=models, exclude=exclude, device=device_list, runtime=runtime,
+                                         threads=threads, precision=precision, against=against_list)
+                result["rows"] = ours["rows"] + result["rows"]
+                result["notes"] = ours["notes"] + result["notes"]
+                result["source"] = f"{ours['source']} and {result['source']}"
+                result["title"] = "Spearman rank correlation of latency with FLOPs and params: ours and the paper's"
+            except AnalysisError as exc:
+                result["notes"].insert(0, f"ours: {exc}")
+    if fmt == "json":
+        _echo_json(result)
+        return
+    if fmt == "csv":
+        emit(result["rows"], fmt, [tuple(c) for c in result["columns"]])
+        return
+    stdout().print(rich_correlation(result))
+    _print_notes(result["notes"])
+
+
+def rich_correlation(result: dict[str, Any]) -> Any:
+    """The Table 1 layout; row notes become numbered footnotes so the table stays narrow."""
+    return _noted_table(result, result["title"], digits={})
+
+
+def _noted_table(result: dict[str, Any], title: str, digits: dict[str, int]) -> Any:
+    """A rich table of ``result["rows"]`` whose ``note`` column holds footnote marks; the notes (the same note,
+    the same mark) are put in front of ``result["notes"]``."""
+    from rich.table import Table
+
+    from mobileone_bench.cli._common import fmt_num
+
+    cols = [tuple(c) for c in result["columns"] if c[0] != "note"]
+    text_cols = {k for k, _ in cols if all(not isinstance(r.get(k), (int, float)) or isinstance(r.get(k), bool)
+                                           for r in result["rows"])}
+    t = Table(title=title, header_style="bold")
+    for key, header in cols:
+        t.add_column(header, justify="left" if key in text_cols else "right")
+    has_notes = any(r.get("note") for r in result["rows"])
+    if has_notes:
+        t.add_column("Note", justify="left")
+    marks: dict[str, int] = {}
+    for r in result["rows"]:
+        cells = []
+        for key, _ in cols:
+            v = r.get(key)
+            cells.append(_fmt_p(v) if key.endswith("_p") and v is not None else fmt_num(v, digits.get(key, 2)))
+        note = r.get("note")
+        if note and note not in marks:
+            marks[note] = len(marks) + 1
+        t.add_row(*cells, *([f"[{marks[note]}]" if note else ""] if has_notes else []))
+    result["notes"] = [f"[{i}] {n}" for n, i in marks.items()] + list(result["notes"])
+    return t
+
+
+# ------------------------------------------------------------------------------------------------------ table
+
+
+_SUFFIX_FORMATS = {".md": "md", ".markdown": "md", ".csv": "csv", ".tex": "latex", ".json": "json", ".txt": "rich"}
+
+
+def rich_paper_table(table: dict[str, Any]) -> Any:
+    from rich.table import Table
+
+    from mobileone_bench.analysis.tables import format_cell
+
+    t = Table(title=table["title"], header_style="bold", show_lines=False)
+    for i, c in enumerate(table["columns"]):
+        t.add_column(c["header"], justify="left" if i == 0 else "right", style="dim" if c.get("paper") else None,
+                     overflow="fold", no_wrap=i == 0)
+    for gi, g in enumerate(table["groups"]):
+        if gi:
+            t.add_section()
+        if g["name"]:
+            t.add_row(f"[bold italic]{g['name']}[/]", *[""] * (len(table["columns"]) - 1))
+        for r in g["rows"]:
+            t.add_row(*[format_cell(c["key"], r.get(c["key"])) for c in table["columns"]])
+    return t
+
+
+def rich_agreement(table: dict[str, Any]) -> Any:
+    from rich.table import Table
+
+    from mobileone_bench.analysis._data import DEVICE_LABELS
+    from mobileone_bench.cli._common import fmt_num
+
+    t = Table(title="Rank agreement with the paper (Spearman, over the models both have)", header_style="bold")
+    for h in ("Ours", "Paper column", "rho", "p-value", "n", "Note"):
+        t.add_column(h, justify="right" if h in ("rho", "p-value", "n") else "left", overflow="fold")
+    for a in table["agreement"] or []:
+        t.add_row(f"{DEVICE_LABELS.get(a['device'], a['device'])} {a['runtime']}", a["paper_column"] or "-",
+                  fmt_num(a["rho"]), fmt_num(_fmt_p(a["p_value"])), str(a["n"]), a["note"] or "")
+    return t
+
+
+@click.command("table")
+@models_argument()
+@zoo_option()
+@click.option("--layout", default="table9", show_default=True, help="table9 or table14.")
+@click.option("--format", "fmt", default=None,
+              help="rich (default), md, csv, latex or json; with --out, taken from the file's suffix if not given.")
+@click.option("--out", type=click.Path(dir_okay=False), default=None, metavar="FILE",
+              help="Write to FILE instead of stdout.")
+@click.option("--compare", is_flag=True,
+              help="Put the paper's figure beside ours in each numeric column, and print the rank agreement "
+                   "(Spearman of our latencies vs the paper's, per device).")
+@click.option("--all", "all_rows", is_flag=True, help="Every row of the layout, measured or not.")
+@click.option("--runtime", "runtimes", multiple=True, metavar="NAME",
+              help="Runtime whose records fill a device column (repeatable; default: the one with most models).")
+@click.option("--threads", type=int, default=None, help="Only CPU records measured with this many threads.")
+@click.option("--precision", default=None, help="Only records of this precision.")
+@_results_option
+def table_cmd(models: tuple[str, ...], zoo: str | None, layout: str, fmt: str | None, out: str | None,
+              compare: bool, all_rows: bool, runtimes: tuple[str, ...], threads: int | None, precision: str | None,
+              results: str) -> None:
+    """The paper's Table 9 (Transformer then Convolutional architectures, each sorted by mobile latency,
+    descending) or Table 14, filled with your measurements: FLOPs and params from `profile` records, latency per
+    device from `latency` records, top-1 from the paper. Missing measurements are '-', as in the paper. Headers
+    say the unit, runtime and statistic of the records ('CPU onnxruntime (ms, median of 100)').
+
+    Rows: the layout's models that have at least one record (all of them with --all), or MODEL... / --zoo. Rows are
+    sorted by your iPhone latency when every row of a group has one, else kept in the paper's order.
+
+    --compare adds the paper's figure beside each of ours and, below the table, the rank agreement: Spearman
+    between your latencies and the paper's column over the models both have (same order as the paper = 1).
+
+    \b
+    Examples:
+      mobileone-bench table
+      mobileone-bench table --layout table9 --compare
+      mobileone-bench table --all --compare --format md --out table9.md
+      mobileone-bench table --layout table14 --format latex --out table14.tex
+      mobileone-bench table mobileone_s0 mobilenetv2-x1.0 --format json
+    """
+    from mobileone_bench import registry
+    from mobileone_bench.analysis._data import open_store
+    from mobileone_bench.analysis.tables import FORMATS, build_table, render
+
+    if fmt is None:
+        fmt = _SUFFIX_FORMATS.get(Path(out).suffix.lower(), "rich") if out else "rich"
+    fmt = _choice("rich" if fmt.lower() == "table" else fmt, FORMATS + ("markdown", "tex"), "format", "rich")
+    names = [s.name for s in registry.expand(models, zoo=zoo)] if (models or zoo) else None
+    store = open_store(results)
+    table = build_table(store, layout, models=names, all_rows=all_rows, compare=compare, runtimes=runtimes,
+                        threads=threads, precision=precision)
+    if fmt == "rich":
+        import io
+
+        from rich.console import Console
+
+        console = Console(record=True, width=200, file=io.StringIO()) if out else stdout()
+        console.print(rich_paper_table(table))
+        for note in table["footnotes"]:
+            console.print(f"  {note}", style="dim", highlight=False, markup=False)
+        if table["agreement"]:
+            console.print(rich_agreement(table))
+        text = console.export_text() if out else None
+    else:
+        text = render(table, fmt)
+    if out:
+        try:
+            Path(out).parent.mkdir(parents=True, exist_ok=True)
+            Path(out).write_text(text or "", encoding="utf-8")
+        except OSError as exc:
+            raise UsageError(f"cannot write {out}: {exc.strerror or exc}") from None
+        click.echo(f"wrote {out}", err=True)
+    elif text is not None:
+        click.echo(text, nl=False)
+
+
+# ------------------------------------------------------------------------------------------------------ plot
+
+
+@click.command("plot")
+@click.option("--figure", "figures", multiple=True, metavar="NAME",
+              help="latency-vs-flops, latency-vs-params, accuracy-vs-latency (repeatable; default: all three).")
+@click.option("--device", "devices", multiple=True, metavar="DEVICE",
+              help="cpu, gpu, iphone or mac (repeatable; default: every device with records).")
+@click.option("--runtime", default=None, help="Only records of this runtime.")
+@click.option("--models", "patterns", multiple=True, metavar="PATTERN", help="Names or wildcards to plot.")
+@click.option("--exclude", multiple=True, metavar="PATTERN", help="Names or wildcards to leave out.")
+@zoo_option()
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None, metavar="DIR",
+              help="Folder for the PNG and SVG files (default: <results>/figures).")
+@click.option("--reference", default=None, metavar="paper",
+              help="Overlay the paper's Table 9 points (open diamonds) on ours (filled circles).")
+@click.option("--format", "fmt", default="table", show_default=True, help="How to list what was written: table "
+                                                                          "or json.")
+@_results_option
+def plot_cmd(figures: tuple[str, ...], devices: tuple[str, ...], runtime: str | None, patterns: tuple[str, ...],
+             exclude: tuple[str, ...], zoo: str | None, out_dir: str | None, reference: str | None, fmt: str,
+             results: str) -> None:
+    """The paper's Figure 2 (latency vs FLOPs, latency vs params; labelled scatter, log axes) and Figure 1 (top-1
+    vs latency; top-1 from the paper) from your records, one PNG and one SVG per figure and device/runtime. The
+    title names the device, runtime and statistic; colours are the Table 9 families.
+
+    With --reference paper the paper's points for the same device are drawn too (iPhone 12, Xeon CPU, 2080Ti
+    GPU), so you can see whether your ranking matches theirs; without records it plots the paper's points alone.
+
+    \b
+    Examples:
+      mobileone-bench plot
+      mobileone-bench plot --figure latency-vs-flops --device cpu --reference paper
+      mobileone-bench plot --reference paper --device iphone --out figures/
+    """
+    from mobileone_bench.analysis._data import open_store, parse_devices
+    from mobileone_bench.analysis.plots import make_plots, parse_figures
+
+    fmt = _choice(fmt, ("table", "json"), "format", "table")
+    figure_list = parse_figures(figures)
+    device_list = parse_devices(devices)
+    if reference is not None:
+        reference = _choice(reference, ("paper",), "reference", "paper")
+    store = open_store(results)
+    target = Path(out_dir) if out_dir else Path(results) / "figures"
+    written = make_plots(store, target, figures=figure_list, devices=device_list, runtime=runtime,
+                         models=_model_patterns(patterns, zoo), exclude=exclude, reference=reference)
+    if fmt == "json":
+        _echo_json(written)
+        return
+    rows = [{**w, "files": str(Path(w["png"]).with_suffix("")) + ".{png,svg}"} for w in written]
+    emit(rows, "table", [("figure", "Figure"), ("device", "Device"), ("runtime", "Runtime"),
+                         ("points", "Our points"), ("reference_points", "Paper points"), ("files", "Files")],
+         title=f"{len(written)} figure(s) written")
+    _print_notes(list(dict.fromkeys(n for w in written for n in w["notes"])))
+
+
+# ------------------------------------------------------------------------------------------------------ roofline
+
+
+@click.command("roofline")
+@click.option("--models", "patterns", multiple=True, metavar="PATTERN", help="Names or wildcards to keep.")
+@click.option("--exclude", multiple=True, metavar="PATTERN", help="Names or wildcards to leave out.")
+@zoo_option()
+@click.option("--runtime", default=None, help="Only CPU records of this runtime (onnxruntime or torch).")
+@click.option("--threads", type=int, default=None, help="Only records measured with this many threads.")
+@click.option("--remeasure", is_flag=True, help="Measure the peak again even if one is stored.")
+@click.option("--peak-gflops", type=float, default=None, metavar="X",
+              help="Use X GFLOP/s as the peak instead of measuring it.")
+@click.option("--format", "fmt", default="table", show_default=True, help="table, json or csv.")
+@_results_option
+def roofline_cmd(patterns: tuple[str, ...], exclude: tuple[str, ...], zoo: str | None, runtime: str | None,
+                 threads: int | None, remeasure: bool, peak_gflops: float | None, fmt: str, results: str) -> None:
+    """Is each model compute-bound or overhead-bound on this CPU? For every CPU latency record: the achieved
+    GFLOP/s (2 x FLOPs / latency: the paper's FLOPs are multiply-adds) and its fraction of this CPU's peak.
+
+    The peak is this machine's best float32 matrix multiply (torch.matmul, 2048x2048, a few seconds) at the thread
+    count of the records, measured once and stored in the results folder (kind 'peak', per machine and threads;
+    --remeasure to redo it, --peak-gflops to give one).
+
+    \b
+    Reading it (rules of thumb):
+      >= 40% of peak   compute-bound: FLOPs predict this model's latency on this CPU
+      15-40%           partly compute-bound
+      < 15%            overhead-bound: memory traffic (depthwise, 1x1 convs), many small operators,
+                       per-operator framework overhead; FLOPs under-predict the latency
+      > 100%           the runtime did fewer operations than counted (e.g. Winograd convolutions)
+
+    \b
+    Examples:
+      mobileone-bench roofline
+      mobileone-bench roofline --threads 1 --format json
+    """
+    from mobileone_bench.analysis._data import open_store
+    from mobileone_bench.analysis.roofline import roofline
+
+    fmt = _choice(fmt, ("table", "json", "csv"), "format", "table")
+    store = open_store(results)
+    if not store.latest("latency"):
+        raise AnalysisError(f"no latency measurements in {store.root}: run `mobileone-bench run` (or "
+                            f"`mobileone-bench latency --device cpu MODEL...`) first")
+    def announce(threads: int) -> None:
+        click.echo(f"measuring this CPU's float32 peak at {threads} thread(s) (a few seconds; stored for next "
+                   f"time)...", err=True)
+
+    result = roofline(store, models=_model_patterns(patterns, zoo), exclude=exclude, runtime=runtime,
+                      threads=threads, remeasure=remeasure, peak_override=peak_gflops, announce=announce)
+    if fmt == "json":
+        _echo_json(result)
+        return
+    if fmt == "csv":
+        emit(result["rows"], fmt, [tuple(c) for c in result["columns"]])
+        return
+    shown = dict(result, rows=[{**r, "fraction": None if r["fraction"] is None else 100.0 * r["fraction"]}
+                               for r in result["rows"]])
+    peaks = [f"peak {p['gflops']:.1f} GFLOP/s at {p['threads']} thread(s) ({p['method']}, {p['source']}"
+             f"{', ' + p['cpu'] if p.get('cpu') else ''})" for p in result["peaks"]]
+    shown["notes"] = peaks + result["notes"]
+    stdout().print(_noted_table(shown, "Achieved GFLOP/s and fraction of this CPU's float32 GEMM peak",
+                                {"flops_m": 0, "latency_ms": 2, "achieved_gflops": 1, "peak_gflops": 1,
+                                 "fraction": 1}))
+    _print_notes(shown["notes"])
+
+
+COMMANDS: list[Callable[..., Any]] = [correlate_cmd, table_cmd, plot_cmd, roofline_cmd]
