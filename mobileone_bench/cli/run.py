@@ -1,0 +1,252 @@
+"""``run`` (the whole pipeline over a zoo) and ``ablate`` (the Section 3.2 bottleneck studies)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import click
+
+from mobileone_bench.cli._common import emit, input_size_option, models_argument, progress, select_models, stdout
+
+__all__ = ["run_cmd", "ablate_cmd", "COMMANDS"]
+
+
+def _measurement_options(f: Any) -> Any:
+    """Options shared by ``run`` and ``ablate`` (a subset of ``latency``'s)."""
+    options = [
+        click.option("--device", type=click.Choice(["cpu", "gpu", "iphone", "mac"]), default="cpu",
+                     show_default=True, help="Where to measure."),
+        click.option("--runtime", default=None, help="Runtime (default: the device's, see `latency --help`)."),
+        click.option("--warmup", type=int, default=None, help="Untimed runs first."),
+        click.option("--runs", type=int, default=None, help="Timed runs (default 100 on CPU/GPU)."),
+        click.option("--threads", type=int, default=None, help="CPU threads (default: physical cores)."),
+        click.option("--precision", type=click.Choice(["fp32", "fp16"]), default=None, help="Default per device."),
+        click.option("--results", default="results", show_default=True, type=click.Path(file_okay=False),
+                     help="Results store folder."),
+        click.option("--models-dir", default="models", show_default=True, type=click.Path(file_okay=False),
+                     help="Artifact folder."),
+        click.option("--force", is_flag=True, help="Measure again what is already stored."),
+        click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
+def _job(device: str, runtime: str | None, warmup: int | None, runs: int | None, threads: int | None,
+         precision: str | None, models_dir: str, input_size: tuple[int, int] | None = None) -> Any:
+    from mobileone_bench import pipeline
+    from mobileone_bench.devices import check_runtime_available, get_runtime
+    from mobileone_bench.errors import UsageError
+
+    if device in ("iphone", "mac"):
+        raise UsageError(f"`run` and `ablate` measure on cpu or gpu; for {device}, export with `export --format "
+                         f"coreml`, then `latency --device {device}` (or import the app's report with --from-report)")
+    check_runtime_available(get_runtime(device, runtime))
+    if device == "gpu":
+        from mobileone_bench.devices.gpu import require_cuda
+
+        require_cuda()
+    options = (("graph_optimization", "all"),) if device == "cpu" else (("cuda_graphs", True),)
+    return pipeline.LatencyJob(device=device, runtime=runtime, precision=precision, warmup=warmup, runs=runs,
+                               threads=threads, runtime_options=options, input_size=input_size,
+                               models_dir=models_dir).resolved()
+
+
+def _sweep(specs: list[Any], job: Any, store: Any, force: bool, title: str) -> list[dict[str, Any]]:
+    from mobileone_bench import pipeline
+
+    with progress(len(specs), title) as bar:
+        task = bar.add_task(title, total=len(specs), status="")
+        done: set[str] = set()
+
+        def step(model: str, what: str) -> None:
+            bar.update(task, status=f"{model}: {what}")
+
+        rows = []
+        for spec in specs:
+            rows.extend(pipeline.run_models([spec], job, store, force=force, on_step=step))
+            done.add(spec.name)
+            bar.advance(task)
+    return rows
+
+
+def _summary_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    from mobileone_bench.analysis.reference import paper_row
+
+    out = []
+    for r in rows:
+        prof, lat = r["profile"], r["latency"]
+        paper = paper_row(r["model"]) or paper_row(r["model"], "table13") or {}
+        paper_lat = (paper.get("latency_ms") or {}).get(lat.get("device"))
+        state = "ok" if lat.get("status") == "ok" else f"failed: {lat.get('error')}"
+        if lat.get("status") == "ok" and r["skipped"]["latency"]:
+            state = "ok (stored)"
+        out.append({
+            "model": r["model"], "params_m": prof.get("params_m"), "flops_m": prof.get("flops_m"),
+            "latency_ms": lat.get("latency_ms"), "cv": lat.get("cv"),
+            "paper_latency_ms": paper_lat, "status": state,
+        })
+    return out
+
+
+@click.command("run")
+@models_argument()
+@click.option("--zoo", default=None, metavar="NAME", help="Zoo to run (default: quick; see `list --zoos`).")
+@_measurement_options
+@input_size_option()
+def run_cmd(models: tuple[str, ...], zoo: str | None, device: str, runtime: str | None, warmup: int | None,
+            runs: int | None, threads: int | None, precision: str | None, results: str, models_dir: str,
+            force: bool, fmt: str, input_size: tuple[int, int] | None) -> None:
+    """The main job: for every model of a zoo, profile (params, FLOPs), export and measure latency, storing each
+    step; then print the Table 9-style table and the Spearman correlations of latency with FLOPs and params.
+
+    A failing model is recorded and the rest go on; a killed run resumes where it stopped (stored steps are
+    skipped unless --force). The default zoo, 'quick', takes a few minutes on a laptop CPU.
+
+    \b
+    Examples:
+      mobileone-bench run
+      mobileone-bench run --zoo paper-table9 --threads 1
+      mobileone-bench run 'mobileone*' --runs 300
+    """
+    from mobileone_bench.records import ResultsStore
+
+    job = _job(device, runtime, warmup, runs, threads, precision, models_dir, input_size)
+    specs = select_models(models, zoo, default_zoo="quick")
+    store = ResultsStore(results)
+    rows = _sweep(specs, job, store, force, "run")
+    summary = _summary_rows(rows)
+    if fmt == "json":
+        click.echo(json.dumps({"models": summary, **_report(store, specs, job, as_json=True)}, indent=2,
+                              default=str))
+    else:
+        emit(summary, "table", [("model", "Model"), ("params_m", "Params (M)"), ("flops_m", "FLOPs (M)"),
+                                ("latency_ms", f"{job.device} {job.runtime} (ms, {job.report} of {job.runs})"),
+                                ("cv", "CV"), ("paper_latency_ms", f"Paper {job.device} (ms)"), ("status", "Status")],
+             title=f"mobileone-bench run: {len(specs)} models", digits={"params_m": 2, "flops_m": 0, "cv": 3,
+                                                                         "latency_ms": 3})
+        _report(store, specs, job, as_json=False)
+        from mobileone_bench.cli.latency import environment_line
+
+        stdout().print(environment_line([r["latency"] for r in rows]), style="dim")
+    failed = [s for s in summary if str(s["status"]).startswith("failed")]
+    if failed:
+        click.echo(f"{len(failed)} of {len(summary)} models failed (recorded in {store.records_path}).", err=True)
+        raise SystemExit(1)
+
+
+def _report(store: Any, specs: list[Any], job: Any, *, as_json: bool) -> Any:
+    """The Table 9 layout (with the paper's figures beside ours) and the Spearman correlations (Table 1 layout) of
+    the models just run."""
+    from mobileone_bench.analysis.correlate import correlate_records
+    from mobileone_bench.analysis.tables import build_table, flat_rows
+    from mobileone_bench.cli.analysis import rich_agreement, rich_correlation, rich_paper_table
+    from mobileone_bench.errors import AnalysisError
+
+    names = [s.name for s in specs]
+    out: dict[str, Any] = {}
+    try:
+        table = build_table(store, "table9", models=names, compare=True, runtimes=[job.runtime],
+                            threads=job.threads, precision=job.precision)
+        out["table"] = flat_rows(table)
+        out["agreement"] = table.get("agreement")
+        if not as_json:
+            stdout().print(rich_paper_table(table))
+            if table.get("agreement"):
+                stdout().print(rich_agreement(table))
+    except AnalysisError as exc:
+        out["table"] = None
+        if not as_json:
+            stdout().print(f"Table 9 layout: {exc}")
+    try:
+        corr = correlate_records(store, models=names, device=job.device, runtime=job.runtime, threads=job.threads,
+                                 precision=job.precision)
+        out["correlation"] = corr
+        if not as_json:
+            stdout().print(rich_correlation(corr))
+    except AnalysisError as exc:
+        out["correlation"] = None
+        out["correlation_note"] = str(exc)
+        if not as_json:
+            stdout().print(f"Spearman correlation: {exc}")
+    return out
+
+
+@click.command("ablate")
+@click.argument("study", type=click.Choice(["activations", "blocks"]))
+@_measurement_options
+@click.option("--formats", default="onnx,coreml", show_default=True,
+              help="Formats every variant is exported to (a variant that cannot convert is recorded).")
+def ablate_cmd(study: str, device: str, runtime: str | None, warmup: int | None, runs: int | None,
+               threads: int | None, precision: str | None, results: str, models_dir: str, force: bool, fmt: str,
+               formats: str) -> None:
+    """The Section 3.2 bottleneck studies: the 30-layer network with different activations (Table 2) or blocks
+    (Table 3), exported and measured through the normal pipeline, with the latency ratio to the ReLU baseline
+    beside the paper's iPhone figures.
+
+    \b
+    Examples:
+      mobileone-bench ablate activations
+      mobileone-bench ablate blocks --threads 1 --runs 200
+    """
+    from pathlib import Path
+
+    from mobileone_bench.analysis.reference import paper_table
+    from mobileone_bench.cli.export import run_exports
+    from mobileone_bench.export import check_format_available, parse_formats
+    from mobileone_bench.export._base import ExportOptions, ensure_writable
+    from mobileone_bench.records import ResultsStore
+
+    job = _job(device, runtime, warmup, runs, threads, precision, models_dir)
+    zoo = "ablation-activations" if study == "activations" else "ablation-blocks"
+    specs = select_models((), zoo)
+    fmts = parse_formats(formats)
+    for f in fmts:
+        check_format_available(f)
+    out = ensure_writable(Path(models_dir))
+    exports = run_exports(specs, [f for f in fmts if f.name != "tensorrt"], out, ExportOptions(),
+                          weights=None, input_size=None, reparameterize=True, force=force)
+    store = ResultsStore(results)
+    rows = _sweep(specs, job, store, force, f"ablate {study}")
+    table = paper_table("table2" if study == "activations" else "table3")
+    paper = {r["model"]: r for r in table["rows"]}
+    base = next((r["latency"].get("latency_ms") for r in rows if r["model"] == "ablation30-relu"), None)
+    paper_base = paper.get("ablation30-relu", {}).get("latency_ms")
+    out_rows = []
+    for r in rows:
+        lat = r["latency"]
+        p = paper.get(r["model"], {})
+        ours = lat.get("latency_ms") if lat.get("status") == "ok" else None
+        ex = {e.format: e for e in exports if e.model == r["model"]}
+        out_rows.append({
+            "variant": p.get("paper_name") or r["model"].replace("ablation30-", ""),
+            "model": r["model"],
+            "flops_m": r["profile"].get("flops_m"),
+            "latency_ms": ours,
+            "ratio": (ours / base) if ours and base else None,
+            "paper_iphone_ms": p.get("latency_ms"),
+            "paper_ratio": (p["latency_ms"] / paper_base) if p.get("latency_ms") and paper_base else None,
+            **{f"export_{k}": ("ok" if v.ok else f"{v.status}: {v.error}") for k, v in ex.items()},
+            "status": "ok" if lat.get("status") == "ok" else f"failed: {lat.get('error')}",
+        })
+    if fmt == "json":
+        click.echo(json.dumps(out_rows, indent=2, default=str))
+    else:
+        cols = [("variant", "Variant"), ("model", "Model"), ("flops_m", "FLOPs (M)"),
+                ("latency_ms", f"{job.device} (ms, {job.report})"), ("ratio", "x ReLU"),
+                ("paper_iphone_ms", "Paper iPhone 12 (ms)"), ("paper_ratio", "Paper x ReLU")]
+        cols += [(f"export_{f.name}", f"{f.name}") for f in fmts if f.name != "tensorrt"]
+        cols.append(("status", "Status"))
+        title = ("Table 2: activation functions" if study == "activations" else "Table 3: architectural blocks") + \
+                " in the 30-layer network"
+        emit(out_rows, "table", cols, title=title, digits={"flops_m": 0, "latency_ms": 2, "ratio": 2,
+                                                           "paper_ratio": 2})
+        stdout().print("The network's widths and strides are ours (the paper gives none): see "
+                       "mobileone_bench/archs/ablation.py.", style="dim")
+    if any(str(r["status"]).startswith("failed") for r in out_rows):
+        raise SystemExit(1)
+
+
+COMMANDS = [run_cmd, ablate_cmd]

@@ -1,0 +1,76 @@
+"""`run`: the whole pipeline, resuming after a kill, and `ablate`."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from mobileone_bench.records import ResultsStore
+
+pytestmark = pytest.mark.slow
+
+MODELS = ["mobileone_tiny", "mobileone_mu0", "timm:mobilenetv3_small_050", "torchvision:squeezenet1_1"]
+
+
+def _run_args(tmp_path):
+    return ["run", *MODELS, "--input-size", "64", "64", "--warmup", "1", "--runs", "5", "--threads", "1",
+            "--results", str(tmp_path / "results"), "--models-dir", str(tmp_path / "models")]
+
+
+def test_run_resumes_after_being_killed(tmp_path):
+    cmd = [sys.executable, "-m", "mobileone_bench", *_run_args(tmp_path), "--format", "json"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    store = ResultsStore(tmp_path / "results")
+    deadline = time.time() + 240
+    try:
+        while time.time() < deadline and proc.poll() is None:
+            if any(r.get("kind") == "latency" for r in store.records()):
+                break
+            time.sleep(0.2)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    done_before = {r["model"] for r in store.records("latency") if r["status"] == "ok"}
+    assert 1 <= len(done_before) < len(MODELS), "the kill should land in the middle of the sweep"
+
+    rerun = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert rerun.returncode == 0, rerun.stderr
+    summary = {m["model"]: m for m in json.loads(rerun.stdout)["models"]}
+    assert set(summary) == set(MODELS)
+    for name in done_before:
+        assert summary[name]["status"] == "ok (stored)"  # not measured twice
+    latency = store.records("latency")
+    assert sorted(r["model"] for r in latency) == sorted(MODELS)  # exactly one record per model
+    assert {r["model"] for r in store.records("profile")} == set(MODELS)
+
+
+def test_run_prints_the_table_and_correlations(runner, cli, tmp_path):
+    result = runner.invoke(cli, _run_args(tmp_path) + ["micronet-m1"])
+    assert result.exit_code == 1  # the unavailable row is recorded as a failed model, the others go on
+    assert "mobileone_tiny" in result.stdout and "squeezenet1_1" in result.stdout
+    assert "Spearman" in result.stdout or "correlation" in result.stdout.lower()
+    assert "1 of 5 models failed" in result.output
+
+
+def test_run_refuses_iphone(runner, cli, tmp_path):
+    result = runner.invoke(cli, ["run", "--device", "iphone", "--results", str(tmp_path)])
+    assert result.exit_code == 2 and "latency --device iphone" in result.output
+
+
+def test_ablate_blocks_exports_and_measures(runner, cli, tmp_path):
+    result = runner.invoke(cli, ["ablate", "blocks", "--warmup", "1", "--runs", "3", "--threads", "2", "--format",
+                                 "json", "--results", str(tmp_path / "r"), "--models-dir", str(tmp_path / "m")])
+    assert result.exit_code == 0, result.output
+    rows = {r["model"]: r for r in json.loads(result.stdout)}
+    assert set(rows) == {"ablation30-relu", "ablation30-se", "ablation30-skip", "ablation30-se-skip"}
+    assert rows["ablation30-relu"]["ratio"] == pytest.approx(1.0)
+    assert rows["ablation30-se"]["paper_iphone_ms"] == 2.10
+    assert rows["ablation30-se"]["paper_ratio"] == pytest.approx(2.10 / 1.53)
+    assert all(r["export_onnx"] == "ok" and r["export_coreml"] == "ok" for r in rows.values())
