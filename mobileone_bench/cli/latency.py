@@ -104,6 +104,12 @@ def run_latency(specs: list[Any], job: Any, store: Any, *, force: bool) -> tuple
               show_default=True, help="iphone/mac: Core ML compute units.")
 @click.option("--from-report", "reports", multiple=True, type=click.Path(exists=True, dir_okay=False),
               metavar="FILE", help="iphone/mac: import harness report(s) produced by hand instead of measuring.")
+@click.option("--team", default=None, envvar="MOBILEONE_BENCH_TEAM", metavar="ID",
+              help="iphone: Apple Developer team id that signs the app (env MOBILEONE_BENCH_TEAM).")
+@click.option("--bundle-id", default=None, envvar="MOBILEONE_BENCH_BUNDLE_ID", metavar="ID",
+              help="iphone: app bundle id (default com.example.mobileone-bench.<team>).")
+@click.option("--harness", default=None, type=click.Path(file_okay=False, exists=True), metavar="DIR",
+              help="iphone/mac: the ios_harness folder (default: this checkout's).")
 @weights_option()
 @input_size_option()
 @click.option("--no-reparam", is_flag=True, help="Measure the train-time model (branches kept); recorded.")
@@ -116,7 +122,8 @@ def run_latency(specs: list[Any], job: Any, store: Any, *, force: bool) -> tuple
 def latency_cmd(models: tuple[str, ...], zoo: str | None, device: str, runtime: str | None, warmup: int | None,
                 runs: int | None, threads: int | None, precision: str | None, report: str | None, ort_opt: str,
                 no_cuda_graphs: bool, destination: str | None, compute_units: str, reports: tuple[str, ...],
-                weights: str | None, input_size: tuple[int, int] | None, no_reparam: bool, results: str,
+                team: str | None, bundle_id: str | None, harness: str | None, weights: str | None,
+                input_size: tuple[int, int] | None, no_reparam: bool, results: str,
                 models_dir: str, force: bool, fmt: str) -> None:
     """Measure latency with the paper's protocol (Section 3.5): load, preallocate the input, warm up, then time
     every run separately with a monotonic clock (CUDA events on GPU). Every measurement is stored in the results
@@ -151,13 +158,23 @@ def latency_cmd(models: tuple[str, ...], zoo: str | None, device: str, runtime: 
                               models_dir=models_dir).resolved()
     skipped: set[str] = set()
     if device in ("iphone", "mac"):
+        from mobileone_bench.cli._common import warn
         from mobileone_bench.devices import apple
 
+        before = {r.get("record_id") for r in store.records("latency")}
         if reports:
             records = apple.import_reports(list(reports), store, job=job,
-                                           models=select_models(models, zoo) if (models or zoo) else None)
+                                           models=select_models(models, zoo) if (models or zoo) else None,
+                                           force=force, on_warning=warn)
         else:
-            records = apple.measure(select_models(models, zoo), job, store, destination=destination, force=force)
+            specs = select_models(models, zoo)
+            with progress(len(specs), device) as bar:
+                task = bar.add_task(device, total=len(specs), status="")
+                records = apple.measure(
+                    specs, job, store, destination=destination, force=force, harness_dir=harness, team=team,
+                    bundle_id=bundle_id, on_warning=warn,
+                    on_progress=lambda text, finished: bar.update(task, status=text, advance=int(finished)))
+        skipped = {r["record_id"] for r in records if r.get("record_id") in before}
     else:
         check_runtime_available(get_runtime(device, runtime))
         if device == "gpu":

@@ -1,0 +1,771 @@
+"""iPhone and Mac latency: the Swift harness in ``ios_harness/`` measures; this module drives it and turns its
+reports into records.
+
+Section 3.5 of the MobileOne paper: load the model, preallocate the input, run once, then time 1000 runs and report
+the minimum, each run a full round trip of ``MLModel.prediction(from:)``. The harness does exactly that and keeps
+every sample; here the samples go through :func:`mobileone_bench.stats.summarize` like any CPU or GPU measurement.
+
+Three ways in, one way to records:
+
+* ``latency --device iphone|mac --from-report FILE``: :func:`import_reports` reads reports made by hand (the app's
+  share button, the macOS runner's ``--out``) or any log holding ``MOBILEONE_BENCH_REPORT {json}`` lines.
+* ``latency --device iphone`` on a Mac with Xcode and XcodeGen: :func:`measure` exports Core ML (fp16 by default),
+  compiles each ``.mlpackage`` with ``xcrun coremlcompiler``, stages the ``.mlmodelc`` folders and a
+  ``run_config.json`` into the harness, generates the Xcode project, runs the headless test with
+  ``xcodebuild test`` on the connected iPhone and imports the marked lines of its output.
+* ``latency --device mac``: the harness's macOS runner (``swift run -c release mobileone-harness``) on the exported
+  packages, or, without a Swift toolchain, ``coremltools``' own prediction timed by
+  :func:`mobileone_bench.devices._protocol.time_runs` (``runtime_options.runner`` says which).
+
+Records have the fields of the CPU/GPU path (``status``, ``error``, ``report``, ``latency_ms``, ``n``, ``min_ms``...,
+``noise_warning``, ``runtime_settings``, ``clock``, ``artifact_*``, ``source``) plus ``load_ms``, ``first_run_ms``,
+``compute_units`` and where the report came from. Their ``env_*`` fields describe the phone (or Mac) that ran the
+model, and the identity's ``machine`` is its model identifier (``iPhone13,2``), so that phone and host measurements
+never share a key. A result of an existing key is not stored again unless forced: importing a file twice adds nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import shutil
+import sys
+import tempfile
+import time
+import warnings
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable
+
+from mobileone_bench.devices import _harness
+from mobileone_bench.errors import (
+    BenchError,
+    DeviceUnavailableError,
+    ExportError,
+    MeasurementError,
+    MissingDependencyError,
+    ReportError,
+    UsageError,
+)
+from mobileone_bench.registry import ModelSpec
+
+__all__ = [
+    "import_reports",
+    "measure",
+    "HarnessWarning",
+    "harness_name",
+    "resolve_harness_model",
+    "default_harness_dir",
+    "RUNNER_IOS_APP",
+    "RUNNER_MAC",
+    "RUNNER_COREMLTOOLS",
+]
+
+RUNNER_IOS_APP = "ios-app"
+RUNNER_MAC = "mac-runner"
+RUNNER_COREMLTOOLS = "coremltools"
+
+Warn = Callable[[str], None]
+Progress = Callable[[str, bool], None]
+
+_CT_UNITS = {"all": "ALL", "cpu_only": "CPU_ONLY", "cpu_and_gpu": "CPU_AND_GPU", "cpu_and_ne": "CPU_AND_NE"}
+_BY_HAND = ("run the app by hand instead (ios_harness/README.md: build ios_harness/ in Xcode on any Mac, run it on "
+            "the iPhone, tap Run all, export the report with the share button) and import it with "
+            "`mobileone-bench latency --device iphone --from-report REPORT.json`")
+
+
+class HarnessWarning(UserWarning):
+    """Something about a harness report worth a warning (a summary that disagrees with its samples, a requested
+    model missing from the reports, a malformed line in a log)."""
+
+
+def _default_warn(message: str) -> None:
+    warnings.warn(message, HarnessWarning, stacklevel=3)
+
+
+def harness_name(spec: ModelSpec) -> str:
+    """The name a model has in the harness (its ``.mlmodelc`` stem): ``timm:resnet18`` -> ``timm__resnet18``."""
+    from mobileone_bench.export._base import safe_name
+
+    return safe_name(spec.name)
+
+
+def resolve_harness_model(model: str) -> ModelSpec | None:
+    """The registry's spec for a harness model name (``mobilevit_s`` -> ``mobilevit-s``), or ``None`` if the
+    registry does not know it (the record then keeps the harness name)."""
+    from mobileone_bench import registry
+
+    candidates = [model] + ([model.replace("__", ":", 1)] if "__" in model else [])
+    for candidate in candidates:
+        try:
+            return registry.resolve(candidate)
+        except BenchError:
+            continue
+    return None
+
+
+def default_harness_dir() -> Path | None:
+    """``ios_harness/`` of the checkout this package runs from, or ``None`` (e.g. a wheel install)."""
+    candidate = Path(__file__).resolve().parents[2] / "ios_harness"
+    return candidate if (candidate / "Package.swift").is_file() else None
+
+
+# ------------------------------------------------------------------------------------------------------ records
+
+
+def _os_text(device: dict[str, Any]) -> str:
+    """``iOS 17.5.1``."""
+    return f"{device.get('os_name')} {device.get('os_version')}"
+
+
+def _env(device: dict[str, Any], harness_version: str | None) -> dict[str, Any]:
+    """``env_*`` fields: the phone or Mac that ran the model (as the harness saw it), not the host."""
+    from mobileone_bench import __version__
+
+    return {
+        "env_machine": device.get("model_identifier"),
+        "env_os": _os_text(device),
+        "env_thermal_state": device.get("thermal_state"),
+        "env_low_power_mode": device.get("low_power_mode"),
+        "env_cores_logical": device.get("processor_count"),
+        "env_memory_bytes": device.get("physical_memory_bytes"),
+        "env_harness": harness_version,
+        "env_tool": __version__,
+    }
+
+
+def _input_shape(result: dict[str, Any] | None, spec: ModelSpec | None, job: Any) -> list[int] | None:
+    """NCHW input shape: the one the harness built (an image input ``[H, W]`` -> ``[1, 3, H, W]``), else the
+    registry's for the job."""
+    from mobileone_bench import registry
+
+    for inp in (result or {}).get("inputs") or []:
+        return list(inp["shape"]) if inp["kind"] == "multiarray" else [1, 3, *inp["shape"]]
+    return list(registry.input_shape(spec, job.input_size)) if spec is not None else None
+
+
+def _summary_mismatches(summary: dict[str, Any], stats: Any) -> list[str]:
+    """Where the harness's display summary disagrees with statistics recomputed from its samples, beyond rounding
+    (the harness's ``std`` has ddof = 0, :func:`~mobileone_bench.stats.summarize`'s ddof = 1)."""
+    population_std = stats.std * math.sqrt((stats.n - 1) / stats.n) if stats.n > 1 else 0.0
+    ours = {"n": stats.n, "min": stats.min, "median": stats.median, "mean": stats.mean, "std": population_std,
+            "p90": stats.p90, "p99": stats.p99, "trimmed_mean": stats.trimmed_mean}
+    return [f"{k} {summary[k]:.6g} vs {v:.6g}" for k, v in ours.items()
+            if not math.isclose(summary[k], v, rel_tol=1e-6, abs_tol=1e-9)]
+
+
+class _Recorder:
+    """Turns harness results into stored records for one job, skipping keys already stored.
+
+    Args:
+        store: The results store.
+        job: The resolved latency job.
+        force: Store even when the key exists.
+        source: ``report`` (imported) or ``measured`` (this tool drove the harness).
+        warn: Where warnings go.
+    """
+
+    def __init__(self, store: Any, job: Any, *, force: bool, source: str, warn: Warn):
+        from mobileone_bench.checkpoints import file_sha256
+
+        self.store = store
+        self.job = job
+        self.force = force
+        self.source = source
+        self.warn = warn
+        self.weights_sha = file_sha256(job.weights) if job.weights else None
+        self._records = store.records("latency")
+
+    def identity(self, name: str, spec: ModelSpec | None, device: dict[str, Any], runner: str, *, warmup: int,
+                 runs: int, compute_units: str, input_shape: list[int] | None) -> dict[str, Any]:
+        """The identity fields of :func:`mobileone_bench.pipeline.latency_identity`, for the phone."""
+        job = self.job
+        return {
+            "model": spec.name if spec else name,
+            "target": spec.target if spec else name,
+            "patches": list(spec.patches) if spec else [],
+            "weights_sha256": self.weights_sha,
+            "input_shape": input_shape,
+            "reparameterized": job.reparameterize,
+            "device": job.device,
+            "runtime": job.runtime,
+            "precision": job.precision,
+            "threads": None,
+            "warmup": warmup,
+            "runs": runs,
+            "runtime_options": {"compute_units": compute_units, "runner": runner},
+            "machine": device.get("model_identifier"),
+            "versions": {"os": _os_text(device)},
+        }
+
+    def planned(self, spec: ModelSpec, device: dict[str, Any], runner: str) -> dict[str, Any] | None:
+        """The stored successful record of what the job would measure for ``spec``, if any (never when forced)."""
+        from mobileone_bench.records import record_key
+
+        job = self.job
+        identity = self.identity(spec.name, spec, device, runner, warmup=job.warmup, runs=job.runs,
+                                 compute_units=_compute_units(job), input_shape=_input_shape(None, spec, job))
+        return self._stored(record_key(identity), None)
+
+    def _stored(self, key: str, created: str | None) -> dict[str, Any] | None:
+        """A successful record of ``key``, or one from the same harness run (``created``); ``None`` when forced."""
+        if self.force:
+            return None
+        same = [r for r in self._records if r.get("key") == key]
+        ok = [r for r in same if r.get("status") == "ok"]
+        if ok:
+            return ok[-1]
+        run = [r for r in same if created is not None and r.get("report_created") == created]
+        return run[-1] if run else None
+
+    def _append(self, identity: dict[str, Any], fields: dict[str, Any], env: dict[str, Any],
+                samples: list[float] | None) -> dict[str, Any]:
+        from mobileone_bench.records import new_record
+
+        stored = self.store.append(new_record("latency", identity, fields, env), samples)
+        self._records.append(stored)
+        return stored
+
+    def result(self, run: dict[str, Any], result: dict[str, Any], *, spec: ModelSpec | None, where: str,
+               runner: str, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Store one harness result (``ok`` with statistics from its samples, ``error`` as a failed record)."""
+        from mobileone_bench.records import record_key
+        from mobileone_bench.stats import noise_warning, summarize
+
+        job = self.job
+        device = run["device"]
+        identity = self.identity(result["model"], spec, device, runner, warmup=result["warmup"],
+                                 runs=result["runs"], compute_units=result["compute_units"],
+                                 input_shape=_input_shape(result, spec, job))
+        existing = self._stored(record_key(identity), run["created"])
+        if existing is not None:
+            return existing
+        ok = result["status"] == "ok"
+        fields: dict[str, Any] = {
+            "status": "ok" if ok else "failed",
+            "error": None if ok else str(result["error"])[:500],
+            "report": job.report,
+            "paper_name": spec.paper_name if spec else None,
+            "source": self.source,
+            "seconds": None,
+            "artifact_format": "coreml",
+            "artifact_path": None,
+            "artifact_sha256": None,
+            "harness_model": result["model"],
+            "harness_file": result["file"],
+            "harness_version": run["harness_version"],
+            "compute_units": result["compute_units"],
+            "load_ms": result["load_ms"],
+            "first_run_ms": result["first_run_ms"],
+            "inputs": result["inputs"],
+            "clock": result["clock"],
+            "runtime_settings": {"runner": runner, "compute_units": result["compute_units"],
+                                 "clock": result["clock"], "harness_version": run["harness_version"]},
+            "report_created": run["created"],
+            "report_tag": run["config"]["tag"],
+            "report_file": where,
+            **(extra or {}),
+        }
+        samples = None
+        if ok:
+            samples = [float(x) for x in result["samples_ms"]]
+            stats = summarize(samples)
+            mismatches = _summary_mismatches(result["summary"], stats) if result["summary"] else []
+            fields.update(stats.as_dict(), latency_ms=stats.value(str(job.report)),
+                          noise_warning=noise_warning(stats),
+                          summary_check="; ".join(mismatches) or ("ok" if result["summary"] else None))
+            if mismatches:
+                self.warn(f"{where}: {result['model']}: the harness summary disagrees with its samples "
+                          f"({'; '.join(mismatches)}); the statistics are recomputed from samples_ms")
+        return self._append(identity, fields, _env(device, run["harness_version"]), samples)
+
+    def failure(self, spec: ModelSpec, device: dict[str, Any], runner: str, message: str,
+                extra: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Store a failed record for a model that produced no harness result (export, compile, lost run)."""
+        job = self.job
+        identity = self.identity(spec.name, spec, device, runner, warmup=job.warmup, runs=job.runs,
+                                 compute_units=_compute_units(job), input_shape=_input_shape(None, spec, job))
+        fields = {"status": "failed", "error": message[:500], "report": job.report, "paper_name": spec.paper_name,
+                  "source": self.source, "seconds": None, "artifact_format": "coreml", "artifact_path": None,
+                  "artifact_sha256": None, "harness_model": harness_name(spec),
+                  "compute_units": _compute_units(job), "runtime_settings": {"runner": runner}, **(extra or {})}
+        return self._append(identity, fields, _env(device, None), None)
+
+
+def _compute_units(job: Any) -> str:
+    """The job's Core ML compute units (``runtime_options``; ``all`` by default), checked."""
+    units = dict(job.runtime_options).get("compute_units", "all")
+    if units not in _harness.COMPUTE_UNITS:
+        raise UsageError(f"unknown compute units {units!r}; choose from {', '.join(_harness.COMPUTE_UNITS)}")
+    return str(units)
+
+
+def _runner_for(device: dict[str, Any], job_device: str, where: str) -> str:
+    """The runner a report's device implies, after checking it matches ``--device``."""
+    ident = str(device["model_identifier"])
+    os_name = device["os_name"]
+    if ident.startswith("simulator:"):
+        raise UsageError(f"{where}: made in the iOS Simulator ({ident}); Simulator timings are not device latency")
+    if job_device == "iphone" and os_name != "iOS":
+        hint = "; import it with --device mac" if os_name == "macOS" else ""
+        raise UsageError(f"{where}: made on {os_name} ({ident}), not on an iPhone{hint}")
+    if job_device == "mac" and os_name != "macOS":
+        hint = "; import it with --device iphone" if os_name == "iOS" else ""
+        raise UsageError(f"{where}: made on {os_name} ({ident}), not on a Mac{hint}")
+    return RUNNER_IOS_APP if job_device == "iphone" else RUNNER_MAC
+
+
+# ------------------------------------------------------------------------------------------------------ import
+
+
+def import_reports(paths: list[str], store: Any, *, job: Any, models: list[ModelSpec] | None = None,
+                   force: bool = False, on_warning: Warn | None = None) -> list[dict[str, Any]]:
+    """Import harness reports (JSON report files, or logs holding marked lines) into the results store.
+
+    Every file is read and validated before anything is stored, so a malformed file stores nothing. Each result's
+    ``model`` becomes the registry's name when the registry knows it. A result with ``status: "error"`` is stored
+    as a failed record. Statistics are recomputed from ``samples_ms`` (the report's summary is only cross-checked),
+    and ``latency_ms`` is the job's ``report`` statistic (the minimum by default, as the paper). A result whose key is
+    already stored (successfully, or from the same harness run) is not stored again unless ``force``; its stored
+    record is returned in its place.
+
+    Args:
+        paths: Report files or logs.
+        store: The :class:`~mobileone_bench.records.ResultsStore`.
+        job: The latency job (``device`` ``iphone`` or ``mac``; its precision, weights and input size describe the
+            artifacts the reports measured; warmup, runs and compute units come from the reports).
+        models: Import only the results of these models (all when ``None``).
+        force: Store results even when their key is already stored.
+        on_warning: Receives warnings (default: :class:`HarnessWarning` through :mod:`warnings`).
+
+    Returns:
+        The records, in report order.
+
+    Raises:
+        ReportError: A file that is unreadable, not JSON, breaks the schema, or holds no report.
+        UsageError: A report from another kind of device, or none of ``models`` in the reports.
+    """
+    job = job.resolved()
+    warn = on_warning or _default_warn
+    runs = [(str(path), run) for path in paths for run in _harness.read_reports(path)]
+    checked = [(where, run, _runner_for(run["device"], job.device, where)) for where, run in runs]
+    wanted = {s.name for s in models} if models is not None else None
+    recorder = _Recorder(store, job, force=force, source="report", warn=warn)
+    specs: dict[str, ModelSpec | None] = {}
+    found: list[str] = []
+    records = []
+    for where, run, runner in checked:
+        for result in run["results"]:
+            if result["model"] not in specs:
+                specs[result["model"]] = resolve_harness_model(result["model"])
+            spec = specs[result["model"]]
+            name = spec.name if spec else result["model"]
+            found.append(name)
+            if wanted is None or name in wanted:
+                records.append(recorder.result(run, result, spec=spec, where=where, runner=runner))
+    if wanted is not None:
+        missing = sorted(wanted - set(found))
+        if not records:
+            raise UsageError(f"the reports hold no result for {', '.join(missing)} (they hold: "
+                             f"{', '.join(dict.fromkeys(found)) or 'nothing'})")
+        if missing:
+            warn(f"no result for {', '.join(missing)} in the reports")
+    return records
+
+
+# ------------------------------------------------------------------------------------------------------ measure
+
+
+def _require_xcode() -> None:
+    """Raise :class:`DeviceUnavailableError` unless this is macOS with Xcode and XcodeGen."""
+    if sys.platform != "darwin":
+        raise DeviceUnavailableError(
+            f"--device iphone needs a Mac (macOS with Xcode, XcodeGen and a connected iPhone in Developer Mode) and "
+            f"this machine runs {sys.platform}; {_BY_HAND}")
+    missing = [tool for tool in ("xcrun", "xcodebuild", "xcodegen") if shutil.which(tool) is None]
+    if missing:
+        raise DeviceUnavailableError(
+            f"--device iphone needs {', '.join(missing)} on this Mac (Xcode from the App Store, selected with "
+            f"xcode-select; XcodeGen with `brew install xcodegen`); or {_BY_HAND}")
+
+
+def _require_macos() -> None:
+    """Raise :class:`DeviceUnavailableError` unless this is macOS."""
+    if sys.platform != "darwin":
+        raise DeviceUnavailableError(
+            f"--device mac measures Core ML on this Mac and needs macOS (this machine runs {sys.platform}); on a Mac, "
+            f"run `swift run -c release mobileone-harness --models DIR --out report.json` in ios_harness/ and "
+            f"import the report with `mobileone-bench latency --device mac --from-report report.json`")
+
+
+def _harness_path(harness_dir: str | Path | None, marker: str) -> Path | None:
+    """The harness folder (``--harness`` or the checkout's) if it holds ``marker``, else ``None``."""
+    folder = Path(harness_dir) if harness_dir else default_harness_dir()
+    return folder if folder is not None and (folder / marker).is_file() else None
+
+
+def _one_line(exc: BaseException) -> str:
+    """An exception as one line (with its type unless it is one of the tool's own errors)."""
+    if isinstance(exc, BenchError):
+        return " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {' '.join(str(exc).split())}"
+
+
+def _export(spec: ModelSpec, job: Any, force: bool) -> Any:
+    """Build the inference-time model and export (or reuse) its Core ML package; returns the ``ExportResult``."""
+    from mobileone_bench.export import FORMATS
+    from mobileone_bench.export._base import ExportOptions, export_one
+    from mobileone_bench.pipeline import prepare
+
+    if not spec.available:
+        raise BenchError(f"unavailable: {spec.reason}")
+    prepared = prepare(spec, weights=job.weights, input_size=job.input_size, reparameterize=job.reparameterize,
+                       check=job.reparameterize)
+    result = export_one(prepared, FORMATS["coreml"], Path(job.models_dir), ExportOptions(precision=job.precision),
+                        force=force)
+    if not result.ok:
+        raise ExportError(f"coreml export: {result.error or result.status}")
+    return result
+
+
+def _artifact_fields(export: Any) -> dict[str, Any]:
+    """The ``artifact_*`` fields of a record, from an ``ExportResult``."""
+    return {"artifact_format": "coreml", "artifact_path": export.path,
+            "artifact_sha256": (export.manifest or {}).get("sha256")}
+
+
+class _Collector:
+    """Reads a harness's output line by line: writes the log, validates marked lines as they arrive and reports
+    progress (a model finished, or the harness's own ``[mobileone-bench]`` progress line).
+
+    Args:
+        log_path: Where the whole output is written.
+        progress: Progress callback.
+        warn: Receives a malformed marked line (the model is then reported missing).
+    """
+
+    def __init__(self, log_path: Path, progress: Progress, warn: Warn):
+        self.log_path = log_path
+        self.progress = progress
+        self.warn = warn
+        self.reports: list[dict[str, Any]] = []
+        self._number = 0
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        self._log = open(log_path, "w", encoding="utf-8")
+
+    def __call__(self, line: str) -> None:
+        self._number += 1
+        self._log.write(line + "\n")
+        text = _harness.marked_json(line)
+        if text is not None:
+            try:
+                report = _harness.parse_marked(text, f"{self.log_path} line {self._number}")
+            except ReportError as exc:
+                self.warn(str(exc))
+                return
+            self.reports.append(report)
+            for r in report["results"]:
+                self.progress(f"{r['model']}: {'done' if r['status'] == 'ok' else 'failed'}", True)
+        elif _harness.LOG_PREFIX in line:
+            self.progress(line.split(_harness.LOG_PREFIX, 1)[1].strip(), False)
+
+    def close(self) -> None:
+        self._log.close()
+
+
+def _log_path(store: Any, tool: str) -> Path:
+    """``<results>/logs/<tool>-<UTC time>.log``: the whole output of a harness run, kept for diagnosis."""
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    return Path(store.root) / "logs" / f"{tool}-{stamp}.log"
+
+
+def _stream(argv: list[str], collector: _Collector) -> _harness.RunResult:
+    """Run a harness command with ``collector`` reading its output, and close the log."""
+    try:
+        return _harness._run(argv, on_line=collector)
+    finally:
+        collector.close()
+
+
+def _check(result: _harness.RunResult, what: str) -> None:
+    """Raise :class:`MeasurementError` with the first error line when a command failed."""
+    if result.returncode != 0:
+        reason = _harness.first_error_line(result.tail) or (result.tail[-1] if result.tail else "no output")
+        raise MeasurementError(f"{what} failed (exit {result.returncode}): {reason}")
+
+
+def measure(specs: list[ModelSpec], job: Any, store: Any, *, destination: str | None = None, force: bool = False,
+            harness_dir: str | Path | None = None, team: str | None = None, bundle_id: str | None = None,
+            on_progress: Progress | None = None, on_warning: Warn | None = None) -> list[dict[str, Any]]:
+    """Measure models on the connected iPhone (``job.device == "iphone"``) or on this Mac (``"mac"``).
+
+    A model already measured the same way on the same device is not measured again unless ``force``. A model that
+    fails (export, compile, load on the device, or no result at all) is stored as a failed record; the others go on.
+
+    Args:
+        specs: The models.
+        job: The latency job (warmup, runs, precision, ``compute_units`` in ``runtime_options``...).
+        store: The results store.
+        destination: iPhone: device name or UDID (default: the only connected one).
+        force: Measure (and re-export) even if stored.
+        harness_dir: The ``ios_harness`` folder (default: the checkout's).
+        team: iPhone: Apple Developer team id used to sign the app.
+        bundle_id: iPhone: app bundle id (default ``com.example.mobileone-bench.<team>``).
+        on_progress: Receives ``(status text, whether a model just finished)``.
+        on_warning: Receives warnings (default: :class:`HarnessWarning` through :mod:`warnings`).
+
+    Returns:
+        One record per spec, in order.
+
+    Raises:
+        DeviceUnavailableError: Not macOS, Xcode/XcodeGen missing, or no such device connected.
+        UsageError: No team for the iPhone, several devices and no ``destination``, bad compute units.
+        MeasurementError: The harness ran but reported nothing (build, signing or install failure).
+    """
+    job = job.resolved()
+    progress = on_progress or (lambda _text, _done: None)
+    warn = on_warning or _default_warn
+    if job.device == "iphone":
+        return _measure_iphone(specs, job, store, destination=destination, force=force, harness_dir=harness_dir,
+                               team=team, bundle_id=bundle_id, progress=progress, warn=warn)
+    if job.device == "mac":
+        return _measure_mac(specs, job, store, force=force, harness_dir=harness_dir, progress=progress, warn=warn)
+    raise UsageError(f"apple.measure runs on iphone or mac, not {job.device}")
+
+
+def _pending(specs: list[ModelSpec], recorder: _Recorder, device: dict[str, Any], runner: str,
+             progress: Progress) -> tuple[dict[str, dict[str, Any]], dict[str, tuple[ModelSpec, Any]]]:
+    """Records already stored, failed exports, and the exported packages still to measure (by harness name)."""
+    done: dict[str, dict[str, Any]] = {}
+    exports: dict[str, tuple[ModelSpec, Any]] = {}
+    for spec in specs:
+        stored = recorder.planned(spec, device, runner)
+        if stored is not None:
+            done[spec.name] = stored
+            progress(f"{spec.name}: already measured", True)
+            continue
+        progress(f"{spec.name}: export Core ML {recorder.job.precision}", False)
+        try:
+            exports[harness_name(spec)] = (spec, _export(spec, recorder.job, recorder.force))
+        except UsageError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - one model's failure is data; the others go on
+            done[spec.name] = recorder.failure(spec, device, runner, f"export: {_one_line(exc)}")
+            progress(f"{spec.name}: export failed", True)
+    return done, exports
+
+
+def _record_runs(runs: list[dict[str, Any]], recorder: _Recorder, exports: dict[str, tuple[ModelSpec, Any]],
+                 done: dict[str, dict[str, Any]], *, where: str, runner: str) -> None:
+    """Store the results of the staged models (by their harness name) into ``done``."""
+    for run in runs:
+        for result in run["results"]:
+            if result["model"] in exports:
+                spec, export = exports[result["model"]]
+                done[spec.name] = recorder.result(run, result, spec=spec, where=where, runner=runner,
+                                                  extra=_artifact_fields(export))
+
+
+def _measure_iphone(specs: list[ModelSpec], job: Any, store: Any, *, destination: str | None, force: bool,
+                    harness_dir: str | Path | None, team: str | None, bundle_id: str | None, progress: Progress,
+                    warn: Warn) -> list[dict[str, Any]]:
+    _require_xcode()
+    if not team:
+        raise UsageError("--team TEAM_ID is needed to sign the app for the iPhone (your Apple Developer team id: "
+                         "Xcode > Settings > Accounts; or set MOBILEONE_BENCH_TEAM)")
+    harness = _harness_path(harness_dir, "project.yml")
+    if harness is None:
+        raise UsageError("the ios_harness folder of the mobileone-bench repository is needed; pass --harness DIR")
+    with tempfile.TemporaryDirectory(prefix="mobileone-bench-") as tmp_dir:
+        tmp = Path(tmp_dir)
+        progress("looking for the iPhone (xcrun devicectl)", False)
+        _check(_harness._run(_harness.devicectl_argv(tmp / "devices.json")), "xcrun devicectl list devices")
+        phone = _harness.select_device(_harness.parse_devicectl(_read_json(tmp / "devices.json")), destination)
+        device = {"model_identifier": phone.product_type or phone.udid, "os_name": "iOS",
+                  "os_version": _harness.os_version3(phone.os_version) if phone.os_version else None}
+        recorder = _Recorder(store, job, force=force, source="measured", warn=warn)
+        done, exports = _pending(specs, recorder, device, RUNNER_IOS_APP, progress)
+        compiled = _compile(exports, tmp, recorder, device, done, progress)
+        if compiled:
+            _harness.stage_models(harness, compiled)
+            from mobileone_bench import __version__
+
+            config = _harness.make_run_config(warmup=int(job.warmup), runs=int(job.runs),
+                                              compute_units=_compute_units(job), models=list(compiled),
+                                              tag=f"mobileone-bench {__version__}")
+            _harness.write_run_config(harness / "App" / "run_config.json", config)
+            progress("xcodegen generate", False)
+            _check(_harness._run(_harness.xcodegen_argv(), cwd=harness), "xcodegen generate")
+            progress(f"building and installing on {phone.name}", False)
+            argv = _harness.xcodebuild_argv(harness / "MobileOneBench.xcodeproj", phone.udid, team=team,
+                                            bundle_id=bundle_id or f"com.example.mobileone-bench.{team.lower()}",
+                                            result_bundle=tmp / "test.xcresult")
+            runs, exit_code, log = _headless_test(argv, tmp, store, progress, warn)
+            _record_runs(runs, recorder, exports, done, where=str(log), runner=RUNNER_IOS_APP)
+            for name in compiled:
+                spec, export = exports[name]
+                if spec.name not in done:
+                    done[spec.name] = recorder.failure(
+                        spec, device, RUNNER_IOS_APP,
+                        f"no result from the harness (xcodebuild exit {exit_code}; log: {log})",
+                        _artifact_fields(export))
+                    progress(f"{spec.name}: no result", True)
+    return [done[spec.name] for spec in specs]
+
+
+def _compile(exports: dict[str, tuple[ModelSpec, Any]], tmp: Path, recorder: _Recorder, device: dict[str, Any],
+             done: dict[str, dict[str, Any]], progress: Progress) -> dict[str, Path]:
+    """``xcrun coremlcompiler compile`` each package; returns harness name -> ``.mlmodelc`` (failures go to
+    ``done`` as failed records)."""
+    compiled: dict[str, Path] = {}
+    for name, (spec, export) in exports.items():
+        progress(f"{spec.name}: xcrun coremlcompiler compile", False)
+        out = tmp / "compiled" / name
+        out.mkdir(parents=True)
+        result = _harness._run(_harness.coremlcompiler_argv(Path(export.path), out))
+        bundles = sorted(out.glob("*.mlmodelc"))
+        if result.returncode == 0 and len(bundles) == 1:
+            compiled[name] = bundles[0]
+            continue
+        reason = _harness.first_error_line(result.tail) or f"exit {result.returncode}, no .mlmodelc"
+        done[spec.name] = recorder.failure(spec, device, RUNNER_IOS_APP, f"compile: {reason}",
+                                           _artifact_fields(export))
+        progress(f"{spec.name}: compile failed", True)
+    return compiled
+
+
+def _headless_test(argv: list[str], tmp: Path, store: Any, progress: Progress,
+                   warn: Warn) -> tuple[list[dict[str, Any]], int, Path]:
+    """Run ``xcodebuild test`` and collect the runs from its marked lines, or else from the result bundle's
+    attachments (for an Xcode that does not forward the test's stdout); returns ``(runs, exit status, log)``.
+
+    Raises:
+        MeasurementError: No model reported (build, signing, install or launch failed), with the first error line.
+    """
+    collector = _Collector(_log_path(store, "xcodebuild"), progress, warn)
+    result = _stream(argv, collector)
+    runs = _harness.merge_runs(collector.reports)
+    if not runs and result.returncode == 0:
+        attachments = tmp / "attachments"
+        attachments.mkdir()
+        bundle = Path(argv[argv.index("-resultBundlePath") + 1])
+        if _harness._run(_harness.xcresult_attachments_argv(bundle, attachments)).returncode == 0:
+            runs = _harness.reports_in_folder(attachments)
+    if not runs:
+        reason = _harness.first_error_line(result.tail) or (
+            "the test printed no MOBILEONE_BENCH_REPORT line and its result bundle holds no report")
+        raise MeasurementError(f"xcodebuild test (exit {result.returncode}) reported no model: {reason} "
+                               f"(log: {collector.log_path})")
+    return runs, result.returncode, collector.log_path
+
+
+def _read_json(path: Path) -> Any:
+    """The JSON ``devicectl`` wrote."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise DeviceUnavailableError(f"cannot read the device list {path.name}: {exc}") from None
+
+
+def _mac_device() -> dict[str, Any]:
+    """This Mac as the harness would report it (``sysctl hw.model``, macOS version, cores, memory)."""
+    def sysctl(name: str) -> str | None:
+        result = _harness._run(_harness.sysctl_argv(name))
+        return (result.output.strip() or None) if result.returncode == 0 else None
+
+    memory = sysctl("hw.memsize")
+    return {"model_identifier": sysctl("hw.model") or platform.machine(), "os_name": "macOS",
+            "os_version": _harness.os_version3(platform.mac_ver()[0] or "0"), "thermal_state": "unknown",
+            "low_power_mode": None, "processor_count": os.cpu_count() or 1,
+            "physical_memory_bytes": int(memory) if memory and memory.isdigit() else 0}
+
+
+def _measure_mac(specs: list[ModelSpec], job: Any, store: Any, *, force: bool, harness_dir: str | Path | None,
+                 progress: Progress, warn: Warn) -> list[dict[str, Any]]:
+    _require_macos()
+    harness = _harness_path(harness_dir, "Package.swift")
+    swift = harness is not None and shutil.which("swift") is not None
+    runner = RUNNER_MAC if swift else RUNNER_COREMLTOOLS
+    if not swift:
+        import importlib.util
+
+        if importlib.util.find_spec("coremltools") is None:
+            raise MissingDependencyError("a Core ML runner (the Swift harness or coremltools)",
+                                         "install Xcode or the Command Line Tools (swift), or pip install coremltools")
+    device = _mac_device()
+    recorder = _Recorder(store, job, force=force, source="measured", warn=warn)
+    done, exports = _pending(specs, recorder, device, runner, progress)
+    if exports and swift:
+        assert harness is not None
+        with tempfile.TemporaryDirectory(prefix="mobileone-bench-") as tmp_dir:
+            tmp = Path(tmp_dir)
+            models = tmp / "models"
+            for name, (_spec, export) in exports.items():
+                shutil.copytree(export.path, models / f"{name}.mlpackage")
+            config = _harness.write_run_config(tmp / "run_config.json", _harness.make_run_config(
+                warmup=int(job.warmup), runs=int(job.runs), compute_units=_compute_units(job), models=list(exports),
+                tag=None))
+            out = tmp / "report.json"
+            collector = _Collector(_log_path(store, "mobileone-harness"), progress, warn)
+            progress("swift run -c release mobileone-harness", False)
+            result = _stream(_harness.mac_runner_argv(harness, models, config, warmup=int(job.warmup),
+                                                      runs=int(job.runs), compute_units=_compute_units(job), out=out),
+                             collector)
+            runs = _harness.merge_runs(collector.reports) or (_harness.read_reports(out) if out.is_file() else [])
+            if not runs:
+                reason = _harness.first_error_line(result.tail) or "no MOBILEONE_BENCH_REPORT line, no report file"
+                raise MeasurementError(f"mobileone-harness (exit {result.returncode}) reported no model: {reason} "
+                                       f"(log: {collector.log_path})")
+            _record_runs(runs, recorder, exports, done, where=str(collector.log_path), runner=runner)
+    else:
+        for name, (spec, export) in exports.items():
+            progress(f"{spec.name}: coremltools predict, {job.warmup}+{job.runs} runs", False)
+            try:
+                run = _coremltools_run(name, export, job, device)
+            except UsageError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - one model's failure is data; the others go on
+                done[spec.name] = recorder.failure(spec, device, runner, f"coremltools: {_one_line(exc)}",
+                                                   _artifact_fields(export))
+            else:
+                done[spec.name] = recorder.result(run, run["results"][0], spec=spec, where="coremltools",
+                                                  runner=runner, extra=_artifact_fields(export))
+            progress(f"{spec.name}: done", True)
+    for spec in specs:
+        if spec.name not in done:
+            _spec, export = exports[harness_name(spec)]
+            done[spec.name] = recorder.failure(spec, device, runner, "no result from the harness",
+                                               _artifact_fields(export))
+            progress(f"{spec.name}: no result", True)
+    return [done[spec.name] for spec in specs]
+
+
+def _coremltools_run(name: str, export: Any, job: Any, device: dict[str, Any]) -> dict[str, Any]:
+    """The fallback without a Swift toolchain: the paper's protocol with ``coremltools.models.MLModel.predict``
+    (Python round trip included), as a harness run holding one result (clock ``perf_counter_ns``)."""
+    import numpy as np
+
+    from mobileone_bench.devices._protocol import time_runs
+    from mobileone_bench.export.coreml import import_coremltools
+
+    ct = import_coremltools()
+    units = _compute_units(job)
+    manifest = export.manifest or {}
+    shape = tuple(int(d) for d in manifest["input_shape"])
+    input_name = manifest.get("input_name") or "input"
+    start = time.perf_counter_ns()
+    model = ct.models.MLModel(str(export.path), compute_units=getattr(ct.ComputeUnit, _CT_UNITS[units]))
+    load_ms = (time.perf_counter_ns() - start) / 1e6
+    feed = {input_name: np.random.default_rng(0).standard_normal(shape).astype(np.float32)}
+    start = time.perf_counter_ns()
+    model.predict(feed)
+    first_run_ms = (time.perf_counter_ns() - start) / 1e6
+    samples = time_runs(lambda: model.predict(feed), int(job.warmup), int(job.runs))
+    result = {"model": name, "file": Path(export.path).name, "status": "ok", "error": None, "compute_units": units,
+              "inputs": [{"name": input_name, "kind": "multiarray", "shape": list(shape), "data_type": "float32"}],
+              "load_ms": load_ms, "first_run_ms": first_run_ms, "warmup": int(job.warmup), "runs": int(job.runs),
+              "clock": "perf_counter_ns", "samples_ms": samples, "summary": None}
+    return {"created": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"), "device": device,
+            "harness_version": None, "config": {"tag": None}, "results": [result]}
