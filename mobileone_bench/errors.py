@@ -12,6 +12,7 @@ __all__ = [
     "UnknownModelError",
     "ModelUnavailableError",
     "MissingDependencyError",
+    "require_modules",
     "CheckpointError",
     "ReparamMismatchError",
     "ExportError",
@@ -57,6 +58,15 @@ class MissingDependencyError(BenchError):
         self.what = what
         self.hint = hint
         super().__init__(f"{what} is not available: {hint}")
+
+
+def require_modules(modules: tuple[str, ...] | list[str], what: str, hint: str) -> None:
+    """Raise :class:`MissingDependencyError` if one of ``modules`` cannot be imported (checked without importing)."""
+    import importlib.util
+
+    for module in modules:
+        if importlib.util.find_spec(module) is None:
+            raise MissingDependencyError(f"{what} (Python module '{module}')", hint)
 
 
 class CheckpointError(BenchError):

@@ -12,7 +12,8 @@ from typing import Any, Callable
 
 from mobileone_bench.registry import ModelSpec
 
-__all__ = ["Prepared", "prepare", "profile"]
+__all__ = ["Prepared", "prepare", "profile", "LatencyJob", "latency_identity", "measure_latency", "profile_identity",
+           "profile_record", "run_models", "is_unavailable", "UNAVAILABLE_PREFIX"]
 
 
 @dataclass
@@ -101,6 +102,22 @@ def profile(prepared: Prepared) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------------------------------------------ latency
+
+UNAVAILABLE_PREFIX = "unavailable: "
+
+
+def _stored_unavailable(store: Any, key: str, kind: str) -> dict[str, Any] | None:
+    """A model that cannot be built is recorded once (as a failure naming why), not again on every rerun."""
+    for rec in reversed(store.records(kind)):
+        if rec.get("key") == key and str(rec.get("error") or "").startswith(UNAVAILABLE_PREFIX):
+            return rec
+    return None
+
+
+def is_unavailable(record: dict[str, Any]) -> bool:
+    """Whether a failed record only says the model cannot be built here (not a failure of the run)."""
+    return record.get("status") != "ok" and str(record.get("error") or "").startswith(UNAVAILABLE_PREFIX)
+
 
 
 @dataclass(frozen=True)
@@ -263,10 +280,11 @@ def measure_latency(spec: ModelSpec | str, job: LatencyJob, store: Any, *, force
         weights_sha = file_sha256(job.weights)
     identity = latency_identity(spec, job, weights_sha)
     key = record_key(identity)
-    if not force:
-        for rec in reversed(store.records("latency")):
-            if rec.get("key") == key and rec.get("status") == "ok":
-                return rec, True
+    stored = None if force else store.find(key, "latency")
+    if stored is None and not spec.available:
+        stored = _stored_unavailable(store, key, "latency")
+    if stored is not None:
+        return stored, True
     rt = get_runtime(job.device, job.runtime)
     fields: dict[str, Any] = {"status": "ok", "error": None, "report": job.report, "paper_name": spec.paper_name,
                               "source": "measured"}
@@ -276,7 +294,7 @@ def measure_latency(spec: ModelSpec | str, job: LatencyJob, store: Any, *, force
     step = on_step or (lambda _s: None)
     try:
         if not spec.available:
-            raise BenchError(f"unavailable: {spec.reason}")
+            raise BenchError(f"{UNAVAILABLE_PREFIX}{spec.reason}")
         impl = load_runtime(rt)
         if prepared is None:
             step("build + re-parameterize")
@@ -343,14 +361,15 @@ def profile_record(spec: ModelSpec | str, store: Any, *, input_size: tuple[int, 
         weights_sha = file_sha256(weights)
     identity = profile_identity(spec, input_size, weights_sha)
     key = record_key(identity)
-    if not force:
-        for rec in reversed(store.records("profile")):
-            if rec.get("key") == key and rec.get("status") == "ok":
-                return rec, True
+    stored = None if force else store.find(key, "profile")
+    if stored is None and not spec.available:
+        stored = _stored_unavailable(store, key, "profile")
+    if stored is not None:
+        return stored, True
     fields: dict[str, Any] = {"status": "ok", "error": None, "paper_name": spec.paper_name}
     try:
         if not spec.available:
-            raise RuntimeError(f"unavailable: {spec.reason}")
+            raise RuntimeError(f"{UNAVAILABLE_PREFIX}{spec.reason}")
         if prepared is None:
             prepared = prepare(spec, weights=weights, input_size=input_size, check=False)
         row = profile(prepared)

@@ -177,6 +177,13 @@ class ResultsStore:
             newest[rec["key"]] = rec  # later lines are newer
         return list(newest.values())
 
+    def find(self, key: str, kind: str | None = None) -> dict[str, Any] | None:
+        """The newest successful record with this key, or ``None``."""
+        for rec in reversed(self.records(kind)):
+            if rec.get("key") == key and rec.get("status") == "ok":
+                return rec
+        return None
+
     def has(self, key: str) -> bool:
         """Whether a successful record with this key exists."""
         return any(r.get("key") == key and r.get("status") == "ok" for r in self.records())

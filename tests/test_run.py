@@ -51,12 +51,29 @@ def test_run_resumes_after_being_killed(tmp_path):
     assert {r["model"] for r in store.records("profile")} == set(MODELS)
 
 
-def test_run_prints_the_table_and_correlations(runner, cli, tmp_path):
+def test_run_prints_the_table_and_correlations(runner, cli, tmp_path, monkeypatch):
+    from mobileone_bench import registry
+
+    real = registry.create_model
+
+    def flaky(name, **kwargs):
+        if getattr(name, "name", name) == "mobileone_mu0":
+            raise RuntimeError("simulated out-of-memory while building")
+        return real(name, **kwargs)
+
+    monkeypatch.setattr(registry, "create_model", flaky)
     result = runner.invoke(cli, _run_args(tmp_path) + ["micronet-m1"])
-    assert result.exit_code == 1  # the unavailable row is recorded as a failed model, the others go on
+    assert result.exit_code == 1  # one model failed; it is recorded and the others go on
     assert "mobileone_tiny" in result.stdout and "squeezenet1_1" in result.stdout
-    assert "Spearman" in result.stdout or "correlation" in result.stdout.lower()
+    assert "simulated out-of-memory" in result.stdout
+    assert "Spearman" in result.stdout
     assert "1 of 5 models failed" in result.output
+    assert "1 of 5 models cannot be built here" in result.output
+    store = ResultsStore(tmp_path / "results")
+    assert {r["model"] for r in store.records("latency") if r["status"] == "ok"} == set(MODELS) - {"mobileone_mu0"}
+    # an unavailable row is recorded once, not again on every rerun
+    runner.invoke(cli, _run_args(tmp_path) + ["micronet-m1"])
+    assert sum(r["model"] == "micronet-m1" for r in store.records("latency")) == 1
 
 
 def test_run_refuses_iphone(runner, cli, tmp_path):

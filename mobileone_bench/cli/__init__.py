@@ -29,6 +29,7 @@ The MobileOne paper's study, for any backbone:
   correlate  Spearman rank correlation of latency vs FLOPs and params (Table 1)
   table      the paper's Table 9 / Table 14 filled with your measurements
   plot       Figure 1 (top-1 vs latency) and Figure 2 (latency vs FLOPs/params)
+  roofline   achieved GFLOP/s and fraction of this CPU's peak: compute- or overhead-bound?
   run        the whole pipeline over a zoo: profile + export + latency + table
   ablate     the Section 3.2 bottleneck studies (Tables 2 and 3)
 

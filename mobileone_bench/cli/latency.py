@@ -28,10 +28,14 @@ LATENCY_COLUMNS = [("model", "Model"), ("runtime", "Runtime"), ("precision", "Pr
 
 def latency_rows(records: list[dict[str, Any]], skipped: set[str] | None = None) -> list[dict[str, Any]]:
     """Records as table rows (a state column says measured / cached / failed and why)."""
+    from mobileone_bench.pipeline import is_unavailable
+
     rows = []
     for rec in records:
         row = dict(rec)
-        if rec.get("status") != "ok":
+        if is_unavailable(rec):
+            row["state"] = str(rec.get("error"))
+        elif rec.get("status") != "ok":
             row["state"] = f"failed: {rec.get('error')}"
         else:
             state = "cached" if skipped and rec.get("record_id") in skipped else "measured"
@@ -48,7 +52,9 @@ def environment_line(records: list[dict[str, Any]]) -> str:
     if not rec:
         return ""
     parts = [f"device {rec.get('device')}"]
-    if rec.get("env_cpu"):
+    if rec.get("device") in ("iphone", "mac"):
+        parts.append(f"{rec.get('machine')} ({rec.get('env_os')}, thermal state {rec.get('env_thermal_state')})")
+    elif rec.get("env_cpu"):
         parts.append(f"{rec.get('env_cpu')} ({rec.get('env_cores_logical')} logical / "
                      f"{rec.get('env_cores_physical') or '?'} physical cores)")
     if rec.get("env_gpu"):
@@ -56,7 +62,8 @@ def environment_line(records: list[dict[str, Any]]) -> str:
     for lib in ("onnxruntime", "torch", "tensorrt", "coremltools"):
         if rec.get(f"env_{lib}"):
             parts.append(f"{lib} {rec.get(f'env_{lib}')}")
-    parts.append(str(rec.get("env_os", "")))
+    if rec.get("device") not in ("iphone", "mac"):
+        parts.append(str(rec.get("env_os", "")))
     report = rec.get("report")
     if report:
         parts.append(f"latency = {report} of {rec.get('runs')} runs after {rec.get('warmup')} warmup")
@@ -195,7 +202,7 @@ def latency_cmd(models: tuple[str, ...], zoo: str | None, device: str, runtime: 
             for rec in records:
                 if rec.get("noise_warning") and rec.get("record_id") not in skipped:
                     click.echo(f"warning: {rec['model']}: {rec['noise_warning']}", err=True)
-    failed = [r for r in records if r.get("status") != "ok"]
+    failed = [r for r in records if r.get("status") != "ok" and not pipeline.is_unavailable(r)]
     if failed:
         click.echo(f"{len(failed)} of {len(records)} measurements failed (recorded in {store.records_path}).",
                    err=True)

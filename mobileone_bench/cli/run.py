@@ -74,6 +74,7 @@ def _sweep(specs: list[Any], job: Any, store: Any, force: bool, title: str) -> l
 
 def _summary_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     from mobileone_bench.analysis.reference import paper_row
+    from mobileone_bench.pipeline import is_unavailable
 
     out = []
     for r in rows:
@@ -81,6 +82,8 @@ def _summary_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         paper = paper_row(r["model"]) or paper_row(r["model"], "table13") or {}
         paper_lat = (paper.get("latency_ms") or {}).get(lat.get("device"))
         state = "ok" if lat.get("status") == "ok" else f"failed: {lat.get('error')}"
+        if is_unavailable(lat):
+            state = str(lat.get("error"))
         if lat.get("status") == "ok" and r["skipped"]["latency"]:
             state = "ok (stored)"
         out.append({
@@ -132,6 +135,10 @@ def run_cmd(models: tuple[str, ...], zoo: str | None, device: str, runtime: str 
 
         stdout().print(environment_line([r["latency"] for r in rows]), style="dim")
     failed = [s for s in summary if str(s["status"]).startswith("failed")]
+    unavailable = [s for s in summary if str(s["status"]).startswith("unavailable")]
+    if unavailable:
+        click.echo(f"{len(unavailable)} of {len(summary)} models cannot be built here (listed with the reason).",
+                   err=True)
     if failed:
         click.echo(f"{len(failed)} of {len(summary)} models failed (recorded in {store.records_path}).", err=True)
         raise SystemExit(1)

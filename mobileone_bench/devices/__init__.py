@@ -20,11 +20,10 @@ mac       coreml          coreml       the harness's macOS runner, or coremltool
 from __future__ import annotations
 
 import importlib
-import importlib.util
 from dataclasses import dataclass
 from typing import Any
 
-from mobileone_bench.errors import MissingDependencyError, UsageError
+from mobileone_bench.errors import UsageError, require_modules
 
 __all__ = ["RuntimeSpec", "RUNTIMES", "DEVICES", "get_runtime", "check_runtime_available", "load_runtime",
            "default_runtime"]
@@ -103,9 +102,7 @@ def get_runtime(device: str, runtime: str | None = None) -> RuntimeSpec:
 
 def check_runtime_available(spec: RuntimeSpec) -> None:
     """Raise :class:`MissingDependencyError` naming how to install what the runtime needs."""
-    for module in spec.requires:
-        if importlib.util.find_spec(module) is None:
-            raise MissingDependencyError(f"the {spec.name} runtime (Python module '{module}')", spec.install_hint)
+    require_modules(spec.requires, f"the {spec.name} runtime", spec.install_hint)
 
 
 def load_runtime(spec: RuntimeSpec) -> Any:

@@ -11,11 +11,10 @@ Every format module provides ``export(prepared, workdir, options, context) -> Fo
 from __future__ import annotations
 
 import importlib
-import importlib.util
 from dataclasses import dataclass
 from typing import Any
 
-from mobileone_bench.errors import MissingDependencyError, UsageError
+from mobileone_bench.errors import UsageError, require_modules
 
 __all__ = ["FormatSpec", "FORMATS", "parse_formats", "get_format", "check_format_available", "load_format"]
 
@@ -87,9 +86,7 @@ def parse_formats(text: str | list[str] | tuple[str, ...]) -> list[FormatSpec]:
 
 def check_format_available(spec: FormatSpec) -> None:
     """Raise :class:`MissingDependencyError` (naming the extra) when a format's libraries are missing."""
-    for module in spec.requires:
-        if importlib.util.find_spec(module) is None:
-            raise MissingDependencyError(f"the {spec.name} exporter (Python module '{module}')", spec.install_hint)
+    require_modules(spec.requires, f"the {spec.name} exporter", spec.install_hint)
 
 
 def load_format(spec: FormatSpec) -> Any:
