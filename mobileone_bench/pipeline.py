@@ -106,12 +106,28 @@ def profile(prepared: Prepared) -> dict[str, Any]:
 UNAVAILABLE_PREFIX = "unavailable: "
 
 
-def _stored_unavailable(store: Any, key: str, kind: str) -> dict[str, Any] | None:
-    """A model that cannot be built is recorded once (as a failure naming why), not again on every rerun."""
-    for rec in reversed(store.records(kind)):
-        if rec.get("key") == key and str(rec.get("error") or "").startswith(UNAVAILABLE_PREFIX):
-            return rec
-    return None
+def _weights_sha(weights: str | None) -> str | None:
+    if not weights:
+        return None
+    from mobileone_bench.checkpoints import file_sha256
+
+    return file_sha256(weights)
+
+
+def _stored(store: Any, kind: str, identity: dict[str, Any], spec: ModelSpec, force: bool) -> dict[str, Any] | None:
+    """The stored record that makes measuring again unnecessary: the newest successful one with this identity, or,
+    for a model that cannot be built, the failure that already says why (recorded once, not on every rerun)."""
+    from mobileone_bench.records import record_key
+
+    key = record_key(identity)
+    if force:
+        return None
+    found = store.find(key, kind)
+    if found is None and not spec.available:
+        for rec in reversed(store.records(kind)):
+            if rec.get("key") == key and str(rec.get("error") or "").startswith(UNAVAILABLE_PREFIX):
+                return rec
+    return found
 
 
 def is_unavailable(record: dict[str, Any]) -> bool:
@@ -267,22 +283,14 @@ def measure_latency(spec: ModelSpec | str, job: LatencyJob, store: Any, *, force
     from mobileone_bench.devices._protocol import time_runs
     from mobileone_bench.environment import collect
     from mobileone_bench.errors import BenchError, UsageError
-    from mobileone_bench.records import new_record, record_key
+    from mobileone_bench.records import new_record
     from mobileone_bench.stats import noise_warning, summarize
 
     if isinstance(spec, str):
         spec = registry.resolve(spec)
     job = job.resolved()
-    weights_sha = None
-    if job.weights:
-        from mobileone_bench.checkpoints import file_sha256
-
-        weights_sha = file_sha256(job.weights)
-    identity = latency_identity(spec, job, weights_sha)
-    key = record_key(identity)
-    stored = None if force else store.find(key, "latency")
-    if stored is None and not spec.available:
-        stored = _stored_unavailable(store, key, "latency")
+    identity = latency_identity(spec, job, _weights_sha(job.weights))
+    stored = _stored(store, "latency", identity, spec, force)
     if stored is not None:
         return stored, True
     rt = get_runtime(job.device, job.runtime)
@@ -350,20 +358,12 @@ def profile_record(spec: ModelSpec | str, store: Any, *, input_size: tuple[int, 
     from mobileone_bench import registry
     from mobileone_bench.environment import collect
     from mobileone_bench.errors import UsageError
-    from mobileone_bench.records import new_record, record_key
+    from mobileone_bench.records import new_record
 
     if isinstance(spec, str):
         spec = registry.resolve(spec)
-    weights_sha = None
-    if weights:
-        from mobileone_bench.checkpoints import file_sha256
-
-        weights_sha = file_sha256(weights)
-    identity = profile_identity(spec, input_size, weights_sha)
-    key = record_key(identity)
-    stored = None if force else store.find(key, "profile")
-    if stored is None and not spec.available:
-        stored = _stored_unavailable(store, key, "profile")
+    identity = profile_identity(spec, input_size, _weights_sha(weights))
+    stored = _stored(store, "profile", identity, spec, force)
     if stored is not None:
         return stored, True
     fields: dict[str, Any] = {"status": "ok", "error": None, "paper_name": spec.paper_name}
@@ -401,12 +401,8 @@ def run_models(specs: list[ModelSpec], job: LatencyJob, store: Any, *, force: bo
     job = job.resolved()
     step = on_step or (lambda _m, _s: None)
     rows = []
+    weights_sha = _weights_sha(job.weights)
     for spec in specs:
-        weights_sha = None
-        if job.weights:
-            from mobileone_bench.checkpoints import file_sha256
-
-            weights_sha = file_sha256(job.weights)
         need_profile = force or record_key(profile_identity(spec, job.input_size, weights_sha)) not in store.keys(
             "profile")
         need_latency = force or record_key(latency_identity(spec, job, weights_sha)) not in store.keys("latency")

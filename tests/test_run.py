@@ -38,7 +38,7 @@ def test_run_resumes_after_being_killed(tmp_path):
             os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
     done_before = {r["model"] for r in store.records("latency") if r["status"] == "ok"}
-    assert 1 <= len(done_before) < len(MODELS), "the kill should land in the middle of the sweep"
+    assert done_before and len(done_before) < len(MODELS), "the kill should land in the middle of the sweep"
 
     rerun = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert rerun.returncode == 0, rerun.stderr

@@ -21,7 +21,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from mobileone_bench.errors import BenchError, ExportError, UsageError
+from mobileone_bench.errors import BenchError, UsageError
 from mobileone_bench.export import FormatSpec, load_format
 
 __all__ = [
