@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
+
+FIXTURES = Path(__file__).parent / "fixtures"
 
 os.environ.setdefault("MOBILEONE_BENCH_NO_COLOR", "1")
 

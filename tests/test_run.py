@@ -91,3 +91,41 @@ def test_ablate_blocks_exports_and_measures(runner, cli, tmp_path):
     assert rows["ablation30-se"]["paper_iphone_ms"] == 2.10
     assert rows["ablation30-se"]["paper_ratio"] == pytest.approx(2.10 / 1.53)
     assert all(r["export_onnx"] == "ok" and r["export_coreml"] == "ok" for r in rows.values())
+
+
+def _harness_report(tmp_path, latencies):
+    """A schema-valid harness report with one result per ablation variant (samples scaled from the fixture)."""
+    import numpy as np
+    from scipy.stats import trim_mean
+
+    from tests.conftest import FIXTURES
+
+    report = json.loads((FIXTURES / "harness" / "report_ok.json").read_text())
+    template = report["results"][0]
+    base = np.asarray(template["samples_ms"]) / min(template["samples_ms"])
+    results = []
+    for model, ms in latencies.items():
+        samples = [round(float(v), 6) for v in base * ms]
+        x = np.asarray(samples)
+        results.append({**template, "model": model, "file": f"{model}.mlmodelc", "samples_ms": samples, "summary": {
+            "n": len(samples), "min": float(x.min()), "median": float(np.percentile(x, 50)), "mean": float(x.mean()),
+            "std": float(x.std()), "p90": float(np.percentile(x, 90)), "p99": float(np.percentile(x, 99)),
+            "trimmed_mean": float(trim_mean(x, 0.1))}})
+    report["results"] = results
+    path = tmp_path / "ablation_report.json"
+    path.write_text(json.dumps(report))
+    return path
+
+
+def test_ablate_on_the_iphone_from_a_harness_report(runner, cli, tmp_path):
+    latencies = {"ablation30-relu": 1.5, "ablation30-se": 2.1, "ablation30-skip": 2.6, "ablation30-se-skip": 3.0}
+    report = _harness_report(tmp_path, latencies)
+    result = runner.invoke(cli, ["ablate", "blocks", "--device", "iphone", "--from-report", str(report), "--formats",
+                                 "onnx", "--format", "json", "--results", str(tmp_path / "r"), "--models-dir",
+                                 str(tmp_path / "m")])
+    assert result.exit_code == 0, result.output
+    rows = {r["model"]: r for r in json.loads(result.stdout)}
+    assert rows["ablation30-relu"]["latency_ms"] == pytest.approx(1.5)  # min of the samples, as the paper
+    assert rows["ablation30-skip"]["ratio"] == pytest.approx(2.6 / 1.5)
+    assert rows["ablation30-skip"]["paper_ratio"] == pytest.approx(2.62 / 1.53)
+    assert rows["ablation30-se"]["flops_m"] > 1000

@@ -35,11 +35,16 @@ def _measurement_options(f: Any) -> Any:
 
 
 def _job(device: str, runtime: str | None, warmup: int | None, runs: int | None, threads: int | None,
-         precision: str | None, models_dir: str, input_size: tuple[int, int] | None = None) -> Any:
+         precision: str | None, models_dir: str, input_size: tuple[int, int] | None = None,
+         compute_units: str | None = None) -> Any:
     from mobileone_bench import pipeline
     from mobileone_bench.devices import check_runtime_available, get_runtime
     from mobileone_bench.errors import UsageError
 
+    if device in ("iphone", "mac") and compute_units is not None:
+        return pipeline.LatencyJob(device=device, runtime=runtime, precision=precision, warmup=warmup, runs=runs,
+                                   runtime_options=(("compute_units", compute_units),), input_size=input_size,
+                                   models_dir=models_dir).resolved()
     if device in ("iphone", "mac"):
         raise UsageError(f"`run` and `ablate` measure on cpu or gpu; for {device}, export with `export --format "
                          f"coreml`, then `latency --device {device}` (or import the app's report with --from-report)")
@@ -186,17 +191,26 @@ def _report(store: Any, specs: list[Any], job: Any, *, as_json: bool) -> Any:
 @_measurement_options
 @click.option("--formats", default="onnx,coreml", show_default=True,
               help="Formats every variant is exported to (a variant that cannot convert is recorded).")
+@click.option("--destination", default=None, metavar="NAME|UDID", help="iphone: the device to run on.")
+@click.option("--compute-units", type=click.Choice(["all", "cpu_only", "cpu_and_gpu", "cpu_and_ne"]), default="all",
+              show_default=True, help="iphone/mac: Core ML compute units.")
+@click.option("--from-report", "reports", multiple=True, type=click.Path(exists=True, dir_okay=False),
+              metavar="FILE", help="iphone/mac: import the harness report of the variants instead of measuring.")
 def ablate_cmd(study: str, device: str, runtime: str | None, warmup: int | None, runs: int | None,
                threads: int | None, precision: str | None, results: str, models_dir: str, force: bool, fmt: str,
-               formats: str) -> None:
+               formats: str, destination: str | None, compute_units: str, reports: tuple[str, ...]) -> None:
     """The Section 3.2 bottleneck studies: the 30-layer network with different activations (Table 2) or blocks
     (Table 3), exported and measured through the normal pipeline, with the latency ratio to the ReLU baseline
     beside the paper's iPhone figures.
+
+    On --device iphone or mac the variants are measured with the Core ML harness (a Mac with Xcode), or imported
+    from a report of the app run by hand (--from-report); see `latency --help`.
 
     \b
     Examples:
       mobileone-bench ablate activations
       mobileone-bench ablate blocks --threads 1 --runs 200
+      mobileone-bench ablate activations --device iphone --from-report report.json
     """
     from pathlib import Path
 
@@ -206,7 +220,13 @@ def ablate_cmd(study: str, device: str, runtime: str | None, warmup: int | None,
     from mobileone_bench.export._base import ExportOptions, ensure_writable
     from mobileone_bench.records import ResultsStore
 
-    job = _job(device, runtime, warmup, runs, threads, precision, models_dir)
+    from mobileone_bench.errors import UsageError
+
+    apple = device in ("iphone", "mac")
+    if (reports or destination) and not apple:
+        raise UsageError("--from-report and --destination apply to --device iphone or mac")
+    job = _job(device, runtime, warmup, runs, threads, precision, models_dir,
+               compute_units=compute_units if apple else None)
     zoo = "ablation-activations" if study == "activations" else "ablation-blocks"
     specs = select_models((), zoo)
     fmts = parse_formats(formats)
@@ -216,7 +236,10 @@ def ablate_cmd(study: str, device: str, runtime: str | None, warmup: int | None,
     exports = run_exports(specs, [f for f in fmts if f.name != "tensorrt"], out, ExportOptions(),
                           weights=None, input_size=None, reparameterize=True, force=force)
     store = ResultsStore(results)
-    rows = _sweep(specs, job, store, force, f"ablate {study}")
+    if apple:
+        rows = _apple_rows(specs, job, store, reports, destination, force)
+    else:
+        rows = _sweep(specs, job, store, force, f"ablate {study}")
     table = paper_table("table2" if study == "activations" else "table3")
     paper = {r["model"]: r for r in table["rows"]}
     base = next((r["latency"].get("latency_ms") for r in rows if r["model"] == "ablation30-relu"), None)
@@ -254,6 +277,26 @@ def ablate_cmd(study: str, device: str, runtime: str | None, warmup: int | None,
                        "mobileone_bench/archs/ablation.py.", style="dim")
     if any(str(r["status"]).startswith("failed") for r in out_rows):
         raise SystemExit(1)
+
+
+def _apple_rows(specs: list[Any], job: Any, store: Any, reports: tuple[str, ...], destination: str | None,
+                force: bool) -> list[dict[str, Any]]:
+    """Rows like :func:`pipeline.run_models`' for the iPhone/Mac: profiles here, latencies from the Core ML harness."""
+    from mobileone_bench import pipeline
+    from mobileone_bench.devices import apple
+
+    if reports:
+        records = apple.import_reports(list(reports), store, job=job, models=specs, force=force)
+    else:
+        records = apple.measure(specs, job, store, destination=destination, force=force)
+    by_model = {r.get("model"): r for r in records}
+    rows = []
+    for spec in specs:
+        prof, _ = pipeline.profile_record(spec, store)
+        lat = by_model.get(spec.name) or {"status": "failed", "error": "not in the harness report"}
+        rows.append({"model": spec.name, "profile": prof, "latency": lat,
+                     "skipped": {"profile": True, "latency": False}})
+    return rows
 
 
 COMMANDS = [run_cmd, ablate_cmd]
