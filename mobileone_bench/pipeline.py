@@ -322,8 +322,9 @@ def measure_latency(spec: ModelSpec | str, job: LatencyJob, store: Any, *, force
         samples = timer(job.warmup, job.runs) if callable(timer) else time_runs(runner, int(job.warmup),
                                                                                 int(job.runs))
         stats = summarize(samples)
+        settings = runner.settings()
         fields.update(stats.as_dict(), latency_ms=stats.value(str(job.report)), noise_warning=noise_warning(stats),
-                      runtime_settings=runner.settings(), clock=runner.settings().get("clock", "perf_counter_ns"))
+                      runtime_settings=settings, clock=settings.get("clock", "perf_counter_ns"))
     except UsageError:
         raise
     except Exception as exc:  # noqa: BLE001 - one model's failure is data; the sweep goes on

@@ -28,6 +28,7 @@ __all__ = [
     "require_records",
     "normalize_name",
     "parse_list",
+    "parse_choices",
     "parse_devices",
     "model_filter",
     "latency_frame",
@@ -88,20 +89,30 @@ def parse_list(values: str | Iterable[str] | None) -> list[str]:
     return out
 
 
+def parse_choices(values: str | Iterable[str] | None, allowed: Sequence[str], *, problem: str,
+                  default: Sequence[str] = ()) -> list[str]:
+    """Validated, de-duplicated choices of a list option (``default`` when none is given).
+
+    Raises:
+        UsageError: ``"<problem> 'x'; choose from ..."`` for a value not in ``allowed``.
+    """
+    out: list[str] = []
+    for v in parse_list(values) or list(default):
+        key = v.lower()
+        if key not in allowed:
+            raise UsageError(f"{problem} {v!r}; choose from {', '.join(allowed)}")
+        if key not in out:
+            out.append(key)
+    return out
+
+
 def parse_devices(values: str | Iterable[str] | None, allowed: Sequence[str] = DEVICES) -> list[str]:
     """Validated device names (``[]`` means "every device present").
 
     Raises:
         UsageError: An unknown device.
     """
-    out = []
-    for d in parse_list(values):
-        key = d.lower()
-        if key not in allowed:
-            raise UsageError(f"unknown device {d!r}; choose from {', '.join(allowed)}")
-        if key not in out:
-            out.append(key)
-    return out
+    return parse_choices(values, allowed, problem="unknown device")
 
 
 def model_filter(models: Iterable[str] | None = None, exclude: Iterable[str] | None = None) -> Any:

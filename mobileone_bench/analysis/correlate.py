@@ -16,10 +16,10 @@ from mobileone_bench.analysis._data import (
     DEVICE_LABELS,
     PAPER_DEVICE_LABELS,
     measurements,
-    parse_list,
+    parse_choices,
     reference_frame,
 )
-from mobileone_bench.errors import AnalysisError, UsageError
+from mobileone_bench.errors import AnalysisError
 
 __all__ = [
     "MIN_N",
@@ -74,14 +74,7 @@ def parse_against(against: str | Iterable[str] | None) -> list[str]:
     Raises:
         UsageError: Anything but ``flops`` and ``params``.
     """
-    out = []
-    for a in parse_list(against) or list(AGAINST):
-        key = a.lower()
-        if key not in AGAINST:
-            raise UsageError(f"cannot correlate latency against {a!r}; choose from {', '.join(AGAINST)}")
-        if key not in out:
-            out.append(key)
-    return out
+    return parse_choices(against, AGAINST, problem="cannot correlate latency against", default=AGAINST)
 
 
 def _finite(v: Any) -> bool:

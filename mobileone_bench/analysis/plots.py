@@ -44,16 +44,9 @@ def parse_figures(values: str | Iterable[str] | None) -> list[str]:
     Raises:
         UsageError: An unknown figure.
     """
-    from mobileone_bench.analysis._data import parse_list
+    from mobileone_bench.analysis._data import parse_choices
 
-    out = []
-    for v in parse_list(values) or list(FIGURES):
-        key = v.lower()
-        if key not in FIGURES:
-            raise UsageError(f"unknown figure {v!r}; choose from {', '.join(FIGURES)}")
-        if key not in out:
-            out.append(key)
-    return out
+    return parse_choices(values, FIGURES, problem="unknown figure", default=FIGURES)
 
 
 def _paper_info(model: str) -> dict[str, Any]:

@@ -59,6 +59,17 @@ def _echo_json(value: Any) -> None:
     click.echo(json.dumps(value, indent=2, default=str))
 
 
+def _emit_for_scripts(result: dict[str, Any], fmt: str) -> bool:
+    """Print a ``{"rows", "columns", ...}`` result as JSON or CSV; ``False`` when the format is for people."""
+    if fmt == "json":
+        _echo_json(result)
+        return True
+    if fmt == "csv":
+        emit(result["rows"], fmt, [tuple(c) for c in result["columns"]])
+        return True
+    return False
+
+
 # ------------------------------------------------------------------------------------------------------ correlate
 
 
@@ -125,11 +136,7 @@ def correlate_cmd(devices: tuple[str, ...], against: str, patterns: tuple[str, .
                 result["title"] = "Spearman rank correlation of latency with FLOPs and params: ours and the paper's"
             except AnalysisError as exc:
                 result["notes"].insert(0, f"ours: {exc}")
-    if fmt == "json":
-        _echo_json(result)
-        return
-    if fmt == "csv":
-        emit(result["rows"], fmt, [tuple(c) for c in result["columns"]])
+    if _emit_for_scripts(result, fmt):
         return
     stdout().print(rich_correlation(result))
     _print_notes(result["notes"])
@@ -392,11 +399,7 @@ def roofline_cmd(patterns: tuple[str, ...], exclude: tuple[str, ...], zoo: str |
 
     result = roofline(store, models=_model_patterns(patterns, zoo), exclude=exclude, runtime=runtime,
                       threads=threads, remeasure=remeasure, peak_override=peak_gflops, announce=announce)
-    if fmt == "json":
-        _echo_json(result)
-        return
-    if fmt == "csv":
-        emit(result["rows"], fmt, [tuple(c) for c in result["columns"]])
+    if _emit_for_scripts(result, fmt):
         return
     shown = dict(result, rows=[{**r, "fraction": None if r["fraction"] is None else 100.0 * r["fraction"]}
                                for r in result["rows"]])

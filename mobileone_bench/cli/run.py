@@ -64,7 +64,6 @@ def _sweep(specs: list[Any], job: Any, store: Any, force: bool, title: str) -> l
 
     with progress(len(specs), title) as bar:
         task = bar.add_task(title, total=len(specs), status="")
-        done: set[str] = set()
 
         def step(model: str, what: str) -> None:
             bar.update(task, status=f"{model}: {what}")
@@ -72,7 +71,6 @@ def _sweep(specs: list[Any], job: Any, store: Any, force: bool, title: str) -> l
         rows = []
         for spec in specs:
             rows.extend(pipeline.run_models([spec], job, store, force=force, on_step=step))
-            done.add(spec.name)
             bar.advance(task)
     return rows
 
