@@ -114,6 +114,6 @@ def profile_model(model: nn.Module, input_shape: tuple[int, ...], *, reparameter
     if not reparameterized:
         from mobileone_bench.reparam import reparameterize
 
-        model = reparameterize(model)
+        model = reparameterize(model, input_shape=tuple(input_shape))
     flops, by_op = count_flops(model, input_shape)
     return Complexity(count_params(model), flops, tuple(int(d) for d in input_shape), by_op)

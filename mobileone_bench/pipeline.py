@@ -76,7 +76,7 @@ def prepare(
     if not reparameterize:
         return Prepared(spec, shape, train, train, False, None, None, weights,
                         file_sha256(weights) if weights else None)
-    result = reparameterize_model(train)
+    result = reparameterize_model(train, input_shape=shape)
     verify = None
     if check:
         verify = verify_reparam(train, result.model, shape, atol=atol, rtol=rtol, seed=seed).as_dict()

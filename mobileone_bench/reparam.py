@@ -4,8 +4,9 @@
   ``W' = W * gamma / sigma``, ``b' = (b - mu) * gamma / sigma + beta``); every block that fuses branches uses it.
 * :func:`reparameterize` walks a model: blocks that own a ``reparameterize()`` (ours, timm's MobileOne / RepVGG /
   FastViT...), ``switch_to_deploy()`` or ``fuse()`` are converted (timm's conventions, through timm's own walker), then
-  every BatchNorm that directly follows a convolution is folded into it (plain CNNs such as MobileNets), found on the
-  traced graph so that only true conv -> BN edges are folded.
+  every BatchNorm that directly follows a convolution is folded into it (plain CNNs such as MobileNets, and the
+  convolutions inside containers such as timm's ``MixedConv2d``), found on the data flow of one recorded forward pass
+  so that only true conv -> BN edges are folded, in models FX cannot trace too.
 * :func:`verify_reparam` compares the two models on the same random input and raises
   :class:`~mobileone_bench.errors.ReparamMismatchError` above tolerance.
 * :func:`calibrate_bn` gives a randomly initialised model realistic BatchNorm statistics first: with the default
@@ -16,11 +17,11 @@
 from __future__ import annotations
 
 import copy
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import torch
-from torch import fx, nn
+from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from mobileone_bench.errors import ReparamMismatchError
@@ -39,13 +40,16 @@ __all__ = [
 _HOOKS = ("reparameterize", "switch_to_deploy", "fuse")
 
 
-def fold_conv_bn(weight: torch.Tensor, bias: torch.Tensor | None, bn: _BatchNorm) -> tuple[torch.Tensor, torch.Tensor]:
+def fold_conv_bn(weight: torch.Tensor, bias: torch.Tensor | None, bn: _BatchNorm,
+                 channels: slice | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Fold an eval-mode BatchNorm into the convolution (or identity kernel) that feeds it.
 
     Args:
         weight: Conv kernel ``(C_out, C_in / groups, K, K)``.
         bias: Conv bias or ``None``.
         bn: The BatchNorm that follows; its running statistics are used.
+        channels: The BN channels this convolution produces, when it produces only some of them (one of the
+            convolutions whose outputs are concatenated before the BN); all of them by default.
 
     Returns:
         ``(kernel, bias)`` of the equivalent single convolution (plain tensors, not parameters).
@@ -54,7 +58,10 @@ def fold_conv_bn(weight: torch.Tensor, bias: torch.Tensor | None, bn: _BatchNorm
 
     if bn.running_mean is None or bn.running_var is None:
         raise ValueError("cannot fold a BatchNorm without running statistics")
-    w, b = fuse_conv_bn_weights(weight, bias, bn.running_mean, bn.running_var, bn.eps, bn.weight, bn.bias)
+    sl = channels if channels is not None else slice(None)
+    gamma = bn.weight[sl] if bn.weight is not None else None
+    beta = bn.bias[sl] if bn.bias is not None else None
+    w, b = fuse_conv_bn_weights(weight, bias, bn.running_mean[sl], bn.running_var[sl], bn.eps, gamma, beta)
     return w.detach(), b.detach()
 
 
@@ -113,8 +120,9 @@ class ReparamResult:
         model: The inference-time model.
         blocks_reparameterized: Sub-modules that owned a re-parameterization hook.
         bn_folded: BatchNorm layers folded into the preceding convolution.
-        bn_remaining: BatchNorm layers left (no preceding conv, shared, or the graph could not be traced).
-        note: Why folding was skipped, if it was.
+        bn_remaining: BatchNorm layers left in the inference-time model.
+        note: How many BN layers were left and why (e.g. ``"1 BN not folded: 1 does not follow a convolution (bn)"``).
+        bn_unfolded: For every BN left, its qualified name and the reason.
     """
 
     model: nn.Module
@@ -122,25 +130,32 @@ class ReparamResult:
     bn_folded: int
     bn_remaining: int
     note: str = ""
+    bn_unfolded: dict[str, str] = field(default_factory=dict)
 
     def summary(self) -> dict[str, Any]:
-        d = asdict(self)
-        d.pop("model")
-        return d
+        """The counts and the note, for a record (the per-layer reasons stay in ``bn_unfolded``)."""
+        return {"blocks_reparameterized": self.blocks_reparameterized, "bn_folded": self.bn_folded,
+                "bn_remaining": self.bn_remaining, "note": self.note}
 
 
-def reparameterize(model: nn.Module, *, inplace: bool = False, fold_bn: bool = True) -> nn.Module:
+DEFAULT_INPUT_SHAPE = (1, 3, 224, 224)
+
+
+def reparameterize(model: nn.Module, *, inplace: bool = False, fold_bn: bool = True,
+                   input_shape: tuple[int, ...] = DEFAULT_INPUT_SHAPE) -> nn.Module:
     """The inference-time form of ``model`` (see :func:`reparameterize_model` for the details)."""
-    return reparameterize_model(model, inplace=inplace, fold_bn=fold_bn).model
+    return reparameterize_model(model, inplace=inplace, fold_bn=fold_bn, input_shape=input_shape).model
 
 
-def reparameterize_model(model: nn.Module, *, inplace: bool = False, fold_bn: bool = True) -> ReparamResult:
+def reparameterize_model(model: nn.Module, *, inplace: bool = False, fold_bn: bool = True,
+                         input_shape: tuple[int, ...] = DEFAULT_INPUT_SHAPE) -> ReparamResult:
     """Re-parameterize every branchy block, then fold BatchNorm into preceding convolutions.
 
     Args:
         model: A train-time model (BN statistics should be realistic, see :func:`calibrate_bn`).
         inplace: Modify ``model`` itself instead of a deep copy.
         fold_bn: Also fold conv -> BN pairs of plain CNNs.
+        input_shape: NCHW shape of the input of the forward pass that finds the conv -> BN edges.
 
     Returns:
         A :class:`ReparamResult` whose ``model`` is in eval mode.
@@ -154,26 +169,14 @@ def reparameterize_model(model: nn.Module, *, inplace: bool = False, fold_bn: bo
     if n_blocks:
         with torch.no_grad():
             model = timm_reparameterize(model, inplace=True)
-    folded, note = (_fold_batchnorms(model) if fold_bn else (0, "BN folding not requested"))
+    if fold_bn:
+        folded, unfolded = _fold_batchnorms(model, tuple(input_shape))
+        note = _describe_unfolded(unfolded)
+    else:
+        folded, unfolded, note = 0, {}, "BN folding not requested"
     remaining = sum(1 for m in model.modules() if isinstance(m, _BatchNorm))
     model.eval()
-    return ReparamResult(model, n_blocks, folded, remaining, note)
-
-
-class _LeafBNTracer(fx.Tracer):
-    """Traces a model keeping every BatchNorm (and timm's untraceable layers) as a leaf call."""
-
-    def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
-        if isinstance(m, _BatchNorm):
-            return True
-        try:
-            from timm.layers import is_notrace_module
-
-            if is_notrace_module(m):
-                return True
-        except ImportError:  # pragma: no cover - timm is a dependency
-            pass
-        return super().is_leaf_module(m, qualname)
+    return ReparamResult(model, n_blocks, folded, remaining, note, unfolded)
 
 
 def _bn_replacement(bn: _BatchNorm) -> nn.Module | None:
@@ -192,46 +195,199 @@ def _set_submodule(root: nn.Module, qualname: str, new: nn.Module) -> None:
     setattr(parent, child, new)
 
 
+# Convolution classes whose forward is linear in ``weight`` and ``bias`` as stored (timm's Conv2dSame pads, then
+# convolves with them); a conv that transforms its weights at run time (weight standardisation, CondConv's experts)
+# cannot absorb a BatchNorm.
+_LINEAR_CONV_FORWARDS = {"Conv2dSame"}
+
+
+def _is_foldable_conv(m: nn.Module) -> bool:
+    return isinstance(m, nn.Conv2d) and (
+        type(m).forward is nn.Conv2d.forward or type(m).__name__ in _LINEAR_CONV_FORWARDS)
+
+
+class _Dataflow:
+    """One forward pass recorded at the level of ATen ops and of modules: who produced and who consumed each tensor.
+
+    Tensors are identified by Python identity; every tensor seen is kept alive for the pass, so an identity is never
+    reused. This works for any model that runs, whether FX can trace it or not.
+    """
+
+    def __init__(self, model: nn.Module) -> None:
+        self.model = model
+        self.uses: dict[int, list[int]] = {}       # tensor id -> indices of the ATen ops that read it
+        self.producer: dict[int, int] = {}         # tensor id -> index of the ATen op that wrote it last
+        self.ops: list[tuple[Any, tuple[Any, ...]]] = []
+        self.module_out: dict[int, list[str]] = {}  # tensor id -> names of the modules that returned it
+        self.calls: dict[str, int] = {}
+        self.bn_call: dict[str, tuple[int, int, int]] = {}  # bn name -> (input id, first op, end op)
+        self._keep: list[Any] = []
+
+    def run(self, example: torch.Tensor) -> Any:
+        from torch.utils._python_dispatch import TorchDispatchMode
+        from torch.utils._pytree import tree_leaves
+
+        flow = self
+
+        class _Recorder(TorchDispatchMode):
+            def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # noqa: ANN001 - torch's signature
+                kwargs = kwargs or {}
+                out = func(*args, **kwargs)
+                index = len(flow.ops)
+                flow.ops.append((func, args))
+                for t in tree_leaves((args, kwargs)):
+                    if isinstance(t, torch.Tensor):
+                        flow._keep.append(t)
+                        flow.uses.setdefault(id(t), []).append(index)
+                for t in tree_leaves(out):
+                    if isinstance(t, torch.Tensor):
+                        flow._keep.append(t)
+                        flow.producer[id(t)] = index
+                return out
+
+        handles = []
+        for name, m in self.model.named_modules():
+            if not name:
+                continue
+            if isinstance(m, _BatchNorm):
+                handles.append(m.register_forward_pre_hook(self._bn_pre(name)))
+            handles.append(m.register_forward_hook(self._post(name, isinstance(m, _BatchNorm))))
+        try:
+            with torch.no_grad(), _Recorder():
+                out = self.model(example)
+        finally:
+            for h in handles:
+                h.remove()
+        return out
+
+    def _bn_pre(self, name: str):  # noqa: ANN202
+        def hook(module: nn.Module, args: tuple[Any, ...]) -> None:
+            x = args[0] if args else None
+            self._keep.append(x)
+            self.bn_call[name] = (id(x), len(self.ops), -1)
+        return hook
+
+    def _post(self, name: str, is_bn: bool):  # noqa: ANN202
+        def hook(module: nn.Module, args: tuple[Any, ...], out: Any) -> None:
+            self.calls[name] = self.calls.get(name, 0) + 1
+            if isinstance(out, torch.Tensor):
+                self._keep.append(out)
+                self.module_out.setdefault(id(out), []).append(name)
+            if is_bn and name in self.bn_call:
+                x, first, _ = self.bn_call[name]
+                self.bn_call[name] = (x, first, len(self.ops))
+        return hook
+
+
 @torch.no_grad()
-def _fold_batchnorms(model: nn.Module) -> tuple[int, str]:
-    bns = [m for m in model.modules() if isinstance(m, _BatchNorm)]
+def _fold_batchnorms(model: nn.Module, input_shape: tuple[int, ...]) -> tuple[int, dict[str, str]]:
+    """Fold every BatchNorm whose input is the output of convolutions and of nothing else.
+
+    Two patterns are folded: ``conv -> BN`` and ``cat([conv_1, ..., conv_k], dim=1) -> BN`` (timm's
+    ``MixedConv2d`` and any other container that concatenates convolutions along channels); each conv must run once
+    and its output feed nothing but the BN (or the concatenation). The data flow comes from one recorded forward
+    pass (:class:`_Dataflow`), so models that FX cannot trace are folded too.
+
+    Returns:
+        ``(folded, unfolded)``: the number of BN layers folded, and for each BN left, why.
+    """
+    bns = {name: m for name, m in model.named_modules() if isinstance(m, _BatchNorm)}
     if not bns:
-        return 0, ""
+        return 0, {}
+    param = next(model.parameters(), None)
+    device = param.device if param is not None else torch.device("cpu")
+    flow = _Dataflow(model)
     try:
-        graph = _LeafBNTracer().trace(model)
-    except Exception as exc:  # noqa: BLE001 - any tracing failure means: do not fold, say why
-        return 0, f"BN not folded (graph not traceable: {type(exc).__name__})"
+        out = flow.run(torch.randn(tuple(input_shape), generator=torch.Generator().manual_seed(0)).to(device))
+    except Exception as exc:  # noqa: BLE001 - a model that cannot run here is reported, not folded
+        reason = f"model did not run on {tuple(input_shape)}: {type(exc).__name__}"
+        return 0, {name: reason for name in bns}
+    from torch.utils._pytree import tree_leaves
+
+    outputs = {id(t) for t in tree_leaves(out) if isinstance(t, torch.Tensor)}
     modules = dict(model.named_modules())
-    calls: dict[str, int] = {}
-    for node in graph.nodes:
-        if node.op == "call_module":
-            calls[node.target] = calls.get(node.target, 0) + 1
-    folded = 0
-    for node in graph.nodes:
-        if node.op != "call_module" or not isinstance(modules.get(node.target), _BatchNorm):
+
+    def only_read_by(tensor_id: int, allowed: range) -> bool:
+        return tensor_id not in outputs and all(i in allowed for i in flow.uses.get(tensor_id, []))
+
+    def single_conv(tensor_id: int, allowed: range) -> tuple[str | None, str]:
+        names = [n for n in flow.module_out.get(tensor_id, []) if _is_foldable_conv(modules[n])]
+        if not names:
+            convs = [n for n in flow.module_out.get(tensor_id, []) if isinstance(modules[n], nn.Conv2d)]
+            return None, (f"follows a {type(modules[convs[0]]).__name__}, which transforms its weights at run time"
+                          if convs else "does not follow a convolution")
+        name = names[0]
+        if flow.calls.get(name, 0) != 1:
+            return None, f"its convolution {name} runs {flow.calls.get(name, 0)} times"
+        if not only_read_by(tensor_id, allowed):
+            return None, f"the output of {name} is used elsewhere too"
+        return name, ""
+
+    plan: list[tuple[str, list[tuple[str, slice]]]] = []
+    unfolded: dict[str, str] = {}
+    for name, bn in bns.items():
+        if name not in flow.bn_call or flow.calls.get(name, 0) == 0:
+            unfolded[name] = "not used in the forward pass"
             continue
-        bn = modules[node.target]
-        src = node.args[0] if node.args else None
-        if not isinstance(src, fx.Node) or src.op != "call_module":
+        if flow.calls[name] != 1:
+            unfolded[name] = f"runs {flow.calls[name]} times"
             continue
-        conv = modules.get(src.target)
-        if type(conv) is not nn.Conv2d or len(src.users) != 1:
+        if _bn_replacement(bn) is None or not bn.track_running_stats or bn.running_mean is None:
+            unfolded[name] = f"{type(bn).__name__} is not a plain BatchNorm"
             continue
-        if calls.get(src.target) != 1 or calls.get(node.target) != 1 or not bn.track_running_stats:
+        x, first, end = flow.bn_call[name]
+        inside = range(first, end)
+        conv, why = single_conv(x, inside)
+        if conv is not None:
+            if modules[conv].out_channels != bn.num_features:
+                unfolded[name] = "channel count differs from its convolution"
+                continue
+            plan.append((name, [(conv, slice(0, bn.num_features))]))
             continue
-        replacement = _bn_replacement(bn)
-        if replacement is None or bn.num_features != conv.out_channels:
+        cat = flow.producer.get(x)
+        op = flow.ops[cat] if cat is not None else None
+        if op is None or op[0] is not torch.ops.aten.cat.default or not only_read_by(x, inside):
+            unfolded[name] = why
             continue
-        w, b = fold_conv_bn(conv.weight, conv.bias, bn)
-        fused = nn.Conv2d(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding,
-                          conv.dilation, conv.groups, bias=True, padding_mode=conv.padding_mode)
-        fused = fused.to(w.device, w.dtype)
-        fused.weight.copy_(w)
-        fused.bias.copy_(b)
-        _set_submodule(model, src.target, fused)
-        _set_submodule(model, node.target, replacement)
-        folded += 1
-    return folded, ""
+        parts, dim = op[1][0], (op[1][1] if len(op[1]) > 1 else 0)
+        if dim not in (1, -3) or any(t.dim() != 4 for t in parts):
+            unfolded[name] = "follows a concatenation that is not along channels"
+            continue
+        pieces, start = [], 0
+        for t in parts:
+            conv, why = single_conv(id(t), range(cat, cat + 1))
+            if conv is None:
+                break
+            pieces.append((conv, slice(start, start + modules[conv].out_channels)))
+            start += modules[conv].out_channels
+        if len(pieces) != len(parts) or start != bn.num_features:
+            unfolded[name] = f"follows a concatenation of which one input {why}" if why else "channels do not add up"
+            continue
+        plan.append((name, pieces))
+
+    for name, pieces in plan:
+        bn = bns[name]
+        for conv_name, channels in pieces:
+            conv = modules[conv_name]
+            w, b = fold_conv_bn(conv.weight, conv.bias, bn, channels)
+            conv.weight = nn.Parameter(w.to(conv.weight.dtype))
+            conv.bias = nn.Parameter(b.to(conv.weight.dtype))
+        _set_submodule(model, name, _bn_replacement(bn))
+    return len(plan), unfolded
+
+
+def _describe_unfolded(unfolded: dict[str, str]) -> str:
+    """``"2 BN left: 1 does not follow a convolution (head.bn); ..."`` or ``""``."""
+    if not unfolded:
+        return ""
+    by_reason: dict[str, list[str]] = {}
+    for name, reason in unfolded.items():
+        by_reason.setdefault(reason, []).append(name)
+    parts = []
+    for reason, names in sorted(by_reason.items(), key=lambda kv: -len(kv[1])):
+        shown = ", ".join(names[:3]) + (", ..." if len(names) > 3 else "")
+        parts.append(f"{len(names)} {reason} ({shown})")
+    return f"{len(unfolded)} BN not folded: " + "; ".join(parts)
 
 
 @dataclass(frozen=True)

@@ -86,11 +86,83 @@ def test_plain_cnn_batchnorm_is_folded_into_convs():
     assert r2.bn_remaining == 0 and verify_reparam(eff, r2.model, (1, 3, 64, 64)).passed
 
 
-def test_untraceable_model_keeps_bn_and_says_why():
+def test_models_fx_cannot_trace_are_folded_too():
+    # MobileViT's FX trace fails (TraceError); the recorded data flow does not need one
     model = registry.create_model("mobilevit-xxs")
-    result = reparameterize_model(model)
-    assert result.bn_folded == 0 and result.bn_remaining > 0
-    assert "not traceable" in result.note
+    shape = (1, 3, 64, 64)
+    calibrate_bn(model, shape, steps=2, batch=2)
+    result = reparameterize_model(model, input_shape=shape)
+    assert result.bn_folded == 32 and result.bn_remaining == 0 and result.note == ""
+    assert verify_reparam(model, result.model, shape).passed
+
+
+def test_bn_after_concatenated_convs_is_folded_per_slice():
+    # timm's MixedConv2d: split -> one conv per group of channels -> cat -> BN
+    from timm.layers import MixedConv2d
+
+    class Mixed(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = MixedConv2d(6, 10, kernel_size=[3, 5, 7], padding="")
+            self.bn = nn.BatchNorm2d(10)
+
+        def forward(self, x):
+            return self.bn(self.conv(x)).relu()
+
+    torch.manual_seed(0)
+    model = Mixed().eval()
+    randomize_bn(model)
+    result = reparameterize_model(model, input_shape=(1, 6, 12, 12))
+    assert result.bn_folded == 1 and result.bn_remaining == 0
+    check = verify_reparam(model, result.model, (1, 6, 12, 12))
+    assert check.passed and check.max_rel_err < 1e-5
+    # the convolutions stay where they were, each with its slice of the BN folded in
+    assert all(c.bias is not None for c in result.model.conv.values())
+
+
+def test_bn_that_follows_no_conv_is_left_with_the_reason():
+    class Pre(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.bn0 = nn.BatchNorm2d(3)
+            self.conv = nn.Conv2d(3, 4, 3)
+            self.bn1 = nn.BatchNorm2d(4)
+
+        def forward(self, x):
+            return self.bn1(self.conv(self.bn0(x)))
+
+    model = Pre().eval()
+    randomize_bn(model)
+    result = reparameterize_model(model, input_shape=(1, 3, 8, 8))
+    assert result.bn_folded == 1 and result.bn_remaining == 1
+    assert result.bn_unfolded == {"bn0": "does not follow a convolution"}
+    assert "1 BN not folded: 1 does not follow a convolution (bn0)" == result.note
+    assert verify_reparam(model, result.model, (1, 3, 8, 8)).passed
+
+
+def test_weight_transforming_and_shared_convs_are_not_folded():
+    from timm.layers import StdConv2d
+
+    class Odd(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.std = StdConv2d(3, 4, 3, padding=1)
+            self.bn_std = nn.BatchNorm2d(4)
+            self.shared = nn.Conv2d(4, 4, 1)
+            self.bn_a = nn.BatchNorm2d(4)
+            self.bn_b = nn.BatchNorm2d(4)
+
+        def forward(self, x):
+            y = self.bn_std(self.std(x))
+            return self.bn_a(self.shared(y)) + self.bn_b(self.shared(y))
+
+    model = Odd().eval()
+    randomize_bn(model)
+    result = reparameterize_model(model, input_shape=(1, 3, 8, 8))
+    assert result.bn_folded == 0 and result.bn_remaining == 3
+    assert "transforms its weights" in result.bn_unfolded["bn_std"]
+    assert "runs 2 times" in result.bn_unfolded["bn_a"]
+    assert verify_reparam(model, result.model, (1, 3, 8, 8)).passed
 
 
 def test_conv_output_used_twice_is_not_folded():
@@ -106,8 +178,8 @@ def test_conv_output_used_twice_is_not_folded():
 
     model = TwoUsers().eval()
     randomize_bn(model)
-    result = reparameterize_model(model)
-    assert result.bn_folded == 0
+    result = reparameterize_model(model, input_shape=(1, 3, 8, 8))
+    assert result.bn_folded == 0 and "used elsewhere" in result.bn_unfolded["bn"]
     assert verify_reparam(model, result.model, (1, 3, 8, 8)).passed
 
 
