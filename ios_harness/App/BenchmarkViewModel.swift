@@ -6,30 +6,23 @@ import SwiftUI
 import UIKit
 #endif
 
-/// One row of the model list.
-struct ModelRow: Identifiable, Equatable {
-    /// Model name (file stem).
-    let name: String
-    /// File name, e.g. `mobileone_s0.mlmodelc`.
-    let fileName: String
-    /// The latest result, if the model was run.
-    var result: ModelResult?
-
-    var id: String { name }
-}
-
-/// State of the screen; a thin adapter over ``BenchmarkSession``.
+/// State of the screen: publishes HarnessCore's ``RunBoard`` and runs ``BenchmarkSession``.
+///
+/// The run is one `Task` on the main actor that awaits the session; the session times every
+/// model on its own high-priority thread, so the main thread stays free. Callbacks from that
+/// thread come back with `Task { @MainActor in ... }` holding a strong reference to this
+/// object: a `@MainActor` class is `Sendable`, and the view model lives as long as the app,
+/// so nothing captures a `weak var` across concurrency domains (an error since Swift 5.10).
 @MainActor
 final class BenchmarkViewModel: ObservableObject {
-    @Published private(set) var rows: [ModelRow] = []
+    @Published private(set) var board = RunBoard(models: [])
     @Published private(set) var isRunning = false
     @Published private(set) var progress: BenchmarkProgress?
     @Published private(set) var reportURL: URL?
-    @Published private(set) var statusMessage: String?
     @Published private(set) var configurationText = ""
     @Published private(set) var deviceText = ""
 
-    private var session: BenchmarkSession?
+    private var session: BenchmarkSession<CoreMLBackend>?
     private var cancellation = CancellationFlag()
 
     init() {
@@ -39,18 +32,15 @@ final class BenchmarkViewModel: ObservableObject {
     /// Reads the configuration and lists the bundled models again.
     func reload() {
         do {
-            let session = try BenchmarkSession.bundled()
+            let session = try BenchmarkSession<CoreMLBackend>.bundled()
             self.session = session
-            rows = session.models.map { ModelRow(name: $0.name, fileName: $0.fileName, result: nil) }
+            board = RunBoard(models: session.models)
             configurationText = "\(session.configuration.summaryText) [\(session.configurationSource)]"
             deviceText = session.header.device.summaryText
-            statusMessage = session.models.isEmpty
-                ? "No models bundled. Put compiled .mlmodelc folders in ios_harness/App/Models/ and rebuild."
-                : nil
         } catch {
             session = nil
-            rows = []
-            statusMessage = ErrorText.describe(error)
+            board = RunBoard(models: [])
+            board.statusMessage = ErrorText.describe(error)
         }
     }
 
@@ -73,36 +63,28 @@ final class BenchmarkViewModel: ObservableObject {
         guard let session, !isRunning else { return }
         isRunning = true
         reportURL = nil
-        statusMessage = nil
+        board.statusMessage = nil
         let flag = CancellationFlag()
         cancellation = flag
         setIdleTimerDisabled(true)
 
-        Task.detached(priority: .userInitiated) { [weak self] in
-            let hooks = BenchmarkHooks(
-                progress: { progress in
-                    // Publish about 100 updates per model, not one per prediction.
-                    if progress.stage == .timing {
-                        let step = Swift.max(1, progress.total / 100)
-                        guard progress.completed % step == 0 else { return }
-                    }
-                    Task { @MainActor in self?.progress = progress }
-                },
-                isCancelled: { flag.isCancelled }
-            )
-            let report = await session.run(only: only, hooks: hooks) { result in
-                Task { @MainActor in self?.apply(result) }
+        let hooks = BenchmarkHooks(
+            progress: { progress in
+                guard RunBoard.shouldPublish(progress) else { return }
+                Task { @MainActor in self.progress = progress }
+            },
+            isCancelled: { flag.isCancelled }
+        )
+        Task {
+            let report = await session.run(only: only, hooks: hooks) { result, _ in
+                await self.apply(result)
             }
-            await self?.finish(report)
+            finish(report)
         }
     }
 
     private func apply(_ result: ModelResult) {
-        if let index = rows.firstIndex(where: { $0.name == result.model }) {
-            rows[index].result = result
-        } else {
-            rows.append(ModelRow(name: result.model, fileName: result.file, result: result))
-        }
+        board.apply(result)
     }
 
     private func finish(_ report: HarnessReport) {
@@ -112,10 +94,9 @@ final class BenchmarkViewModel: ObservableObject {
         do {
             let url = try ReportStore.write(report, inDirectory: ReportStore.documentsReportsDirectory())
             reportURL = url
-            let failed = report.results.filter { $0.status != .ok }.count
-            statusMessage = "Saved reports/\(url.lastPathComponent) (\(report.results.count) models, \(failed) failed)."
+            board.statusMessage = RunBoard.savedMessage(for: report, fileName: url.lastPathComponent)
         } catch {
-            statusMessage = "Could not save the report: \(ErrorText.describe(error))"
+            board.statusMessage = "Could not save the report: \(ErrorText.describe(error))"
         }
     }
 

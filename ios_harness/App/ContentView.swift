@@ -16,14 +16,14 @@ struct ContentView: View {
                             Text(verbatim: "\(progress.model): \(progress.stage.rawValue) \(progress.completed)/\(progress.total)")
                         }
                     }
-                    if let message = model.statusMessage {
+                    if let message = model.board.statusMessage {
                         Text(verbatim: message)
                             .font(.footnote)
                             .foregroundStyle(.secondary)
                     }
                 }
                 Section("Models") {
-                    ForEach(model.rows) { row in
+                    ForEach(model.board.rows) { row in
                         ModelRowView(row: row, isRunning: model.isRunning) {
                             model.run(model: row.name)
                         }
@@ -41,7 +41,7 @@ struct ContentView: View {
                         Button("Run all") {
                             model.runAll()
                         }
-                        .disabled(model.rows.isEmpty)
+                        .disabled(model.board.rows.isEmpty)
                     }
                     if let url = model.reportURL {
                         ShareLink(item: url) {
@@ -65,21 +65,12 @@ struct ModelRowView: View {
             VStack(alignment: .leading, spacing: 4) {
                 Text(verbatim: row.name)
                     .font(.headline)
-                if let result = row.result {
-                    if result.status == .ok, let summary = result.summary {
-                        Text(verbatim: "min \(DisplayFormat.milliseconds(summary.min))  median \(DisplayFormat.milliseconds(summary.median))  mean \(DisplayFormat.milliseconds(summary.mean))")
-                            .font(.caption.monospacedDigit())
-                        Text(verbatim: "n = \(summary.n), compute units \(result.computeUnits.rawValue)")
-                            .font(.caption2)
-                            .foregroundStyle(.secondary)
-                    } else {
-                        Text(verbatim: result.errorMessage ?? "error")
-                            .font(.caption)
-                            .foregroundStyle(.red)
-                    }
-                } else {
-                    Text(verbatim: row.fileName)
-                        .font(.caption)
+                Text(verbatim: row.headline)
+                    .font(row.result?.status == .error ? .caption : .caption.monospacedDigit())
+                    .foregroundStyle(row.result?.status == .error ? Color.red : Color.secondary)
+                if let detail = row.detail {
+                    Text(verbatim: detail)
+                        .font(.caption2)
                         .foregroundStyle(.secondary)
                 }
             }

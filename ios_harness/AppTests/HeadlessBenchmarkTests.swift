@@ -2,6 +2,9 @@ import Foundation
 import HarnessCore
 import HarnessCoreML
 import XCTest
+#if canImport(UIKit)
+import UIKit
+#endif
 
 /// The headless entry the Python CLI drives with
 ///
@@ -9,63 +12,73 @@ import XCTest
 ///         -destination 'id=<UDID>' -only-testing:MobileOneBenchAppTests/HeadlessBenchmarkTests
 ///
 /// Hosted by the app, so `Bundle.main` is the app bundle with its `Models/` and
-/// `run_config.json`. The configuration comes from `MOBILEONE_BENCH_CONFIG` (a path or inline
-/// JSON; pass it as `TEST_RUNNER_MOBILEONE_BENCH_CONFIG=...` to xcodebuild), else the bundled
-/// `run_config.json`, else the defaults.
-///
-/// Each model's result is printed as soon as it exists, as one line
-/// `MOBILEONE_BENCH_REPORT <report JSON>` holding a complete report with that single result;
-/// a model that fails is data (status "error"), not a test failure. The whole report is also
-/// written to the app's Documents/reports and attached to the test result (.xcresult).
-/// The test fails only when the configuration is invalid or no model is bundled.
+/// `run_config.json`, and `Documents/` is the app's. The body is HarnessCore's `HeadlessRun`:
+/// per model, one marked line on stdout (one `write` call), its report as an attachment of the
+/// result bundle, and the report so far in `Documents/reports/`. A model that fails is data
+/// (status "error"); the test fails only when the configuration is invalid or no model is
+/// bundled. The screen is kept on (idle timer disabled) for the whole run, as the app does.
 final class HeadlessBenchmarkTests: XCTestCase {
     func testBenchmarkBundledModels() async throws {
-        let session = try BenchmarkSession.bundled()
-        Self.log("config: \(session.configurationSource) (\(session.configuration.summaryText))")
-        Self.log("device: \(session.header.device.summaryText)")
-        Self.log("models found: \(session.models.map(\.name).joined(separator: ", "))")
-        guard !session.models.isEmpty else {
-            XCTFail("no models bundled: stage compiled .mlmodelc folders into ios_harness/App/Models/ and rebuild")
-            return
+        await setIdleTimerDisabled(true)
+        let output = AttachingOutput(test: self)
+        let outcome = await HeadlessRun.run(
+            makeSession: { try BenchmarkSession<CoreMLBackend>.bundled() },
+            output: output,
+            reportsDirectory: try? ReportStore.documentsReportsDirectory()
+        )
+        await output.flushAttachments()
+        await setIdleTimerDisabled(false)
+        if case let .failed(message) = outcome {
+            XCTFail(message)
         }
+    }
 
-        var unprintable: [String] = []
-        let report = await session.run { result in
-            Self.log("\(result.model): \(result.displayText)")
-            do {
-                let line = try ReportCoding.markedLine(session.report(for: result))
-                Self.emit(line)
-            } catch {
-                unprintable.append("\(result.model): \(ErrorText.describe(error))")
-            }
-        }
-        XCTAssertTrue(unprintable.isEmpty, "results that could not be printed: \(unprintable)")
+    @MainActor
+    private func setIdleTimerDisabled(_ disabled: Bool) {
+        #if canImport(UIKit)
+        UIApplication.shared.isIdleTimerDisabled = disabled
+        #endif
+    }
+}
 
-        let data = try ReportCoding.encode(report, pretty: true)
+/// Writes lines to stdout (one `write(2)` per line) and collects attachments, which the test
+/// adds on the main actor.
+private final class AttachingOutput: HarnessOutput, @unchecked Sendable {
+    private let lock = NSLock()
+    private var pending: [XCTAttachment] = []
+    private weak var test: XCTestCase?
+
+    init(test: XCTestCase) {
+        self.test = test
+    }
+
+    func output(_ line: String) {
+        FileDescriptorOutput.writeLine(line, to: 1)
+    }
+
+    func log(_ line: String) {
+        FileDescriptorOutput.writeLine(line, to: 1)
+    }
+
+    func attach(name: String, data: Data) {
         let attachment = XCTAttachment(data: data, uniformTypeIdentifier: "public.json")
-        attachment.name = ReportStore.fileName(for: report)
+        attachment.name = name
         attachment.lifetime = .keepAlways
-        await MainActor.run {
-            self.add(attachment)
-        }
-
-        do {
-            let url = try ReportStore.write(report, inDirectory: ReportStore.documentsReportsDirectory())
-            let failed = report.results.filter { $0.status != .ok }.count
-            Self.log("report written to Documents/reports/\(url.lastPathComponent) (\(report.results.count) models, \(failed) failed)")
-        } catch {
-            Self.log("could not write the report to Documents: \(ErrorText.describe(error))")
-        }
+        lock.lock()
+        pending.append(attachment)
+        lock.unlock()
+        Task { await self.flushAttachments() }
     }
 
-    /// A human-readable line on stdout (ignored by the Python CLI).
-    private static func log(_ text: String) {
-        emit("\(Harness.logPrefix) \(text)")
-    }
-
-    /// Prints a line and flushes stdout at once, so that a crash later loses nothing.
-    private static func emit(_ line: String) {
-        print(line)
-        fflush(stdout)
+    /// Adds the collected attachments to the test.
+    @MainActor
+    func flushAttachments() {
+        lock.lock()
+        let ready = pending
+        pending = []
+        lock.unlock()
+        for attachment in ready {
+            test?.add(attachment)
+        }
     }
 }

@@ -5,15 +5,17 @@ import Foundation
 /// Read from a run-configuration JSON file (`run_config.json`) whose keys are all optional:
 ///
 /// ```json
-/// {"warmup": 1, "runs": 1000, "compute_units": "all", "models": ["mobileone_s0"], "tag": "table9"}
+/// {"warmup": 0, "runs": 1000, "compute_units": "all", "models": ["mobileone_s0"], "tag": "table9"}
 /// ```
 ///
 /// Missing keys take the defaults below; unknown keys are rejected so that a typo such as
 /// `"run": 100` does not silently fall back to 1000 runs. The same object, with every key present,
 /// is echoed as `config` in each report (schema: `$defs/run_config` and `$defs/config`).
 public struct BenchmarkConfiguration: Codable, Equatable, Sendable {
-    /// Default number of untimed predictions between the first run and the timed runs.
-    public static let defaultWarmup = 1
+    /// Default number of untimed predictions between the first run and the timed runs: none. The
+    /// paper runs the model once, then times 1000 runs; the first run is that single warm-up
+    /// (timed on its own as `first_run_ms`, never a sample).
+    public static let defaultWarmup = 0
     /// Default number of timed predictions (the MobileOne paper's 1000).
     public static let defaultRuns = 1000
     /// Largest accepted `warmup`.
@@ -70,8 +72,8 @@ public struct BenchmarkConfiguration: Codable, Equatable, Sendable {
             throw ConfigurationError.unknownKeys(unknown)
         }
         let container = try decoder.container(keyedBy: CodingKeys.self)
-        warmup = try container.decodeIfPresent(Int.self, forKey: .warmup) ?? Self.defaultWarmup
-        runs = try container.decodeIfPresent(Int.self, forKey: .runs) ?? Self.defaultRuns
+        warmup = try Self.decodeInteger(container, .warmup) ?? Self.defaultWarmup
+        runs = try Self.decodeInteger(container, .runs) ?? Self.defaultRuns
         if let raw = try container.decodeIfPresent(String.self, forKey: .computeUnits) {
             guard let units = ComputeUnits(rawValue: raw) else {
                 throw ConfigurationError.invalidValue(
@@ -86,6 +88,18 @@ public struct BenchmarkConfiguration: Codable, Equatable, Sendable {
         models = try container.decodeIfPresent([String].self, forKey: .models) ?? []
         tag = try container.decodeIfPresent(String.self, forKey: .tag)
         try validate()
+    }
+
+    /// An integer key, or nil when absent or null. Any other value is
+    /// ``ConfigurationError/wrongType(key:expected:)``: swift-foundation on Linux throws an
+    /// internal error for a fraction such as `1.5` (which `JSONDecoder` turns into corrupted data
+    /// without a key), Darwin a type mismatch naming the key.
+    private static func decodeInteger(_ container: KeyedDecodingContainer<CodingKeys>, _ key: CodingKeys) throws -> Int? {
+        do {
+            return try container.decodeIfPresent(Int.self, forKey: key)
+        } catch {
+            throw ConfigurationError.wrongType(key: key.rawValue, expected: "an integer")
+        }
     }
 
     /// Encodes every key, `tag` as `null` when absent (the report schema requires all keys).
@@ -160,7 +174,7 @@ public struct BenchmarkConfiguration: Codable, Equatable, Sendable {
         return try parse(data)
     }
 
-    /// One-line description for logs: `warmup 1, runs 1000, compute units all, models all, tag -`.
+    /// One-line description for logs: `warmup 0, runs 1000, compute units all, models all, tag -`.
     public var summaryText: String {
         let modelText = models.isEmpty ? "all" : models.joined(separator: ", ")
         return "warmup \(warmup), runs \(runs), compute units \(computeUnits.rawValue), "

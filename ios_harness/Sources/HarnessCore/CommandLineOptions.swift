@@ -31,7 +31,8 @@ public struct CommandLineOptions: Equatable {
     usage: mobileone-harness --models PATH [PATH ...] [options]
 
     Benchmarks Core ML models with the MobileOne protocol: load, preallocate the input, run once,
-    run WARMUP times untimed, then time RUNS predictions one by one (monotonic clock).
+    run WARMUP more times untimed (none by default), then time RUNS predictions one by one
+    (monotonic clock, on a dedicated high-priority thread).
     Prints one line per model on stdout: MOBILEONE_BENCH_REPORT <report JSON>.
 
     options:
@@ -39,7 +40,7 @@ public struct CommandLineOptions: Equatable {
                               them (not searched recursively); packages are compiled first
       --config FILE           run-configuration JSON (keys: warmup, runs, compute_units,
                               models, tag); command-line options override it
-      --warmup N              untimed predictions before timing (default 1)
+      --warmup N              untimed predictions after the first run (default 0)
       --runs N                timed predictions per model (default 1000)
       --compute-units UNITS   all | cpu_only | cpu_and_gpu | cpu_and_ne (default all)
       --tag TEXT              label copied into the report
@@ -102,7 +103,9 @@ public struct CommandLineOptions: Equatable {
                     options.modelPaths.append(inline)
                 } else {
                     var taken = 0
-                    while index + 1 < arguments.count, !arguments[index + 1].hasPrefix("--") {
+                    // Paths end at the next option, long or short (`--runs`, `-q`); a path
+                    // that starts with `-` can be given as `--models=-odd.mlmodelc` or `./-odd.mlmodelc`.
+                    while index + 1 < arguments.count, !arguments[index + 1].hasPrefix("-") {
                         index += 1
                         options.modelPaths.append(arguments[index])
                         taken += 1

@@ -4,7 +4,7 @@ import Foundation
 /// (`mobileone_bench/data/harness_report.schema.json`).
 public enum Harness {
     /// Semantic version of the harness, written to the report's `harness_version`.
-    public static let version = "0.1.0"
+    public static let version = "0.2.0"
 
     /// Value of the report's `schema` field.
     public static let reportSchemaName = "mobileone-bench/harness-report"

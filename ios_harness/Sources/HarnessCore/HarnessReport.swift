@@ -1,6 +1,6 @@
 import Foundation
 
-/// The system's thermal state when a report was created (`ProcessInfo.thermalState`).
+/// The system's thermal state (`ProcessInfo.thermalState`).
 public enum ThermalState: String, Codable, CaseIterable, Sendable {
     case nominal
     case fair
@@ -167,6 +167,14 @@ public struct ModelResult: Codable, Equatable, Sendable {
     public var samplesMs: [Double]
     /// Display statistics over `samplesMs`; nil on error.
     public var summary: SummaryStatistics?
+    /// Predictions before the first sample: the first run (timed on its own as `firstRunMs`) plus
+    /// `warmup` untimed ones; nil in reports of harness 0.1 (JSON key `runs_before_timing`).
+    public var runsBeforeTiming: Int?
+    /// Thermal state and Low Power Mode right before the first timed run; nil when the model
+    /// failed earlier, and in reports of harness 0.1.
+    public var conditionsBefore: DeviceConditions?
+    /// The same right after the last timed run; nil when the timed runs did not finish.
+    public var conditionsAfter: DeviceConditions?
 
     public init(
         model: String,
@@ -181,7 +189,10 @@ public struct ModelResult: Codable, Equatable, Sendable {
         runs: Int,
         clock: String,
         samplesMs: [Double],
-        summary: SummaryStatistics?
+        summary: SummaryStatistics?,
+        runsBeforeTiming: Int? = nil,
+        conditionsBefore: DeviceConditions? = nil,
+        conditionsAfter: DeviceConditions? = nil
     ) {
         self.model = model
         self.file = file
@@ -196,7 +207,14 @@ public struct ModelResult: Codable, Equatable, Sendable {
         self.clock = clock
         self.samplesMs = samplesMs
         self.summary = summary
+        self.runsBeforeTiming = runsBeforeTiming
+        self.conditionsBefore = conditionsBefore
+        self.conditionsAfter = conditionsAfter
     }
+
+    /// Keys a report may lack (added in harness 0.2, schema still version 1): written when they
+    /// have a value, read when present.
+    static let optionalKeys: Set<CodingKeys> = [.runsBeforeTiming, .conditionsBefore, .conditionsAfter]
 
     enum CodingKeys: String, CodingKey, CaseIterable {
         case model
@@ -212,6 +230,9 @@ public struct ModelResult: Codable, Equatable, Sendable {
         case clock
         case samplesMs = "samples_ms"
         case summary
+        case runsBeforeTiming = "runs_before_timing"
+        case conditionsBefore = "conditions_before"
+        case conditionsAfter = "conditions_after"
     }
 
     public init(from decoder: Decoder) throws {
@@ -230,6 +251,9 @@ public struct ModelResult: Codable, Equatable, Sendable {
         clock = try container.decode(String.self, forKey: .clock)
         samplesMs = try container.decode([Double].self, forKey: .samplesMs)
         summary = try container.decodeNullable(SummaryStatistics.self, forKey: .summary)
+        runsBeforeTiming = try container.decodeIfPresent(Int.self, forKey: .runsBeforeTiming)
+        conditionsBefore = try container.decodeIfPresent(DeviceConditions.self, forKey: .conditionsBefore)
+        conditionsAfter = try container.decodeIfPresent(DeviceConditions.self, forKey: .conditionsAfter)
     }
 
     public func encode(to encoder: Encoder) throws {
@@ -247,6 +271,9 @@ public struct ModelResult: Codable, Equatable, Sendable {
         try container.encode(clock, forKey: .clock)
         try container.encode(samplesMs, forKey: .samplesMs)
         try container.encodeOrNull(summary, forKey: .summary)
+        try container.encodeIfPresent(runsBeforeTiming, forKey: .runsBeforeTiming)
+        try container.encodeIfPresent(conditionsBefore, forKey: .conditionsBefore)
+        try container.encodeIfPresent(conditionsAfter, forKey: .conditionsAfter)
     }
 
     /// A failed result: no samples, no summary, whatever stages were reached kept.
@@ -258,7 +285,8 @@ public struct ModelResult: Codable, Equatable, Sendable {
         clock: String = Harness.clockIdentifier,
         inputs: [InputDescription] = [],
         loadMs: Double? = nil,
-        firstRunMs: Double? = nil
+        firstRunMs: Double? = nil,
+        conditionsBefore: DeviceConditions? = nil
     ) -> ModelResult {
         ModelResult(
             model: model,
@@ -273,7 +301,9 @@ public struct ModelResult: Codable, Equatable, Sendable {
             runs: configuration.runs,
             clock: clock,
             samplesMs: [],
-            summary: nil
+            summary: nil,
+            runsBeforeTiming: 1 + configuration.warmup,
+            conditionsBefore: conditionsBefore
         )
     }
 
@@ -464,6 +494,9 @@ extension ModelResult {
         }
         if runs < 1 || runs > BenchmarkConfiguration.maximumRuns {
             add("runs", "must be in 1...\(BenchmarkConfiguration.maximumRuns) (got \(runs))")
+        }
+        if let runsBeforeTiming, runsBeforeTiming != 1 + warmup {
+            add("runs_before_timing", "is \(runsBeforeTiming) but the first run plus warmup is \(1 + warmup)")
         }
         if let loadMs, !(loadMs.isFinite && loadMs >= 0) { add("load_ms", "must be a number >= 0") }
         if let firstRunMs, !(firstRunMs.isFinite && firstRunMs >= 0) { add("first_run_ms", "must be a number >= 0") }

@@ -34,15 +34,15 @@ public struct BenchmarkProgress: Equatable, Sendable {
     }
 }
 
-/// Callbacks of a benchmark. They run on the benchmarking thread, between predictions, never
-/// inside a timed one; keep them cheap and hop to the main thread yourself.
-public struct BenchmarkHooks {
+/// Callbacks of a benchmark. They run on the timing thread, between predictions, never inside a
+/// timed one; keep them cheap and hop to the main actor yourself.
+public struct BenchmarkHooks: Sendable {
     /// Stage changes and each completed timed run.
-    public var progress: ((BenchmarkProgress) -> Void)?
+    public var progress: (@Sendable (BenchmarkProgress) -> Void)?
     /// Polled between predictions; true stops the model with an error result.
-    public var isCancelled: (() -> Bool)?
+    public var isCancelled: (@Sendable () -> Bool)?
 
-    public init(progress: ((BenchmarkProgress) -> Void)? = nil, isCancelled: (() -> Bool)? = nil) {
+    public init(progress: (@Sendable (BenchmarkProgress) -> Void)? = nil, isCancelled: (@Sendable () -> Bool)? = nil) {
         self.progress = progress
         self.isCancelled = isCancelled
     }
@@ -69,31 +69,59 @@ public struct PreparedInput<Value> {
 /// 1. load the model (timed once: `load_ms`);
 /// 2. preallocate the input (not timed);
 /// 3. run once (timed once: `first_run_ms`, not a sample);
-/// 4. run `warmup` more times untimed;
-/// 5. time `runs` predictions one by one (`samples_ms`), each a full round trip of `predict`.
+/// 4. run `warmup` more times untimed (0 by default: the paper runs the model once, then times);
+/// 5. read the device conditions, time `runs` predictions one by one (`samples_ms`), each a full
+///    round trip of `predict`, and read the conditions again.
 ///
 /// A failure at any stage is data: the result gets status `error`, a message naming the stage,
 /// and whatever was measured before the failure (but no samples).
-public struct ModelBenchmark {
+public struct ModelBenchmark: Sendable {
     /// The configuration every model is run with.
     public let configuration: BenchmarkConfiguration
     /// The timing loop (and its clock).
     public let loop: TimingLoop
     /// Turns an underlying error into the message text of a failed result.
-    public let describeError: (Error) -> String
+    public let describeError: @Sendable (Error) -> String
+    /// Reads thermal state and Low Power Mode before and after the timed runs.
+    public let conditions: @Sendable () -> DeviceConditions
 
     /// - Parameters:
     ///   - configuration: a validated configuration.
     ///   - clock: the clock; a fake one in tests.
-    ///   - describeError: how to print framework errors (HarnessCoreML formats `NSError`).
+    ///   - describeError: how to print framework errors (the backend's ``BenchmarkBackend/describe(_:)``).
+    ///   - conditions: the device conditions now (``DeviceConditions/current(processInfo:)``).
     public init(
         configuration: BenchmarkConfiguration,
         clock: any MonotonicClock = UptimeClock(),
-        describeError: @escaping (Error) -> String = ErrorText.describe
+        describeError: @escaping @Sendable (Error) -> String = ErrorText.describe,
+        conditions: @escaping @Sendable () -> DeviceConditions = { DeviceConditions.current() }
     ) {
         self.configuration = configuration
         self.loop = TimingLoop(clock: clock)
         self.describeError = describeError
+        self.conditions = conditions
+    }
+
+    /// Benchmarks one compiled model with `backend`, on the calling thread (the session calls it
+    /// on the ``TimingThread``). Never throws: a failure becomes a result with status `error`.
+    public func run<Backend: BenchmarkBackend>(
+        _ compiled: CompiledModel,
+        backend: Backend,
+        hooks: BenchmarkHooks = .empty
+    ) -> ModelResult {
+        let units = configuration.computeUnits
+        return run(
+            model: compiled.location.name,
+            file: compiled.location.fileName,
+            hooks: hooks,
+            load: { try backend.load(compiled, computeUnits: units) },
+            prepare: { (model: Backend.Model) -> PreparedInput<Backend.Input> in
+                let plan = try InputPlanner.plan(backend.inputFeatures(of: model))
+                let input = try backend.makeInput(plan, for: model)
+                return PreparedInput(value: input, descriptions: plan.map(\.description))
+            },
+            predict: { (model: Backend.Model, input: Backend.Input) in try backend.predict(model, input) }
+        )
     }
 
     /// Benchmarks one model. Never throws: a failure becomes a result with status `error`.
@@ -117,7 +145,13 @@ public struct ModelBenchmark {
         func report(_ stage: BenchmarkProgress.Stage, completed: Int = 0) {
             hooks.progress?(BenchmarkProgress(model: model, stage: stage, completed: completed, total: total))
         }
-        func failure(_ message: String, inputs: [InputDescription] = [], loadMs: Double? = nil, firstRunMs: Double? = nil) -> ModelResult {
+        func failure(
+            _ message: String,
+            inputs: [InputDescription] = [],
+            loadMs: Double? = nil,
+            firstRunMs: Double? = nil,
+            before: DeviceConditions? = nil
+        ) -> ModelResult {
             report(.finished)
             return ModelResult.failure(
                 model: model,
@@ -127,7 +161,8 @@ public struct ModelBenchmark {
                 clock: loop.clock.identifier,
                 inputs: inputs,
                 loadMs: loadMs,
-                firstRunMs: firstRunMs
+                firstRunMs: firstRunMs,
+                conditionsBefore: before
             )
         }
 
@@ -165,27 +200,31 @@ public struct ModelBenchmark {
             return failure("first run failed: \(describeError(error))", inputs: input.descriptions, loadMs: loadMs)
         }
 
-        // 4 and 5. Warmup (untimed), then the timed runs.
+        // 4. Warmup (untimed; none by default).
         report(.warmup)
-        let samples: [Double]
+        let timingHooks = TimingHooks(
+            progress: { completed, _ in report(.timing, completed: completed) },
+            isCancelled: hooks.isCancelled
+        )
         do {
-            let timingHooks = TimingHooks(
-                progress: { completed, _ in report(.timing, completed: completed) },
-                isCancelled: hooks.isCancelled
-            )
-            samples = try loop.measure(warmup: configuration.warmup, runs: configuration.runs, hooks: timingHooks) {
+            try loop.runUntimed(configuration.warmup, hooks: timingHooks) {
                 try predict(loaded, input.value)
             }
-        } catch let error as TimingError {
-            return failure(
-                describe(error),
-                inputs: input.descriptions,
-                loadMs: loadMs,
-                firstRunMs: firstRunMs
-            )
         } catch {
-            return failure("timing failed: \(describeError(error))", inputs: input.descriptions, loadMs: loadMs, firstRunMs: firstRunMs)
+            return failure(describe(error), inputs: input.descriptions, loadMs: loadMs, firstRunMs: firstRunMs)
         }
+
+        // 5. The timed runs, between two readings of the device conditions.
+        let before = conditions()
+        let samples: [Double]
+        do {
+            samples = try loop.measure(warmup: 0, runs: configuration.runs, hooks: timingHooks) {
+                try predict(loaded, input.value)
+            }
+        } catch {
+            return failure(describe(error), inputs: input.descriptions, loadMs: loadMs, firstRunMs: firstRunMs, before: before)
+        }
+        let after = conditions()
 
         report(.finished, completed: samples.count)
         return ModelResult(
@@ -201,18 +240,24 @@ public struct ModelBenchmark {
             runs: configuration.runs,
             clock: loop.clock.identifier,
             samplesMs: samples,
-            summary: Statistics.summarize(samples)
+            summary: Statistics.summarize(samples),
+            runsBeforeTiming: 1 + configuration.warmup,
+            conditionsBefore: before,
+            conditionsAfter: after
         )
     }
 
     /// A timing-loop error as result text, with the underlying error printed by `describeError`.
-    private func describe(_ error: TimingError) -> String {
-        switch error {
+    private func describe(_ error: Error) -> String {
+        guard let timing = error as? TimingError else {
+            return "timing failed: \(describeError(error))"
+        }
+        switch timing {
         case let .iterationFailed(phase, iteration, total, underlying):
             let what = phase == .warmup ? "warmup run" : "timed run"
             return "\(what) \(iteration + 1) of \(total) failed: \(describeError(underlying))"
         default:
-            return error.description
+            return timing.description
         }
     }
 }

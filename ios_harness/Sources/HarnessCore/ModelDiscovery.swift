@@ -1,7 +1,4 @@
-#if canImport(CoreML)
-import CoreML
 import Foundation
-import HarnessCore
 
 /// A Core ML model file found on disk.
 public struct ModelLocation: Equatable, Sendable {
@@ -9,9 +6,9 @@ public struct ModelLocation: Equatable, Sendable {
     public enum Format: String, Sendable {
         /// `.mlmodelc`: compiled, loads directly.
         case compiled = "mlmodelc"
-        /// `.mlpackage`: compiled with `MLModel.compileModel(at:)` before loading.
+        /// `.mlpackage`: compiled by the backend before loading.
         case package = "mlpackage"
-        /// `.mlmodel`: compiled with `MLModel.compileModel(at:)` before loading.
+        /// `.mlmodel`: compiled by the backend before loading.
         case specification = "mlmodel"
     }
 
@@ -59,82 +56,73 @@ public enum ModelDiscoveryError: Error, Equatable, CustomStringConvertible, Loca
 }
 
 /// Finds Core ML models in directories, given files and app bundles.
+///
+/// The rules are pure functions over URLs (``locations(among:)``, ``uniqueSortedByName(_:)``);
+/// the functions that list directories use `FileManager`, which works the same on Linux.
 public enum ModelDiscovery {
+    /// The model files among `entries` (anything else is ignored), unique by name, sorted by name;
+    /// when two entries share a name, the first one wins.
+    public static func locations(among entries: [URL]) -> [ModelLocation] {
+        uniqueSortedByName(entries.compactMap(ModelLocation.init(url:)))
+    }
+
+    /// `locations` without later duplicates of a name, sorted by name.
+    public static func uniqueSortedByName(_ locations: [ModelLocation]) -> [ModelLocation] {
+        var seen = Set<String>()
+        let unique = locations.filter { seen.insert($0.name).inserted }
+        return unique.sorted { $0.name < $1.name }
+    }
+
     /// Models at `paths`: each path is a model file, or a directory whose direct entries are
     /// searched (not recursively: a `.mlmodelc` is itself a directory). Sorted by name; when two
     /// files share a name, the first path given wins.
     ///
     /// - Throws: ``ModelDiscoveryError`` for a missing path, a file that is not a model, or an
     ///   unreadable directory.
-    public static func models(at paths: [URL]) throws -> [ModelLocation] {
+    public static func models(at paths: [URL], fileManager: FileManager = .default) throws -> [ModelLocation] {
         var found: [ModelLocation] = []
         for path in paths {
+            var isDirectory: ObjCBool = false
+            guard fileManager.fileExists(atPath: path.path, isDirectory: &isDirectory) else {
+                throw ModelDiscoveryError.notFound(path: path.path)
+            }
             if let location = ModelLocation(url: path) {
-                guard FileManager.default.fileExists(atPath: path.path) else {
-                    throw ModelDiscoveryError.notFound(path: path.path)
-                }
                 found.append(location)
                 continue
-            }
-            var isDirectory: ObjCBool = false
-            guard FileManager.default.fileExists(atPath: path.path, isDirectory: &isDirectory) else {
-                throw ModelDiscoveryError.notFound(path: path.path)
             }
             guard isDirectory.boolValue else {
                 throw ModelDiscoveryError.notAModel(path: path.path)
             }
-            found += try models(inDirectory: path)
+            found += try models(inDirectory: path, fileManager: fileManager)
         }
         return uniqueSortedByName(found)
     }
 
-    /// Models in `directory`'s direct entries, sorted by name.
-    public static func models(inDirectory directory: URL) throws -> [ModelLocation] {
+    /// Models in `directory`'s direct entries (hidden entries skipped), sorted by name.
+    public static func models(inDirectory directory: URL, fileManager: FileManager = .default) throws -> [ModelLocation] {
         let entries: [URL]
         do {
-            entries = try FileManager.default.contentsOfDirectory(
+            entries = try fileManager.contentsOfDirectory(
                 at: directory, includingPropertiesForKeys: nil, options: [.skipsHiddenFiles])
         } catch {
             throw ModelDiscoveryError.unreadableDirectory(path: directory.path, reason: error.localizedDescription)
         }
-        return uniqueSortedByName(entries.compactMap(ModelLocation.init(url:)))
+        return locations(among: entries)
     }
 
-    /// Models bundled with an app: the direct entries of the bundle's `Models/` folder (where the
-    /// Python CLI stages them), then of its resource root (where Xcode puts models added to the
-    /// target). Sorted by name; `Models/` wins on a name clash.
-    public static func bundledModels(in bundle: Bundle = .main) -> [ModelLocation] {
-        guard let resources = bundle.resourceURL else { return [] }
+    /// Models bundled with an app whose resources are at `resourceURL` (`Bundle.main.resourceURL`):
+    /// the direct entries of its `Models/` folder (where the Python CLI stages them), then of the
+    /// resource root (where Xcode puts models added to the target). Sorted by name; `Models/` wins
+    /// on a name clash. Nil or unreadable folders give no models.
+    public static func bundledModels(resourceURL: URL?, fileManager: FileManager = .default) -> [ModelLocation] {
+        guard let resources = resourceURL else { return [] }
         let directories = [resources.appendingPathComponent("Models", isDirectory: true), resources]
         var found: [ModelLocation] = []
         for directory in directories {
-            if let entries = try? Self.models(inDirectory: directory) {
+            if let entries = try? models(inDirectory: directory, fileManager: fileManager) {
                 found += entries
             }
         }
         return uniqueSortedByName(found)
     }
-
-    private static func uniqueSortedByName(_ locations: [ModelLocation]) -> [ModelLocation] {
-        var seen = Set<String>()
-        let unique = locations.filter { seen.insert($0.name).inserted }
-        return unique.sorted { $0.name < $1.name }
-    }
 }
-
-/// Compiles model packages and specifications so they can be loaded.
-public enum ModelCompiler {
-    /// A compiled model for `location`.
-    ///
-    /// - Returns: `location.url` for a `.mlmodelc`; otherwise the temporary `.mlmodelc` that
-    ///   `MLModel.compileModel(at:)` produced (the caller may delete it when done).
-    public static func compiledURL(for location: ModelLocation) async throws -> URL {
-        switch location.format {
-        case .compiled:
-            return location.url
-        case .package, .specification:
-            return try await MLModel.compileModel(at: location.url)
-        }
-    }
-}
-#endif

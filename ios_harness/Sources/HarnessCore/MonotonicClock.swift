@@ -4,8 +4,8 @@ import Foundation
 /// A clock that only moves forward, read in nanoseconds.
 ///
 /// Only differences between two readings are meaningful. Inject a fake in tests to check what the
-/// timing loop times and what it does not.
-public protocol MonotonicClock {
+/// timing loop times and what it does not. Sendable: the session hands it to the timing thread.
+public protocol MonotonicClock: Sendable {
     /// Identifier written to each result's `clock` field.
     var identifier: String { get }
 

@@ -7,6 +7,13 @@ public enum ReportStore {
         "mobileone-bench-\(compactTimestamp(report.created)).json"
     }
 
+    /// `mobileone-bench-20261128T120000Z-mobileone_s0.json`: one model's report of a run (the
+    /// headless test attaches one per model).
+    public static func fileName(for report: HarnessReport, model: String) -> String {
+        let safe = String(model.map { $0.isLetter || $0.isNumber || $0 == "_" || $0 == "-" || $0 == "." ? $0 : "_" })
+        return "mobileone-bench-\(compactTimestamp(report.created))-\(safe).json"
+    }
+
     /// Writes `report` (pretty-printed) atomically to `url`, replacing an existing file.
     ///
     /// - Throws: ``ReportError/encodingFailed(_:)`` or the file system's error.

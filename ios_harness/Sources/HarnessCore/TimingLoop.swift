@@ -54,7 +54,7 @@ public struct TimingHooks {
 }
 
 /// Times a closure many times, one sample per call, with a monotonic clock.
-public struct TimingLoop {
+public struct TimingLoop: Sendable {
     /// The clock every sample is read from.
     public let clock: any MonotonicClock
 
@@ -78,23 +78,10 @@ public struct TimingLoop {
         hooks: TimingHooks = .empty,
         _ body: () throws -> Void
     ) throws -> [Double] {
-        guard warmup >= 0 else {
-            throw TimingError.invalidIterationCount(name: "warmup", value: warmup)
-        }
         guard runs >= 1 else {
             throw TimingError.invalidIterationCount(name: "runs", value: runs)
         }
-
-        for iteration in 0..<warmup {
-            if let isCancelled = hooks.isCancelled, isCancelled() {
-                throw TimingError.cancelled(phase: .warmup, completed: iteration)
-            }
-            do {
-                try body()
-            } catch {
-                throw TimingError.iterationFailed(phase: .warmup, iteration: iteration, of: warmup, underlying: error)
-            }
-        }
+        try runUntimed(warmup, hooks: hooks, body)
 
         var samples: [Double] = []
         samples.reserveCapacity(runs)
@@ -116,6 +103,27 @@ public struct TimingLoop {
             hooks.progress?(iteration + 1, runs)
         }
         return samples
+    }
+
+    /// Runs `body` `count` times untimed (the warmup), polling ``TimingHooks/isCancelled``
+    /// before each call.
+    ///
+    /// - Throws: ``TimingError`` (``TimingError/iterationFailed(phase:iteration:of:underlying:)``
+    ///   with phase `warmup` when `body` throws).
+    public func runUntimed(_ count: Int, hooks: TimingHooks = .empty, _ body: () throws -> Void) throws {
+        guard count >= 0 else {
+            throw TimingError.invalidIterationCount(name: "warmup", value: count)
+        }
+        for iteration in 0..<count {
+            if let isCancelled = hooks.isCancelled, isCancelled() {
+                throw TimingError.cancelled(phase: .warmup, completed: iteration)
+            }
+            do {
+                try body()
+            } catch {
+                throw TimingError.iterationFailed(phase: .warmup, iteration: iteration, of: count, underlying: error)
+            }
+        }
     }
 
     /// Times one call of `body`.

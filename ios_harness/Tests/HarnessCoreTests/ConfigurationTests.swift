@@ -38,7 +38,8 @@ final class ConfigurationTests: XCTestCase {
 
     func testEmptyObjectGivesDefaults() throws {
         let configuration = try parse("{}")
-        XCTAssertEqual(configuration.warmup, 1)
+        // The paper's protocol: one (first) run, then 1000 timed runs; no extra warmup.
+        XCTAssertEqual(configuration.warmup, 0)
         XCTAssertEqual(configuration.runs, 1000)
         XCTAssertEqual(configuration.computeUnits, .all)
         XCTAssertEqual(configuration.models, [])
@@ -142,7 +143,7 @@ final class ConfigurationTests: XCTestCase {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         let json = String(decoding: try encoder.encode(BenchmarkConfiguration()), as: UTF8.self)
-        XCTAssertEqual(json, #"{"compute_units":"all","models":[],"runs":1000,"tag":null,"warmup":1}"#)
+        XCTAssertEqual(json, #"{"compute_units":"all","models":[],"runs":1000,"tag":null,"warmup":0}"#)
     }
 
     func testValidateCatchesValuesSetInCode() {

@@ -14,9 +14,9 @@ final class ModelBenchmarkTests: XCTestCase {
         let benchmark = ModelBenchmark(configuration: configuration, clock: clock)
         var predictions = 0
         var prepared = 0
-        var stages: [BenchmarkProgress.Stage] = []
+        let recorded = Recorder<BenchmarkProgress.Stage>()
         let hooks = BenchmarkHooks(progress: { progress in
-            if stages.last != progress.stage { stages.append(progress.stage) }
+            if recorded.all.last != progress.stage { recorded.append(progress.stage) }
         })
         let result = benchmark.run(
             model: "tiny",
@@ -57,7 +57,7 @@ final class ModelBenchmarkTests: XCTestCase {
         XCTAssertEqual(result.runs, 4)
         XCTAssertEqual(result.computeUnits, .cpuOnly)
         XCTAssertEqual(result.clock, "monotonic-uptime-ns")
-        XCTAssertEqual(stages, [.loading, .preparingInput, .firstRun, .warmup, .timing, .finished])
+        XCTAssertEqual(recorded.all, [.loading, .preparingInput, .firstRun, .warmup, .timing, .finished])
         XCTAssertEqual(result.validationProblems(path: "r"), [])
     }
 

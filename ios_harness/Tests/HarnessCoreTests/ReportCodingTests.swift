@@ -25,7 +25,7 @@ final class ReportCodingTests: XCTestCase {
         XCTAssertTrue(json.contains(#""trimmed_mean":"#), json)
         XCTAssertTrue(json.contains(#""kind":"multiarray""#), json)
         XCTAssertTrue(json.contains(#""data_type":"float32""#), json)
-        XCTAssertTrue(json.contains(#""harness_version":"0.1.0""#), json)
+        XCTAssertTrue(json.contains(#""harness_version":"0.2.0""#), json)
     }
 
     func testCreatedIsTruncatedToWholeSeconds() throws {

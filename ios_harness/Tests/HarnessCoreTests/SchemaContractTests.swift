@@ -138,8 +138,13 @@ final class SchemaContractTests: XCTestCase {
         XCTAssertEqual(Set(schema.defs.config.required), Set(BenchmarkConfiguration.CodingKeys.allCases.map(\.rawValue)))
         XCTAssertEqual(Set(schema.defs.input.required), Set(InputDescription.CodingKeys.allCases.map(\.rawValue)))
         XCTAssertEqual(Set(schema.defs.summary.required), Set(SummaryStatistics.CodingKeys.allCases.map(\.rawValue)))
-        XCTAssertEqual(Set(schema.defs.result.required), Set(ModelResult.CodingKeys.allCases.map(\.rawValue)))
-        for object in [schema.defs.device, schema.defs.config, schema.defs.input, schema.defs.summary, schema.defs.result] {
+        // Keys added in harness 0.2 are optional, so that reports of 0.1 still validate.
+        let resultKeys = Set(ModelResult.CodingKeys.allCases.map(\.rawValue))
+        let optionalKeys = Set(ModelResult.optionalKeys.map(\.rawValue))
+        XCTAssertEqual(Set(schema.defs.result.required), resultKeys.subtracting(optionalKeys))
+        XCTAssertEqual(Set(schema.defs.result.properties), resultKeys)
+        XCTAssertEqual(Set(schema.defs.conditions.required), Set(DeviceConditions.CodingKeys.allCases.map(\.rawValue)))
+        for object in [schema.defs.device, schema.defs.config, schema.defs.input, schema.defs.summary, schema.defs.result, schema.defs.conditions] {
             XCTAssertFalse(object.additionalProperties)
         }
         XCTAssertEqual(schema.defs.computeUnits.enumValues, ComputeUnits.allCases.map(\.rawValue))
@@ -189,6 +194,18 @@ private struct SchemaDocument: Decodable {
     struct Object: Decodable {
         let required: [String]
         let additionalProperties: Bool
+        let properties: [String]
+
+        enum CodingKeys: String, CodingKey {
+            case required, additionalProperties, properties
+        }
+
+        init(from decoder: Decoder) throws {
+            let container = try decoder.container(keyedBy: CodingKeys.self)
+            required = try container.decode([String].self, forKey: .required)
+            additionalProperties = try container.decode(Bool.self, forKey: .additionalProperties)
+            properties = try container.decode([String: JSONValue].self, forKey: .properties).keys.sorted()
+        }
     }
 
     struct Enumeration: Decodable {
@@ -205,10 +222,12 @@ private struct SchemaDocument: Decodable {
         let input: Object
         let summary: Object
         let result: Object
+        let conditions: Object
         let computeUnits: Enumeration
 
         enum CodingKeys: String, CodingKey {
             case device, config, input, summary, result
+            case conditions = "device_conditions"
             case computeUnits = "compute_units"
         }
     }
