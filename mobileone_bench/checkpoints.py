@@ -29,7 +29,7 @@ from torch import nn
 
 from mobileone_bench.errors import CheckpointError
 
-__all__ = ["read_state_dict", "load_weights", "detect_layout", "timm_to_apple_mobileone", "file_sha256"]
+__all__ = ["check_weights_file", "read_state_dict", "load_weights", "detect_layout", "timm_to_apple_mobileone", "file_sha256"]
 
 _NESTED_KEYS = ("state_dict", "model", "state_dict_ema", "model_ema", "net")
 _TIMM_RENAMES = [
@@ -55,25 +55,85 @@ def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
+_ZIP_MAGIC = b"PK\x03\x04"  # torch.save since PyTorch 1.6
+_PICKLE_PROTOCOL = 0x80  # the legacy torch.save format starts with a pickle
+
+
+def _sniff(head: bytes) -> str | None:
+    """``"torch"``, ``"safetensors"`` or ``None`` from the first bytes of a file."""
+    if head.startswith(_ZIP_MAGIC) or (len(head) >= 2 and head[0] == _PICKLE_PROTOCOL and 2 <= head[1] <= 5):
+        return "torch"
+    if len(head) >= 9:
+        header_len = int.from_bytes(head[:8], "little")
+        if 2 <= header_len < (1 << 27) and head[8:9] == b"{":
+            return "safetensors"
+    return None
+
+
+def check_weights_file(path: str | Path) -> str:
+    """Check, before any work starts, that ``path`` is a checkpoint this tool can read; returns its kind.
+
+    Only the first bytes are read: a PyTorch file (``torch.save``'s zip or legacy pickle format) or a safetensors
+    file (an 8-byte header length, then a JSON header).
+
+    Returns:
+        ``"torch"`` or ``"safetensors"``.
+
+    Raises:
+        CheckpointError: The file is missing, a folder, empty, unreadable, or not a checkpoint at all.
+    """
+    p = Path(path)
+    if not p.exists():
+        raise CheckpointError(f"weights file not found: {p}")
+    if p.is_dir():
+        raise CheckpointError(f"weights file {p} is a folder; pass the checkpoint file inside it")
+    try:
+        with open(p, "rb") as f:
+            head = f.read(16)
+    except OSError as exc:
+        raise CheckpointError(f"cannot read weights file {p}: {exc.strerror or exc}") from exc
+    if not head:
+        raise CheckpointError(f"weights file {p} is empty")
+    kind = _sniff(head)
+    if kind is None:
+        raise CheckpointError(f"weights file {p} is not a PyTorch or safetensors checkpoint")
+    return kind
+
+
+def _unpickling_refused(exc: Exception) -> bool:
+    import pickle
+
+    text = str(exc)
+    return isinstance(exc, pickle.UnpicklingError) or "weights_only" in text or "Unsupported global" in text
+
+
 def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     """Read a flat ``name -> tensor`` dict from a local checkpoint file.
 
+    PyTorch files are read with ``torch.load(weights_only=True)``: a pickle that needs arbitrary code (a whole
+    pickled model, custom classes) is refused, never executed.
+
     Raises:
-        CheckpointError: Missing, unreadable, or not a state dict.
+        CheckpointError: Missing, not a checkpoint, refused, unreadable, or not a state dict.
     """
     p = Path(path)
-    if not p.is_file():
-        raise CheckpointError(f"weights file not found: {p}")
+    kind = check_weights_file(p)
     try:
-        if p.suffix == ".safetensors":
+        if kind == "safetensors":
             from safetensors.torch import load_file
 
             obj: object = load_file(str(p), device="cpu")
         else:
             obj = torch.load(str(p), map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - every read failure is the same user-facing problem
+        if kind == "torch" and _unpickling_refused(exc):
+            raise CheckpointError(
+                f"weights file {p} holds pickled Python objects beyond tensors, which this tool refuses to load "
+                f"because unpickling them could run arbitrary code; save only the state dict "
+                f"(torch.save(model.state_dict(), ...)) or use safetensors") from exc
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CheckpointError(f"cannot read weights file {p}: {first[:200]}") from exc
+        first = first.split(". ", 1)[0].rstrip(".")
+        raise CheckpointError(f"cannot read weights file {p} (corrupt or truncated?): {first[:160]}") from exc
     for key in _NESTED_KEYS:
         if isinstance(obj, Mapping) and key in obj and isinstance(obj[key], Mapping):
             obj = obj[key]

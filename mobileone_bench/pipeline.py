@@ -189,7 +189,7 @@ class LatencyJob:
         if self.device == "cpu":
             from mobileone_bench.devices.cpu import default_threads
 
-            threads = threads or default_threads()
+            threads = default_threads() if threads is None else threads
             if threads < 1:
                 raise UsageError("--threads must be >= 1")
         else:

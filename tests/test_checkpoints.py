@@ -103,7 +103,7 @@ def test_wrong_shapes_are_named(tmp_path):
 def test_corrupt_and_missing_files(tmp_path):
     bad = tmp_path / "corrupt.pth.tar"
     bad.write_bytes(b"this is not a checkpoint")
-    with pytest.raises(CheckpointError, match="cannot read weights file"):
+    with pytest.raises(CheckpointError, match="not a PyTorch or safetensors checkpoint"):
         registry.create_model("mobileone_tiny", weights=str(bad))
     with pytest.raises(CheckpointError, match="not found"):
         registry.create_model("mobileone_tiny", weights=str(tmp_path / "nope.pth"))

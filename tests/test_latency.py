@@ -111,7 +111,8 @@ def test_cli_latency_json_and_table(runner, cli, tmp_path):
     (["--device", "gpu"], None),
     (["--device", "cpu", "--runtime", "tensorrt"], "does not run on cpu"),
     (["--from-report", "setup.cfg"], "apply to --device iphone or mac"),
-    (["--threads", "-2"], "--threads must be >= 1"),
+    (["--threads", "-2"], "not in the range x>=1"),
+    (["--threads", "0"], "not in the range x>=1"),
 ])
 def test_cli_latency_bad_inputs(runner, cli, tmp_path, args, fragment):
     result = runner.invoke(cli, ["latency", "mobileone_tiny", "--results", str(tmp_path), *args])

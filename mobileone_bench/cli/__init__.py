@@ -49,8 +49,37 @@ def _debug_requested(ctx: click.Context | None) -> bool:
     return False
 
 
+# click >= 8.2 raises this for a bare group invocation; older versions print the help themselves
+_NO_ARGS_IS_HELP: Any = getattr(click.exceptions, "NoArgsIsHelpError", ())
+
+
 class _Group(click.Group):
-    """Turns expected errors into one line, unexpected ones into one line plus a hint, unless debugging."""
+    """Turns expected errors into one line, unexpected ones into one line plus a hint, unless debugging.
+
+    click's own usage errors (a bad option value, an unknown option, a missing argument) are one line too, with the
+    command's ``--help`` as the hint, instead of click's usage block.
+    """
+
+    def main(self, args: Any = None, prog_name: str | None = None, complete_var: str | None = None,
+             standalone_mode: bool = True, **extra: Any) -> Any:
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode, **extra)
+        try:
+            rv = super().main(args, prog_name, complete_var, False, **extra)
+        except _NO_ARGS_IS_HELP as exc:  # bare `mobileone-bench`: the help, as click shows it
+            click.echo(exc.format_message(), err=True)
+            sys.exit(exc.exit_code)
+        except click.exceptions.UsageError as exc:
+            where = exc.ctx.command_path if exc.ctx is not None else (prog_name or "mobileone-bench")
+            click.echo(f"Error: {exc.format_message()} (see '{where} --help')", err=True)
+            sys.exit(exc.exit_code)
+        except click.exceptions.ClickException as exc:
+            click.echo(f"Error: {exc.format_message()}", err=True)
+            sys.exit(exc.exit_code)
+        except click.exceptions.Abort:
+            click.echo("Aborted.", err=True)
+            sys.exit(1)
+        sys.exit(rv if isinstance(rv, int) else 0)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:

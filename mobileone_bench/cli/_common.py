@@ -27,6 +27,7 @@ __all__ = [
     "progress",
     "warn",
     "fmt_num",
+    "FiniteFloat",
 ]
 
 _CONSOLES: dict[str, Any] = {}
@@ -71,6 +72,18 @@ def zoo_option() -> Callable[[Any], Any]:
                         help="A named zoo (paper-table9, paper-table13, paper-table14, mobileone, quick...).")
 
 
+class FiniteFloat(click.FloatRange):
+    """A float in a range that also refuses ``nan`` and ``inf`` (click's FloatRange lets ``nan`` through)."""
+
+    name = "finite float"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number", param, ctx)
+        return number
+
+
 def _parse_size(ctx: click.Context, param: click.Parameter, value: tuple[int, ...] | None) -> tuple[int, int] | None:
     if not value:
         return None
@@ -85,9 +98,24 @@ def input_size_option() -> Callable[[Any], Any]:
                         help="Input height and width instead of each model's default.")
 
 
+def _check_weights(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """Read the checkpoint once while the arguments are parsed, so a bad file is one line before any work."""
+    if value is None:
+        return None
+    from mobileone_bench.checkpoints import read_state_dict
+    from mobileone_bench.errors import CheckpointError
+
+    try:
+        read_state_dict(value)
+    except CheckpointError as exc:
+        raise UsageError(f"--weights: {exc}") from exc
+    return value
+
+
 def weights_option() -> Callable[[Any], Any]:
-    return click.option("--weights", type=click.Path(dir_okay=False), default=None, metavar="FILE",
-                        help="Local checkpoint to load (never downloaded). Random weights otherwise.")
+    return click.option("--weights", type=str, default=None, metavar="FILE", callback=_check_weights,
+                        help="Local .pth/.pt/.pth.tar/.safetensors checkpoint (read with weights_only=True, never "
+                             "downloaded). Random weights otherwise.")
 
 
 def select_models(models: Iterable[str], zoo: str | None, *, default_zoo: str | None = None,

@@ -13,7 +13,7 @@ from typing import Any, Callable, Sequence
 
 import click
 
-from mobileone_bench.cli._common import emit, models_argument, stdout, zoo_option
+from mobileone_bench.cli._common import FiniteFloat, emit, models_argument, stdout, zoo_option
 from mobileone_bench.errors import AnalysisError, UsageError
 
 __all__ = ["correlate_cmd", "table_cmd", "plot_cmd", "roofline_cmd", "COMMANDS", "rich_correlation",
@@ -82,7 +82,8 @@ def _emit_for_scripts(result: dict[str, Any], fmt: str) -> bool:
 @click.option("--exclude", multiple=True, metavar="PATTERN", help="Names or wildcards to leave out ('repvgg*').")
 @zoo_option()
 @click.option("--runtime", default=None, help="Only records of this runtime (onnxruntime, torch, tensorrt...).")
-@click.option("--threads", type=int, default=None, help="Only CPU records measured with this many threads.")
+@click.option("--threads", type=click.IntRange(min=1), default=None,
+              help="Only CPU records measured with this many threads.")
 @click.option("--precision", default=None, help="Only records of this precision (fp32, fp16).")
 @click.option("--reference", default=None, metavar="paper",
               help="Add rows computed from the paper's own Table 9 numbers, beside its published Table 1.")
@@ -231,7 +232,8 @@ def rich_agreement(table: dict[str, Any]) -> Any:
 @click.option("--all", "all_rows", is_flag=True, help="Every row of the layout, measured or not.")
 @click.option("--runtime", "runtimes", multiple=True, metavar="NAME",
               help="Runtime whose records fill a device column (repeatable; default: the one with most models).")
-@click.option("--threads", type=int, default=None, help="Only CPU records measured with this many threads.")
+@click.option("--threads", type=click.IntRange(min=1), default=None,
+              help="Only CPU records measured with this many threads.")
 @click.option("--precision", default=None, help="Only records of this precision.")
 @_results_option
 def table_cmd(models: tuple[str, ...], zoo: str | None, layout: str, fmt: str | None, out: str | None,
@@ -357,9 +359,9 @@ def plot_cmd(figures: tuple[str, ...], devices: tuple[str, ...], runtime: str | 
 @click.option("--exclude", multiple=True, metavar="PATTERN", help="Names or wildcards to leave out.")
 @zoo_option()
 @click.option("--runtime", default=None, help="Only CPU records of this runtime (onnxruntime or torch).")
-@click.option("--threads", type=int, default=None, help="Only records measured with this many threads.")
+@click.option("--threads", type=click.IntRange(min=1), default=None, help="Only records measured with this many threads.")
 @click.option("--remeasure", is_flag=True, help="Measure the peak again even if one is stored.")
-@click.option("--peak-gflops", type=float, default=None, metavar="X",
+@click.option("--peak-gflops", type=FiniteFloat(min=0, min_open=True), default=None, metavar="X",
               help="Use X GFLOP/s as the peak instead of measuring it.")
 @click.option("--format", "fmt", default="table", show_default=True, help="table, json or csv.")
 @_results_option

@@ -85,14 +85,14 @@ def _fp32(options: Any) -> Any:
 @click.option("--no-reparam", is_flag=True, help="Export the train-time model (branches kept); recorded.")
 @click.option("--force", is_flag=True, help="Redo exports even when a matching artifact is cached.")
 @click.option("--dynamic-batch", is_flag=True, help="ONNX/TensorRT: dynamic batch dimension.")
-@click.option("--opset", type=int, default=18, show_default=True, help="ONNX opset.")
+@click.option("--opset", type=click.IntRange(min=7), default=18, show_default=True, help="ONNX opset.")
 @click.option("--coreml-type", type=click.Choice(["mlprogram", "neuralnetwork"]), default="mlprogram",
               show_default=True, help="ML program (.mlpackage) or the older neural network (.mlmodel).")
 @click.option("--deployment-target", default=None, metavar="TARGET",
               help="Core ML minimum deployment target, e.g. iOS16 (default), iOS14 (neuralnetwork default).")
 @click.option("--coreml-input", type=click.Choice(["tensor", "image"]), default="tensor", show_default=True,
               help="Core ML input as a tensor, or as an image with the ImageNet scale/bias.")
-@click.option("--trt-workspace", type=int, default=1024, show_default=True, metavar="MB",
+@click.option("--trt-workspace", type=click.IntRange(min=1), default=1024, show_default=True, metavar="MB",
               help="TensorRT builder workspace limit.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 def export_cmd(models: tuple[str, ...], zoo: str | None, formats: str, out: str, precision: str | None,

@@ -96,9 +96,9 @@ def run_latency(specs: list[Any], job: Any, store: Any, *, force: bool) -> tuple
               help="Where to measure.")
 @click.option("--runtime", default=None,
               help="cpu: onnxruntime (default) | torch;  gpu: tensorrt (default) | torch-cuda;  iphone/mac: coreml.")
-@click.option("--warmup", type=int, default=None, help="Untimed runs first (default 10; iPhone/Mac 1).")
-@click.option("--runs", type=int, default=None, help="Timed runs (default 100 on CPU/GPU, 1000 on iPhone/Mac).")
-@click.option("--threads", type=int, default=None, help="CPU threads (default: physical cores).")
+@click.option("--warmup", type=click.IntRange(min=0), default=None, help="Untimed runs first (default 10; iPhone/Mac 1).")
+@click.option("--runs", type=click.IntRange(min=1), default=None, help="Timed runs (default 100 on CPU/GPU, 1000 on iPhone/Mac).")
+@click.option("--threads", type=click.IntRange(min=1), default=None, help="CPU threads (default: physical cores).")
 @click.option("--precision", type=click.Choice(["fp32", "fp16"]), default=None,
               help="Default: fp32 on CPU, fp16 on GPU, iPhone and Mac (as the paper).")
 @click.option("--report", type=click.Choice(["median", "min", "mean", "trimmed_mean", "p90"]), default=None,

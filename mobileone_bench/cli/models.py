@@ -8,6 +8,7 @@ from typing import Any
 import click
 
 from mobileone_bench.cli._common import (
+    FiniteFloat,
     emit,
     format_option,
     input_size_option,
@@ -17,7 +18,7 @@ from mobileone_bench.cli._common import (
     weights_option,
     zoo_option,
 )
-from mobileone_bench.errors import BenchError, UsageError
+from mobileone_bench.errors import BenchError
 
 __all__ = ["list_cmd", "profile_cmd", "reparam_cmd"]
 
@@ -123,8 +124,8 @@ def profile_cmd(models: tuple[str, ...], zoo: str | None, input_size: tuple[int,
 @weights_option()
 @click.option("--check/--no-check", default=True, show_default=True,
               help="Compare train-time and inference-time outputs on a random input.")
-@click.option("--atol", type=float, default=1e-5, show_default=True, help="Absolute tolerance of the check.")
-@click.option("--rtol", type=float, default=1e-4, show_default=True,
+@click.option("--atol", type=FiniteFloat(min=0), default=1e-5, show_default=True, help="Absolute tolerance of the check.")
+@click.option("--rtol", type=FiniteFloat(min=0), default=1e-4, show_default=True,
               help="Tolerance relative to the largest absolute output.")
 @click.option("--save", type=click.Path(dir_okay=False, writable=True), default=None, metavar="FILE",
               help="Write the inference-time state dict (fused layout) to FILE.")
@@ -144,8 +145,6 @@ def reparam_cmd(model: str, input_size: tuple[int, int] | None, weights: str | N
     from mobileone_bench.complexity import count_params
     from mobileone_bench.errors import ReparamMismatchError
 
-    if atol < 0 or rtol < 0:
-        raise UsageError("--atol and --rtol must be >= 0")
     try:
         prepared = pipeline.prepare(model, weights=weights, input_size=input_size, check=check, atol=atol, rtol=rtol)
     except ReparamMismatchError as exc:
