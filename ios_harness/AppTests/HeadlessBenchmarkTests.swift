@@ -19,7 +19,7 @@ import UIKit
 /// bundled. The screen is kept on (idle timer disabled) for the whole run, as the app does.
 final class HeadlessBenchmarkTests: XCTestCase {
     func testBenchmarkBundledModels() async throws {
-        await setIdleTimerDisabled(true)
+        await Self.setIdleTimerDisabled(true)
         let output = AttachingOutput(test: self)
         let outcome = await HeadlessRun.run(
             makeSession: { try BenchmarkSession<CoreMLBackend>.bundled() },
@@ -27,14 +27,16 @@ final class HeadlessBenchmarkTests: XCTestCase {
             reportsDirectory: try? ReportStore.documentsReportsDirectory()
         )
         await output.flushAttachments()
-        await setIdleTimerDisabled(false)
+        await Self.setIdleTimerDisabled(false)
         if case let .failed(message) = outcome {
             XCTFail(message)
         }
     }
 
+    /// `UIApplication.isIdleTimerDisabled`, as the app sets it while it runs: the test is hosted
+    /// by the app, in the foreground, so without it the phone may auto-lock mid-run.
     @MainActor
-    private func setIdleTimerDisabled(_ disabled: Bool) {
+    private static func setIdleTimerDisabled(_ disabled: Bool) {
         #if canImport(UIKit)
         UIApplication.shared.isIdleTimerDisabled = disabled
         #endif

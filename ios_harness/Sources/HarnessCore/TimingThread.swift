@@ -7,14 +7,18 @@ public enum TimingThread {
     /// Quality of service of the timing thread.
     public static let qualityOfService: QualityOfService = .userInteractive
 
-    /// Name of the timing thread (visible in Instruments and in crash logs).
-    public static let name = "mobileone-bench.timing"
+    /// Name of the timing thread (visible in Instruments and in crash logs). At most 15
+    /// characters: Linux truncates longer thread names, or refuses them.
+    public static let name = "mobileone-timed"
 
     /// Runs `body` on a new dedicated thread and returns its value to the caller's task; the
     /// caller's thread is not blocked.
     public static func run<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
         await withCheckedContinuation { (continuation: CheckedContinuation<T, Never>) in
             let thread = Thread {
+                // Named again from inside: Foundation on Linux applies a name set before
+                // `start()` to the Thread object only, not to the running thread.
+                Thread.current.name = name
                 continuation.resume(returning: body())
             }
             thread.name = name

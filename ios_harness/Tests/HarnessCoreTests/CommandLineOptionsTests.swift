@@ -29,6 +29,18 @@ final class CommandLineOptionsTests: XCTestCase {
         XCTAssertEqual(options.modelPaths, ["a.mlmodelc", "b.mlmodelc", "c.mlmodelc"])
     }
 
+    func testModelPathsEndAtShortOptionsToo() throws {
+        let options = try CommandLineOptions.parse(["--models", "a.mlmodelc", "b.mlmodelc", "-q", "--runs", "3"])
+        XCTAssertEqual(options.modelPaths, ["a.mlmodelc", "b.mlmodelc"])
+        XCTAssertTrue(options.quiet)
+        XCTAssertEqual(try CommandLineOptions.parse(["--models", "m", "-h"]).showHelp, true)
+        XCTAssertEqual(try CommandLineOptions.parse(["--models=-odd.mlmodelc"]).modelPaths, ["-odd.mlmodelc"])
+        XCTAssertThrowsError(try CommandLineOptions.parse(["--models", "-x"])) { error in
+            XCTAssertEqual(error as? CommandLineError, .missingValue(option: "--models"))
+        }
+        XCTAssertEqual(CommandLineError.unknownOption("-x").errorDescription, "unknown option -x (see --help)")
+    }
+
     func testHelpAndVersionNeedNoModels() throws {
         XCTAssertTrue(try CommandLineOptions.parse(["--help"]).showHelp)
         XCTAssertTrue(try CommandLineOptions.parse(["-h"]).showHelp)
