@@ -20,11 +20,27 @@ def _torch_threads():
     yield
 
 
+CONSOLE_WIDTH = 200
+
+
 @pytest.fixture
 def runner():
+    """A CliRunner on a console of fixed width, whatever the terminal (or ``COLUMNS``) of the machine running the
+    tests: click's help and rich's stderr console read the terminal's width, and a test must not depend on it."""
     from click.testing import CliRunner
 
-    return CliRunner()
+    class FixedWidthRunner(CliRunner):
+        def invoke(self, cli, args=None, input=None, env=None, **kwargs):  # noqa: A002 - click's name
+            env = {"COLUMNS": str(CONSOLE_WIDTH), "LINES": "50", **(env or {})}
+            kwargs.setdefault("terminal_width", CONSOLE_WIDTH)
+            return super().invoke(cli, args, input=input, env=env, **kwargs)
+
+    return FixedWidthRunner()
+
+
+def flat(text: str) -> str:
+    """``text`` with every run of whitespace (line breaks included) made one space: assert on tokens, not layout."""
+    return " ".join(text.split())
 
 
 @pytest.fixture

@@ -94,12 +94,21 @@ def test_table14_layout(store):
     table = build_table(store, "table14", compare=True)
     assert [g["name"] for g in table["groups"]] == [None]
     keys = [c["key"] for c in table["columns"]]
-    assert "flops_m" not in keys and keys[-2:] == ["pixel6_ms", "paper_pixel6_ms"]
+    assert keys[-2:] == ["pixel6_ms", "paper_pixel6_ms"]
+    # --compare covers every row's FLOPs and params: Table 9's figures, RepVGG-B2's from the RepVGG paper
+    assert {"flops_m", "paper_flops_m", "params_m", "paper_params_m"} <= set(keys)
     rows = _rows(table)
     assert all(r["pixel6_ms"] is None for r in rows)
     names = [r["name"] for r in rows]
     assert names.index("EfficientNet-B0") < names.index("MobileOne-S2") < names.index("MobileOne-S0")
     assert {r["model"]: r for r in rows}["mnasnet-a1"]["top1"] == 75.8  # Table 14's own figure
+    every = _rows(build_table(store, "table14", compare=True, all_rows=True))
+    assert len(every) == 19 and all(r["paper_flops_m"] and r["paper_params_m"] for r in every)
+    b2 = {r["model"]: r for r in every}["repvgg-b2"]
+    assert (b2["paper_flops_m"], b2["paper_params_m"]) == (18400.0, 80.3)
+    footnotes = build_table(store, "table14", compare=True, all_rows=True)["footnotes"]
+    assert any("RepVGG-B2" in n and "not the MobileOne paper" in n for n in footnotes)
+    assert {r["model"]: r for r in rows}["mobileone_s0"]["paper_flops_m"] == 275.0
     assert "Paper iPhone 12" in [c["header"] for c in table["columns"]]
 
 

@@ -96,3 +96,19 @@ def test_a_good_weights_file_still_loads(runner, cli, tmp_path):
     torch.save(registry.create_model("mobileone_tiny").state_dict(), path)
     result = runner.invoke(cli, ["profile", "mobileone_tiny", "--weights", str(path), "--format", "json"])
     assert result.exit_code == 0, result.output
+
+
+def test_warnings_are_one_clean_line_each_once(runner, cli, tmp_path):
+    import json
+
+    store = tmp_path / "r"
+    store.mkdir()
+    good = {"key": "k1", "kind": "profile", "status": "ok", "model": "mobileone_tiny", "input_shape": [1, 3, 64, 64],
+            "params": 1, "flops": 1}
+    (store / "records.jsonl").write_text(json.dumps(good) + "\n" + '{"broken\n')
+    for command in (["table", "--results", str(store)], ["correlate", "--results", str(store)]):
+        result = runner.invoke(cli, command)
+        warning_lines = [line for line in result.stderr.splitlines() if "unreadable line" in line]
+        assert len(warning_lines) == 1, result.stderr
+        assert warning_lines[0].startswith("warning: ") and "records.py" not in result.stderr
+        assert "UserWarning" not in result.stderr

@@ -9,6 +9,7 @@ import torch
 
 from mobileone_bench import pipeline
 from mobileone_bench.records import ResultsStore
+from tests.conftest import flat
 
 QUICK = dict(warmup=2, runs=15)
 
@@ -104,7 +105,10 @@ def test_cli_latency_json_and_table(runner, cli, tmp_path):
     recs = json.loads(result.stdout)
     assert recs[0]["model"] == "mobileone_tiny" and recs[0]["n"] == 10
     table = runner.invoke(cli, args)
-    assert table.exit_code == 0 and "cached" in table.stdout and "latency = median of 10 runs" in table.stdout
+    assert table.exit_code == 0, table.output
+    assert "cached" in table.stdout and "latency = median of 10 runs" in flat(table.stdout)
+    env_line = next(line for line in table.stdout.splitlines() if "latency = median" in line)
+    assert "device cpu" in env_line and "torch" in env_line  # one line, however long this machine's CPU name is
 
 
 @pytest.mark.parametrize("args, fragment", [

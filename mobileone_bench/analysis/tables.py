@@ -36,7 +36,7 @@ LAYOUTS: dict[str, dict[str, Any]] = {
     "table14": {
         "title": "Table 14: latency on CPU, iPhone 12, RTX-2080Ti (TensorRT) and Pixel-6 TPU",
         "devices": ("cpu", "iphone", "gpu", "pixel6"),
-        "profile": False,
+        "profile": True,  # not in the paper's Table 14; its reference figures come from Table 9 (and RepVGG's paper)
         "groups": (),
         "sort_by": None,
     },
@@ -182,7 +182,7 @@ def build_table(store: Any, layout: str = "table9", *, models: Sequence[str] | N
     for name in names:
         key = normalize_name(name)
         order, paper = paper_by_key.get(key, (None, None))
-        ref9 = paper if layout == "table9" else None
+        ref9 = paper if paper is not None and (layout == "table9" or paper.get("flops_m") is not None) else None
         if ref9 is None:
             from mobileone_bench.analysis.reference import paper_row
 
@@ -206,6 +206,9 @@ def build_table(store: Any, layout: str = "table9", *, models: Sequence[str] | N
             if compare:
                 row["paper_flops_m"] = (ref9 or {}).get("flops_m")
                 row["paper_params_m"] = (ref9 or {}).get("params_m")
+                source = (ref9 or {}).get("complexity_source")
+                if source and source not in ("table9", "table13"):
+                    notes.append(f"{row['name']}: paper FLOPs and params from the {source}.")
         for device in devices:
             value = None
             if device in chosen:
@@ -239,6 +242,9 @@ def build_table(store: Any, layout: str = "table9", *, models: Sequence[str] | N
                             "paper": True})
         if device in chosen:
             footnotes.append(_device_footnote(lat, device, chosen[device], wanted))
+    complexity_note = paper_table(layout).get("complexity_note") if layout in LAYOUTS else None
+    if compare and spec["profile"] and complexity_note:
+        footnotes.append(complexity_note)
     if compare:
         footnotes.append("Paper columns: the paper's figure for the column to their left, same unit; " +
                          "; ".join(f"{_paper_label(d, layout)} = {_PAPER_HARDWARE[d]}, {PAPER_STATISTIC[d]}"

@@ -6,9 +6,11 @@ Every command turns the library's typed errors into one line on stderr and a non
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
-from typing import Any
+import warnings
+from typing import Any, Iterator
 
 import click
 
@@ -65,7 +67,9 @@ class _Group(click.Group):
         if not standalone_mode:
             return super().main(args, prog_name, complete_var, standalone_mode, **extra)
         try:
-            rv = super().main(args, prog_name, complete_var, False, **extra)
+            argv = list(args) if args is not None else sys.argv[1:]
+            with _clean_warnings(debug="--debug" in argv):
+                rv = super().main(args, prog_name, complete_var, False, **extra)
         except _NO_ARGS_IS_HELP as exc:  # bare `mobileone-bench`: the help, as click shows it
             click.echo(exc.format_message(), err=True)
             sys.exit(exc.exit_code)
@@ -100,6 +104,27 @@ class _Group(click.Group):
             click.echo(f"Error: unexpected {type(exc).__name__}: {_one_line(exc)} (rerun with --debug for the "
                        f"traceback, and please report it)", err=True)
             sys.exit(1)
+
+
+@contextlib.contextmanager
+def _clean_warnings(debug: bool = False) -> Iterator[None]:
+    """Python warnings (the library's and its dependencies') as one ``warning: ...`` line each on stderr, once per
+    message, instead of a source path, a line number and the offending line (``--debug`` keeps Python's format)."""
+    if debug or os.environ.get("MOBILEONE_BENCH_DEBUG", "").strip() not in ("", "0"):
+        yield
+        return
+    seen: set[str] = set()
+
+    def show(message: Any, category: Any, filename: str, lineno: int, file: Any = None, line: Any = None) -> None:
+        text = str(message).strip()
+        text = text.splitlines()[0] if text else category.__name__
+        if text not in seen:
+            seen.add(text)
+            click.echo(f"warning: {text}", err=True)
+
+    with warnings.catch_warnings():
+        warnings.showwarning = show
+        yield
 
 
 def _one_line(exc: BaseException) -> str:

@@ -31,6 +31,7 @@ __all__ = [
 ]
 
 _CONSOLES: dict[str, Any] = {}
+_UNWRAPPED_WIDTH = 4000
 
 
 def stdout() -> Any:
@@ -38,9 +39,10 @@ def stdout() -> Any:
     from rich.console import Console
 
     if "out" not in _CONSOLES or _CONSOLES["out"].file is not sys.stdout:
-        # a table piped into a file or pasted into a paper should not wrap at 80 columns
-        width = None if sys.stdout.isatty() else 200
-        _CONSOLES["out"] = Console(file=sys.stdout, width=width)
+        # A table piped into a file or pasted into a paper, or read by a script, must not wrap at any width: off a
+        # terminal, lines are never wrapped and tables get all the room they need (rich pads nothing).
+        tty = sys.stdout.isatty()
+        _CONSOLES["out"] = Console(file=sys.stdout, width=None if tty else _UNWRAPPED_WIDTH, soft_wrap=not tty)
     return _CONSOLES["out"]
 
 

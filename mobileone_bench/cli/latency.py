@@ -198,7 +198,7 @@ def latency_cmd(models: tuple[str, ...], zoo: str | None, device: str, runtime: 
              digits={"cv": 3, "min_ms": 3, "median_ms": 3, "mean_ms": 3, "std_ms": 3, "p90_ms": 3, "p99_ms": 3,
                      "latency_ms": 3})
         if fmt == "table":
-            stdout().print(environment_line(records), style="dim")
+            stdout().print(environment_line(records), style="dim", markup=False, highlight=False)
             for rec in records:
                 if rec.get("noise_warning") and rec.get("record_id") not in skipped:
                     click.echo(f"warning: {rec['model']}: {rec['noise_warning']}", err=True)

@@ -171,11 +171,13 @@ def reparam_cmd(model: str, input_size: tuple[int, int] | None, weights: str | N
     if fmt == "json":
         emit([row], fmt, [])
         return
+    from rich.markup import escape
+
     from mobileone_bench.cli._common import stdout
 
     out = stdout()
     for key, value in row.items():
         if isinstance(value, float):
             value = f"{value:.3g}"
-        out.print(f"[bold]{key:>24}[/bold]  {value}")
+        out.print(f"[bold]{key:>24}[/bold]  {escape(str(value))}")
 COMMANDS = [list_cmd, profile_cmd, reparam_cmd]

@@ -136,7 +136,8 @@ def run_cmd(models: tuple[str, ...], zoo: str | None, device: str, runtime: str 
         _report(store, specs, job, as_json=False)
         from mobileone_bench.cli.latency import environment_line
 
-        stdout().print(environment_line([r["latency"] for r in rows]), style="dim")
+        stdout().print(environment_line([r["latency"] for r in rows]), style="dim", markup=False,
+                           highlight=False)
     failed = [s for s in summary if str(s["status"]).startswith("failed")]
     unavailable = [s for s in summary if str(s["status"]).startswith("unavailable")]
     if unavailable:

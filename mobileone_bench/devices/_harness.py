@@ -57,6 +57,11 @@ __all__ = [
     "devicectl_argv",
     "xcodebuild_argv",
     "xcresult_attachments_argv",
+    "devicectl_copy_reports_argv",
+    "xcodebuild_destination",
+    "APP_REPORTS_DIR",
+    "THROTTLED_THERMAL_STATES",
+    "result_conditions",
     "mac_runner_argv",
     "sysctl_argv",
     "Device",
@@ -72,6 +77,8 @@ SCHEMA_NAME = "mobileone-bench/harness-report"
 SCHEMA_VERSION = 1
 COMPUTE_UNITS = ("all", "cpu_only", "cpu_and_gpu", "cpu_and_ne")
 LOG_PREFIX = "[mobileone-bench]"
+APP_REPORTS_DIR = "Documents/reports"
+THROTTLED_THERMAL_STATES = ("fair", "serious", "critical")
 _MARKED = re.compile(re.escape(MARKER) + r" (\{.*)$")
 _MAX_PROBLEMS = 4
 
@@ -308,26 +315,53 @@ def devicectl_argv(json_out: Path) -> list[str]:
     return ["xcrun", "devicectl", "list", "devices", "--json-output", str(json_out), "--timeout", "10"]
 
 
-def xcodebuild_argv(project: Path, udid: str, *, team: str, bundle_id: str, result_bundle: Path) -> list[str]:
+def xcodebuild_argv(project: Path, destination: str, *, team: str, bundle_id: str, result_bundle: Path) -> list[str]:
     """Build, install and run the headless benchmark test on one device.
 
     Args:
         project: ``ios_harness/MobileOneBench.xcodeproj``.
-        udid: The device's UDID (``hardwareProperties.udid`` in ``devicectl``'s JSON).
+        destination: The ``-destination`` value (:func:`xcodebuild_destination`), or a bare UDID (``id=UDID``).
         team: Apple Developer team id (``DEVELOPMENT_TEAM``).
         bundle_id: App bundle id of the team's own (``APP_BUNDLE_ID``).
         result_bundle: Where the ``.xcresult`` goes (must not exist yet).
     """
     return ["xcodebuild", "test", "-project", str(project), "-scheme", "MobileOneBenchApp",
-            "-destination", f"id={udid}", "-only-testing:MobileOneBenchAppTests/HeadlessBenchmarkTests",
+            "-destination", destination if "=" in destination else f"id={destination}", "-only-testing:MobileOneBenchAppTests/HeadlessBenchmarkTests",
             "-resultBundlePath", str(result_bundle), f"DEVELOPMENT_TEAM={team}", f"APP_BUNDLE_ID={bundle_id}",
             "-allowProvisioningUpdates", "-allowProvisioningDeviceRegistration"]
 
 
 def xcresult_attachments_argv(result_bundle: Path, out_dir: Path) -> list[str]:
-    """Export a result bundle's attachments (the whole report is one) into ``out_dir`` (Xcode 16 and later)."""
+    """Export a result bundle's attachments (one report per model, then the whole report) into ``out_dir``.
+
+    ``export attachments`` is the Xcode 16 ``xcresulttool``; Xcode 15's has no such subcommand (its ``export``
+    needs object ids from the deprecated ``get --format json`` graph), so on Xcode 15 this command fails and the
+    app container (:func:`devicectl_copy_reports_argv`) is the fallback. Xcode 16 is the supported minimum for
+    this channel.
+    """
     return ["xcrun", "xcresulttool", "export", "attachments", "--path", str(result_bundle),
             "--output-path", str(out_dir)]
+
+
+def devicectl_copy_reports_argv(device: str, bundle_id: str, out_dir: Path) -> list[str]:
+    """Copy the app's ``Documents/reports`` (where the headless test saves the report after every model) from the
+    device into ``out_dir`` (Xcode 15 and later).
+
+    Args:
+        device: What ``devicectl --device`` takes: the CoreDevice identifier, the UDID or the name.
+        bundle_id: The app's bundle id (``APP_BUNDLE_ID``): the data container to read.
+        out_dir: Local folder.
+    """
+    return ["xcrun", "devicectl", "device", "copy", "from", "--device", device, "--domain-type", "appDataContainer",
+            "--domain-identifier", bundle_id, "--source", APP_REPORTS_DIR, "--destination", str(out_dir)]
+
+
+def xcodebuild_destination(device: "Device") -> str:
+    """``id=<UDID>`` when ``devicectl`` gave the hardware UDID; otherwise ``platform=iOS,name=<name>``, because the
+    CoreDevice identifier is not a UDID and ``xcodebuild -destination id=`` may not accept it."""
+    if device.udid:
+        return f"id={device.udid}"
+    return f"platform=iOS,name={device.name}"
 
 
 def mac_runner_argv(harness_dir: Path, models_dir: Path, config: Path, *, warmup: int, runs: int,
@@ -410,9 +444,10 @@ class Device:
     """A device as ``devicectl`` describes it.
 
     Attributes:
-        udid: The UDID ``xcodebuild -destination id=...`` takes (``hardwareProperties.udid``; the CoreDevice
-            identifier when ``devicectl`` gives no hardware properties, as for some iOS 16 devices).
-        identifier: The CoreDevice identifier.
+        udid: The UDID ``xcodebuild -destination id=...`` takes (``hardwareProperties.udid``); ``None`` when
+            ``devicectl`` gives no hardware UDID (as for some iOS 16 devices): the CoreDevice identifier is not
+            a UDID, so :func:`xcodebuild_destination` then names the device instead.
+        identifier: The CoreDevice identifier (what ``devicectl --device`` takes).
         name: The name the user gave the device.
         product_type: Model identifier (``iPhone13,2``), what the harness reports; ``None`` when unknown.
         marketing_name: ``iPhone 12``; ``None`` when unknown.
@@ -421,7 +456,7 @@ class Device:
         connected: Reachable now (wired, on the network, or tunnel up), not merely remembered.
     """
 
-    udid: str
+    udid: str | None
     identifier: str
     name: str
     product_type: str | None
@@ -433,7 +468,8 @@ class Device:
     def label(self) -> str:
         """``Jane's iPhone (iPhone 12, iOS 17.5.1, 00008101-...)``."""
         facts = [f for f in (self.marketing_name or self.product_type,
-                             f"{self.platform or 'iOS'} {self.os_version}" if self.os_version else None, self.udid)
+                             f"{self.platform or 'iOS'} {self.os_version}" if self.os_version else None,
+                             self.udid or self.identifier)
                  if f]
         return f"{self.name} ({', '.join(facts)})"
 
@@ -455,7 +491,7 @@ def parse_devicectl(doc: Mapping[str, Any]) -> list[Device]:
         conn = d.get("connectionProperties") or {}
         identifier = str(d.get("identifier", ""))
         out.append(Device(
-            udid=str(hw.get("udid") or identifier),
+            udid=str(hw["udid"]) if hw.get("udid") else None,
             identifier=identifier,
             name=str(props.get("name") or hw.get("marketingName") or identifier),
             product_type=hw.get("productType"),
@@ -479,7 +515,8 @@ def select_device(devices: list[Device], destination: str | None) -> Device:
     hint = "connect and unlock it, trust this Mac, and turn on Developer Mode (Settings > Privacy & Security)"
     if destination:
         wanted = destination.strip().casefold()
-        matches = [d for d in ios if wanted in (d.udid.casefold(), d.identifier.casefold(), d.name.casefold())]
+        matches = [d for d in ios
+                   if wanted in ((d.udid or "").casefold(), d.identifier.casefold(), d.name.casefold())]
         if not matches:
             known = ", ".join(d.label() for d in ios) or "none"
             raise DeviceUnavailableError(f"no iOS device {destination!r} is known to this Mac (known: {known})")
@@ -494,6 +531,23 @@ def select_device(devices: list[Device], destination: str | None) -> Device:
         raise UsageError("several devices are connected: " + "; ".join(d.label() for d in connected)
                          + "; choose one with --destination NAME|UDID")
     return connected[0]
+
+
+def result_conditions(result: Mapping[str, Any], device: Mapping[str, Any]) -> dict[str, Any]:
+    """The device conditions of one result: thermal state and Low Power Mode before and after its timed runs
+    (``conditions_before`` / ``conditions_after``, harness 0.2), else the session's (``device``, harness 0.1), and
+    ``throttled``: the states above nominal that were seen, in order (empty when all were nominal or unknown)."""
+    def pick(key: str) -> dict[str, Any]:
+        given = result.get(key)
+        if isinstance(given, Mapping):
+            return {"thermal_state": given.get("thermal_state"), "low_power_mode": given.get("low_power_mode")}
+        return {"thermal_state": device.get("thermal_state"), "low_power_mode": device.get("low_power_mode")}
+
+    before, after = pick("conditions_before"), pick("conditions_after")
+    states = [c["thermal_state"] for c in (before, after)]
+    throttled = list(dict.fromkeys(s for s in states if s in THROTTLED_THERMAL_STATES))
+    return {"before": before, "after": after, "throttled": throttled,
+            "low_power_mode": before["low_power_mode"] is True or after["low_power_mode"] is True}
 
 
 def os_version3(version: str) -> str:
