@@ -222,8 +222,13 @@ def test_argv_builders():
         "-only-testing:MobileOneBenchAppTests/HeadlessBenchmarkTests", "-resultBundlePath", "t.xcresult",
         "DEVELOPMENT_TEAM=ABCDE12345", "APP_BUNDLE_ID=com.me.bench", "-allowProvisioningUpdates",
         "-allowProvisioningDeviceRegistration"]
+    assert h.xcodebuild_argv(p("x.xcodeproj"), "platform=iOS,name=Old iPhone 8", team="T", bundle_id="b",
+                             result_bundle=p("t.xcresult"))[6:8] == ["-destination", "platform=iOS,name=Old iPhone 8"]
     assert h.xcresult_attachments_argv(p("t.xcresult"), p("att")) == [
         "xcrun", "xcresulttool", "export", "attachments", "--path", "t.xcresult", "--output-path", "att"]
+    assert h.devicectl_copy_reports_argv("5C2A7E1B", "com.me.bench", p("out")) == [
+        "xcrun", "devicectl", "device", "copy", "from", "--device", "5C2A7E1B", "--domain-type", "appDataContainer",
+        "--domain-identifier", "com.me.bench", "--source", "Documents/reports", "--destination", "out"]
     assert h.mac_runner_argv(p("ios_harness"), p("models"), p("run_config.json"), warmup=1, runs=1000,
                              compute_units="cpu_and_ne", out=p("report.json")) == [
         "swift", "run", "-c", "release", "--package-path", "ios_harness", "mobileone-harness", "--models", "models",
@@ -271,8 +276,13 @@ def test_parse_devicectl(devices):
     assert phone.label() == "Jane's iPhone (iPhone 12, iOS 17.5.1, 00008101-001A2D3C0E91002E)"
     assert (ipad.connected, ipad.product_type, ipad.os_version) == (False, "iPad13,4", "17.4")
     assert (watch.platform, watch.connected) == ("watchOS", False)
-    # some iOS 16 devices come with empty hardwareProperties: the CoreDevice identifier stands in for the UDID
-    assert (old.udid, old.product_type, old.platform, old.connected) == (old.identifier, None, None, True)
+    # some iOS 16 devices come with empty hardwareProperties: no UDID, and the CoreDevice identifier (not a UDID,
+    # which xcodebuild -destination id= may not take) is not passed off as one: xcodebuild gets the device's name
+    assert (old.udid, old.product_type, old.platform, old.connected) == (None, None, None, True)
+    assert old.label() == f"Old iPhone 8 (iOS 16.7.8, {old.identifier})"
+    assert h.xcodebuild_destination(old) == "platform=iOS,name=Old iPhone 8"
+    assert h.xcodebuild_destination(phone) == "id=00008101-001A2D3C0E91002E"
+    assert h.select_device(devices, old.identifier) == old
 
 
 def test_parse_devicectl_rejects_other_json():
@@ -304,3 +314,34 @@ def test_select_device_errors(devices):
                                              ("18.0 beta", "18.0 beta")])
 def test_os_version3(given, expected):
     assert h.os_version3(given) == expected
+
+
+# ------------------------------------------------------------------------------- per-model device conditions
+
+
+def test_harness_02_fields_are_optional_and_checked():
+    """runs_before_timing and conditions_before/after (harness 0.2) validate; 0.1 reports without them still do."""
+    thermal = _load("report_thermal.json")
+    assert h.report_problems(thermal) == []
+    assert h.report_problems(_load("report_partial_failure.json")) == []  # harness 0.1: none of the new keys
+    bad = json.loads(json.dumps(thermal))
+    bad["results"][0]["conditions_after"]["thermal_state"] = "hot"
+    bad["results"][0]["runs_before_timing"] = 0
+    problems = h.report_problems(bad)
+    assert any(p.startswith("/results/0/conditions_after") for p in problems), problems
+    assert any(p.startswith("/results/0/runs_before_timing") for p in problems), problems
+    assert "Default 0" in h.load_schema()["$defs"]["run_config"]["properties"]["warmup"]["description"]
+
+
+def test_result_conditions_per_model_or_for_the_session():
+    thermal = _load("report_thermal.json")
+    got = h.result_conditions(thermal["results"][0], thermal["device"])
+    assert got["before"] == {"thermal_state": "fair", "low_power_mode": False}
+    assert got["after"] == {"thermal_state": "serious", "low_power_mode": False}
+    assert got["throttled"] == ["fair", "serious"] and got["low_power_mode"] is False
+    old = _load("report_partial_failure.json")
+    session = h.result_conditions(old["results"][0], dict(old["device"], thermal_state="critical", low_power_mode=True))
+    assert session["before"] == session["after"] == {"thermal_state": "critical", "low_power_mode": True}
+    assert session["throttled"] == ["critical"] and session["low_power_mode"] is True
+    nominal = h.result_conditions(old["results"][0], old["device"])
+    assert nominal["throttled"] == [] and nominal["low_power_mode"] is False

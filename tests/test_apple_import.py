@@ -22,6 +22,7 @@ OK = str(FIXTURES / "report_ok.json")
 PARTIAL = str(FIXTURES / "report_partial_failure.json")
 LOG = str(FIXTURES / "xcodebuild_test_output.txt")
 MALFORMED = str(FIXTURES / "report_malformed.json")
+THERMAL = str(FIXTURES / "report_thermal.json")
 
 # the fields of a CPU/GPU latency record (pipeline.measure_latency) that an iPhone record has too
 SHARED_FIELDS = ("status", "error", "report", "latency_ms", "n", "min_ms", "max_ms", "median_ms", "mean_ms", "std_ms",
@@ -198,6 +199,38 @@ def test_report_of_another_device_is_refused(tmp_path, store):
     sim["device"]["model_identifier"] = "simulator:iPhone16,1"
     with pytest.raises(UsageError, match="Simulator timings are not device latency"):
         apple.import_reports([_write(tmp_path, "sim.json", sim)], store, job=_job())
+
+
+def test_per_model_conditions_are_recorded_and_nominal_is_quiet(store):
+    warnings: list[str] = []
+    rec = apple.import_reports([OK], store, job=_job(), on_warning=warnings.append)[0]
+    assert warnings == []
+    assert (rec["thermal_state_before"], rec["thermal_state_after"]) == ("nominal", "nominal")
+    assert (rec["low_power_mode_before"], rec["low_power_mode_after"], rec["throttle_warning"]) == (False, False, False)
+    assert rec["runs_before_timing"] == 2  # the first run plus warmup 1
+
+
+def test_a_model_above_nominal_warns(store):
+    warnings: list[str] = []
+    rec = apple.import_reports([THERMAL], store, job=_job(), on_warning=warnings.append)[0]
+    assert rec["status"] == "ok" and rec["throttle_warning"] is True
+    assert (rec["thermal_state_before"], rec["thermal_state_after"], rec["runs_before_timing"]) == ("fair", "serious", 1)
+    (warning,) = warnings
+    assert "report_thermal.json: mobileone_s4: ran at thermal state fair then serious" in warning
+    assert "before the timed runs: fair, after: serious, read per model" in warning
+    with pytest.warns(apple.HarnessWarning, match="ran at thermal state fair then serious"):
+        apple.import_reports([THERMAL], store, job=_job(), force=True)
+
+
+def test_an_old_report_warns_from_the_session_state(tmp_path, store):
+    """Harness 0.1 reports have only the session's thermal state and Low Power Mode; they still import and warn."""
+    doc = _doc(PARTIAL)
+    doc["device"].update(thermal_state="serious", low_power_mode=True)
+    warnings: list[str] = []
+    records = apple.import_reports([_write(tmp_path, "old.json", doc)], store, job=_job(), on_warning=warnings.append)
+    assert records[0]["thermal_state_before"] == "serious" and records[0]["runs_before_timing"] is None
+    assert sum("ran at thermal state serious" in w and "read for the session" in w for w in warnings) == 3
+    assert sum("Low Power Mode on" in w for w in warnings) == 3
 
 
 def test_a_malformed_file_stores_nothing(store):

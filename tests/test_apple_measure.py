@@ -9,6 +9,7 @@ real Mac can check (Xcode building, signing and installing the app, Core ML pred
 from __future__ import annotations
 
 import json
+from datetime import datetime, timezone
 import shutil
 import sys
 from pathlib import Path
@@ -101,11 +102,16 @@ class FakeMac:
     """The command wrapper of a Mac with Xcode, XcodeGen, Swift and one connected iPhone 12."""
 
     def __init__(self, harness: Path, *, fail: set[str] = frozenset(), crash_after: int | None = None,
-                 xcodebuild: Callable[[], tuple[int, list[str]]] | None = None):
+                 xcodebuild: Callable[[], tuple[int, list[str]]] | None = None,
+                 attachments: list[dict] | None = None, container: list[dict] | None = None,
+                 xcresulttool_code: int = 0):
         self.harness = harness
         self.fail = fail
         self.crash_after = crash_after
         self.xcodebuild = xcodebuild
+        self.attachments = attachments or []  # reports in the result bundle
+        self.container = container  # reports in the app's Documents/reports (None: devicectl copy fails)
+        self.xcresulttool_code = xcresulttool_code
         self.calls: list[list[str]] = []
         self.staged: list[str] = []
 
@@ -120,6 +126,19 @@ class FakeMac:
 
     def _respond(self, argv: list[str], cwd: Path | None) -> tuple[int, list[str]]:
         tool = argv[1] if argv[0] == "xcrun" else argv[0]
+        if tool == "xcresulttool":
+            out = Path(argv[argv.index("--output-path") + 1])
+            for i, report in enumerate(self.attachments):
+                (out / f"attachment-{i}.json").write_text(json.dumps(report, indent=2))
+            (out / "manifest.json").write_text("[]")
+            return self.xcresulttool_code, []
+        if tool == "devicectl" and argv[2:5] == ["device", "copy", "from"]:
+            if self.container is None:
+                return 1, ["ERROR: The file couldn't be opened because there is no such file."]
+            out = Path(argv[argv.index("--destination") + 1])
+            for i, report in enumerate(self.container):
+                (out / f"mobileone-bench-{i}.json").write_text(json.dumps(report, indent=2))
+            return 0, []
         if tool == "devicectl":
             shutil.copy(FIXTURES / "devicectl_list_devices.json", argv[argv.index("--json-output") + 1])
             return 0, []
@@ -227,7 +246,13 @@ def test_iphone_flow_on_a_simulated_mac(monkeypatch, tmp_path, harness, exports)
     assert xcodebuild[xcodebuild.index("-destination") + 1] == "id=00008101-001A2D3C0E91002E"
     assert "DEVELOPMENT_TEAM=ABCDE12345" in xcodebuild
     assert "APP_BUNDLE_ID=com.example.mobileone-bench.abcde12345" in xcodebuild
-    assert [c[1] for c in fake.calls if c[0] == "xcrun"] == ["devicectl"] + ["coremlcompiler"] * 4
+    # mobileone_s4 has no marked line: the result bundle, then the app's container were tried for it
+    assert [c[1] for c in fake.calls if c[0] == "xcrun"] == (
+        ["devicectl"] + ["coremlcompiler"] * 4 + ["xcresulttool", "devicectl"])
+    (copy,) = [c for c in fake.calls if c[1:5] == ["devicectl", "device", "copy", "from"]]
+    assert copy[copy.index("--device") + 1] == "5C2A7E1B-8D3F-4E6A-9B1C-2F4D6E8A0B13"
+    assert copy[copy.index("--domain-identifier") + 1] == "com.example.mobileone-bench.abcde12345"
+    assert copy[copy.index("--source") + 1] == "Documents/reports"
     assert sum(done for _text, done in progress) == 5
     assert ("mobileone_s0: done", True) in progress and ("mobileone_s1: failed", True) in progress
 
@@ -281,6 +306,73 @@ def test_iphone_falls_back_to_the_result_bundle(monkeypatch, tmp_path, harness, 
     records = apple.measure(_specs("mobileone_s0"), _job(tmp_path=tmp_path), ResultsStore(tmp_path / "results"),
                             destination="Jane's iPhone", harness_dir=harness, team="ABCDE12345")
     assert records[0]["status"] == "ok" and records[0]["n"] == 20
+
+
+def _two_models(harness: Path) -> list[str]:
+    config = json.loads((harness / "App" / "run_config.json").read_text())
+    return _harness_lines(config, ["mobileone_s0", "mobileone_s1"], PARTIAL["device"])
+
+
+def _report_of(line: str) -> dict:
+    return json.loads(line.split(_harness.MARKER + " ", 1)[1])
+
+
+def test_a_model_without_a_marked_line_comes_from_the_result_bundle_whatever_the_exit(monkeypatch, tmp_path,
+                                                                                       harness, exports):
+    """The first model's line arrived, the second's did not (cut short), and the test then crashed (exit 65): the
+    second model comes from its attachment, the first stays the marked line's."""
+    fake = FakeMac(harness)
+
+    def xcodebuild():
+        lines = _two_models(harness)
+        fake.attachments = [_report_of(lines[-1]), _report_of(lines[2])]  # per-model attachments, any order
+        return 65, lines[:-1] + [lines[-1][:-40], "Restarting after unexpected exit, crash, or test timeout"]
+
+    fake.xcodebuild = xcodebuild
+    _on_mac(monkeypatch, fake)
+    warnings: list[str] = []
+    records = apple.measure(_specs("mobileone_s0", "mobileone_s1"), _job(tmp_path=tmp_path),
+                            ResultsStore(tmp_path / "results"), destination="Jane's iPhone", harness_dir=harness,
+                            team="ABCDE12345", on_warning=warnings.append)
+    assert [r["status"] for r in records] == ["ok", "ok"] and records[1]["n"] == 20
+    assert len(warnings) == 1 and "not valid JSON" in warnings[0]  # the cut line
+    assert not any(c[2:5] == ["device", "copy", "from"] for c in fake.calls if c[0] == "xcrun")
+
+
+def test_a_model_missing_everywhere_else_comes_from_the_app_container(monkeypatch, tmp_path, harness, exports):
+    """Xcode 15: no xcresulttool export attachments; the report the test saved in Documents/reports is copied off
+    the phone with devicectl. A report of an earlier run in the container is not taken."""
+    fake = FakeMac(harness, xcresulttool_code=64)
+
+    def xcodebuild():
+        lines = _two_models(harness)
+        now = _report_of(lines[-1])
+        whole = {**now, "created": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                 "results": [_report_of(lines[2])["results"][0], now["results"][0]]}
+        earlier = {**whole, "created": "2020-01-01T00:00:00Z",
+                   "results": [dict(r, samples_ms=[9.0] * 20) for r in whole["results"]]}
+        fake.container = [earlier, whole, {**whole, "schema_version": 2}]  # and a broken file: a warning
+        return 0, lines[:3] + ["** TEST SUCCEEDED **"]
+
+    fake.xcodebuild = xcodebuild
+    _on_mac(monkeypatch, fake)
+    warnings: list[str] = []
+    records = apple.measure(_specs("mobileone_s0", "mobileone_s1"), _job(tmp_path=tmp_path),
+                            ResultsStore(tmp_path / "results"), destination="Jane's iPhone", harness_dir=harness,
+                            team="ABCDE12345", on_warning=warnings.append)
+    assert [r["status"] for r in records] == ["ok", "ok"]
+    assert records[1]["min_ms"] == 0.803341  # this run's samples, not the earlier run's 9.0
+    assert any("needs Xcode 16" in w for w in warnings)
+    assert any("mobileone-bench-2.json: invalid harness report" in w for w in warnings)
+
+
+def test_an_iphone_without_a_udid_is_named_for_xcodebuild(monkeypatch, tmp_path, harness, exports):
+    fake = FakeMac(harness)
+    _on_mac(monkeypatch, fake)
+    apple.measure(_specs("mobileone_s0"), _job(tmp_path=tmp_path), ResultsStore(tmp_path / "results"),
+                  destination="Old iPhone 8", harness_dir=harness, team="ABCDE12345")
+    (xcodebuild,) = [c for c in fake.calls if c[0] == "xcodebuild"]
+    assert xcodebuild[xcodebuild.index("-destination") + 1] == "platform=iOS,name=Old iPhone 8"
 
 
 def test_iphone_corrupt_marked_line_warns_and_keeps_the_others(monkeypatch, tmp_path, harness, exports):

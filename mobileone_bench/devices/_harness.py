@@ -48,6 +48,7 @@ __all__ = [
     "merge_runs",
     "read_reports",
     "reports_in_folder",
+    "reports_in_folder_file",
     "make_run_config",
     "write_run_config",
     "stage_models",
@@ -232,13 +233,20 @@ def reports_in_folder(folder: Path) -> list[dict[str, Any]]:
     from an ``.xcresult``); other JSON files are ignored, a broken report raises :class:`ReportError`."""
     runs: list[dict[str, Any]] = []
     for path in sorted(Path(folder).rglob("*.json")):
-        try:
-            doc = json.loads(path.read_text(encoding="utf-8-sig"))
-        except (OSError, ValueError):
-            continue
-        if isinstance(doc, dict) and doc.get("schema") == SCHEMA_NAME:
-            runs.extend(read_reports(path))
+        runs.extend(reports_in_folder_file(path))
     return runs
+
+
+def reports_in_folder_file(path: Path) -> list[dict[str, Any]]:
+    """The runs of one ``.json`` file of :func:`reports_in_folder`: none when it is not a harness report (another
+    JSON file, unreadable), else those of :func:`read_reports` (a broken report raises :class:`ReportError`)."""
+    try:
+        doc = json.loads(Path(path).read_text(encoding="utf-8-sig"))
+    except (OSError, ValueError):
+        return []
+    if isinstance(doc, dict) and doc.get("schema") == SCHEMA_NAME:
+        return read_reports(path)
+    return []
 
 
 # ------------------------------------------------------------------------------------------------------ staging

@@ -78,7 +78,8 @@ _BY_HAND = ("run the app by hand instead (ios_harness/README.md: build ios_harne
 
 class HarnessWarning(UserWarning):
     """Something about a harness report worth a warning (a summary that disagrees with its samples, a requested
-    model missing from the reports, a malformed line in a log)."""
+    model missing from the reports, a malformed line in a log, a model that ran at a thermal state above nominal or
+    in Low Power Mode)."""
 
 
 def _default_warn(message: str) -> None:
@@ -266,8 +267,10 @@ class _Recorder:
             "report_created": run["created"],
             "report_tag": run["config"]["tag"],
             "report_file": where,
+            **_condition_fields(result, device),
             **(extra or {}),
         }
+        _warn_if_throttled(self.warn, where, result, device)
         samples = None
         if ok:
             samples = [float(x) for x in result["samples_ms"]]
@@ -292,6 +295,33 @@ class _Recorder:
                   "artifact_sha256": None, "harness_model": harness_name(spec),
                   "compute_units": _compute_units(job), "runtime_settings": {"runner": runner}, **(extra or {})}
         return self._append(identity, fields, _env(device, None), None)
+
+
+def _condition_fields(result: dict[str, Any], device: dict[str, Any]) -> dict[str, Any]:
+    """Record fields for the device conditions of a result (per model with harness 0.2, else the session's) and
+    the predictions before its first sample (``runs_before_timing``; ``None`` for harness 0.1)."""
+    conditions = _harness.result_conditions(result, device)
+    return {
+        "runs_before_timing": result.get("runs_before_timing"),
+        "thermal_state_before": conditions["before"]["thermal_state"],
+        "thermal_state_after": conditions["after"]["thermal_state"],
+        "low_power_mode_before": conditions["before"]["low_power_mode"],
+        "low_power_mode_after": conditions["after"]["low_power_mode"],
+        "throttle_warning": bool(conditions["throttled"]) or conditions["low_power_mode"],
+    }
+
+
+def _warn_if_throttled(warn: Warn, where: str, result: dict[str, Any], device: dict[str, Any]) -> None:
+    """Warn when a model ran at a thermal state above nominal, or with Low Power Mode on."""
+    conditions = _harness.result_conditions(result, device)
+    seen = "per model" if isinstance(result.get("conditions_before"), dict) else "for the session"
+    if conditions["throttled"]:
+        warn(f"{where}: {result['model']}: ran at thermal state {' then '.join(conditions['throttled'])} "
+             f"(before the timed runs: {conditions['before']['thermal_state']}, after: "
+             f"{conditions['after']['thermal_state']}, read {seen}); the device may have throttled, so its "
+             f"latencies may be slower than the device can be: let it cool down and measure again")
+    if conditions["low_power_mode"]:
+        warn(f"{where}: {result['model']}: ran with Low Power Mode on (read {seen}), which throttles the CPU and GPU")
 
 
 def _compute_units(job: Any) -> str:
@@ -583,7 +613,7 @@ def _measure_iphone(specs: list[ModelSpec], job: Any, store: Any, *, destination
         progress("looking for the iPhone (xcrun devicectl)", False)
         _check(_harness._run(_harness.devicectl_argv(tmp / "devices.json")), "xcrun devicectl list devices")
         phone = _harness.select_device(_harness.parse_devicectl(_read_json(tmp / "devices.json")), destination)
-        device = {"model_identifier": phone.product_type or phone.udid, "os_name": "iOS",
+        device = {"model_identifier": phone.product_type or phone.udid or phone.identifier, "os_name": "iOS",
                   "os_version": _harness.os_version3(phone.os_version) if phone.os_version else None}
         recorder = _Recorder(store, job, force=force, source="measured", warn=warn)
         done, exports = _pending(specs, recorder, device, RUNNER_IOS_APP, progress)
@@ -599,17 +629,19 @@ def _measure_iphone(specs: list[ModelSpec], job: Any, store: Any, *, destination
             progress("xcodegen generate", False)
             _check(_harness._run(_harness.xcodegen_argv(), cwd=harness), "xcodegen generate")
             progress(f"building and installing on {phone.name}", False)
-            argv = _harness.xcodebuild_argv(harness / "MobileOneBench.xcodeproj", phone.udid, team=team,
-                                            bundle_id=bundle_id or f"com.example.mobileone-bench.{team.lower()}",
-                                            result_bundle=tmp / "test.xcresult")
-            runs, exit_code, log = _headless_test(argv, tmp, store, progress, warn)
+            app_id = bundle_id or f"com.example.mobileone-bench.{team.lower()}"
+            argv = _harness.xcodebuild_argv(harness / "MobileOneBench.xcodeproj", _harness.xcodebuild_destination(phone),
+                                            team=team, bundle_id=app_id, result_bundle=tmp / "test.xcresult")
+            runs, exit_code, log = _headless_test(argv, tmp, store, progress, warn, staged=list(compiled),
+                                                  device_id=phone.identifier, bundle_id=app_id)
             _record_runs(runs, recorder, exports, done, where=str(log), runner=RUNNER_IOS_APP)
             for name in compiled:
                 spec, export = exports[name]
                 if spec.name not in done:
                     done[spec.name] = recorder.failure(
                         spec, device, RUNNER_IOS_APP,
-                        f"no result from the harness (xcodebuild exit {exit_code}; log: {log})",
+                        f"no result from the harness (xcodebuild exit {exit_code}; log: {log}; not in the result "
+                        f"bundle's attachments nor in the app's {_harness.APP_REPORTS_DIR} either)",
                         _artifact_fields(export))
                     progress(f"{spec.name}: no result", True)
     return [done[spec.name] for spec in specs]
@@ -636,29 +668,87 @@ def _compile(exports: dict[str, tuple[ModelSpec, Any]], tmp: Path, recorder: _Re
     return compiled
 
 
-def _headless_test(argv: list[str], tmp: Path, store: Any, progress: Progress,
-                   warn: Warn) -> tuple[list[dict[str, Any]], int, Path]:
-    """Run ``xcodebuild test`` and collect the runs from its marked lines, or else from the result bundle's
-    attachments (for an Xcode that does not forward the test's stdout); returns ``(runs, exit status, log)``.
+def _headless_test(argv: list[str], tmp: Path, store: Any, progress: Progress, warn: Warn, *,
+                   staged: list[str], device_id: str, bundle_id: str) -> tuple[list[dict[str, Any]], int, Path]:
+    """Run ``xcodebuild test`` and collect the runs; returns ``(runs, exit status, log)``.
+
+    Three channels, each carrying every model as soon as it is done: the marked lines of the output; for every
+    staged model without a complete marked line (whatever the exit status), the result bundle's attachments
+    (``xcresulttool export attachments``, Xcode 16); and for those still missing, the report the test saved in the
+    app's ``Documents/reports`` (``devicectl device copy from``), if it was written during this run.
 
     Raises:
         MeasurementError: No model reported (build, signing, install or launch failed), with the first error line.
     """
+    started = datetime.now(timezone.utc)
     collector = _Collector(_log_path(store, "xcodebuild"), progress, warn)
     result = _stream(argv, collector)
     runs = _harness.merge_runs(collector.reports)
-    if not runs and result.returncode == 0:
-        attachments = tmp / "attachments"
-        attachments.mkdir()
+    missing = _missing(runs, staged)
+    if missing:
         bundle = Path(argv[argv.index("-resultBundlePath") + 1])
-        if _harness._run(_harness.xcresult_attachments_argv(bundle, attachments)).returncode == 0:
-            runs = _harness.reports_in_folder(attachments)
+        folder = tmp / "attachments"
+        folder.mkdir(exist_ok=True)
+        if _harness._run(_harness.xcresult_attachments_argv(bundle, folder)).returncode == 0:
+            runs += _only(_folder_runs(folder, warn), missing)
+        else:
+            warn("xcresulttool export attachments failed (it needs Xcode 16 or later); trying the app's container")
+        missing = _missing(runs, staged)
+    if missing:
+        folder = tmp / "container"
+        folder.mkdir(exist_ok=True)
+        if _harness._run(_harness.devicectl_copy_reports_argv(device_id, bundle_id, folder)).returncode == 0:
+            recent = [r for r in _folder_runs(folder, warn) if _created_since(r, started)]
+            runs += _only(recent[-1:], missing)
     if not runs:
         reason = _harness.first_error_line(result.tail) or (
-            "the test printed no MOBILEONE_BENCH_REPORT line and its result bundle holds no report")
+            "the test printed no MOBILEONE_BENCH_REPORT line, and neither its result bundle nor the app's container "
+            "holds a report of this run")
         raise MeasurementError(f"xcodebuild test (exit {result.returncode}) reported no model: {reason} "
                                f"(log: {collector.log_path})")
     return runs, result.returncode, collector.log_path
+
+
+def _missing(runs: list[dict[str, Any]], staged: list[str]) -> list[str]:
+    """The staged model names that no run has a result for."""
+    have = {r["model"] for run in runs for r in run["results"]}
+    return [name for name in staged if name not in have]
+
+
+def _only(runs: list[dict[str, Any]], models: list[str]) -> list[dict[str, Any]]:
+    """``runs`` cut down to one result for each of ``models`` (the first met), dropping empty runs."""
+    wanted = set(models)
+    out = []
+    for run in runs:
+        results = []
+        for r in run["results"]:
+            if r["model"] in wanted:
+                wanted.discard(r["model"])
+                results.append(r)
+        if results:
+            out.append({**run, "results": results})
+    return out
+
+
+def _folder_runs(folder: Path, warn: Warn) -> list[dict[str, Any]]:
+    """The runs of the reports in ``folder``, oldest first; a broken report is a warning and is skipped."""
+    runs: list[dict[str, Any]] = []
+    for path in sorted(Path(folder).rglob("*.json")):
+        try:
+            runs += _harness.reports_in_folder_file(path)
+        except ReportError as exc:
+            warn(str(exc))
+    return sorted(runs, key=lambda run: run["created"])
+
+
+def _created_since(run: dict[str, Any], started: datetime, slack_s: float = 300.0) -> bool:
+    """Whether a report was created after ``started`` (less ``slack_s`` for the phone's clock): the app's
+    container keeps the reports of earlier runs too."""
+    try:
+        created = datetime.strptime(run["created"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
+    except (KeyError, ValueError):
+        return False
+    return (created - started).total_seconds() >= -slack_s
 
 
 def _read_json(path: Path) -> Any:
@@ -713,7 +803,10 @@ def _measure_mac(specs: list[ModelSpec], job: Any, store: Any, *, force: bool, h
             result = _stream(_harness.mac_runner_argv(harness, models, config, warmup=int(job.warmup),
                                                       runs=int(job.runs), compute_units=_compute_units(job), out=out),
                              collector)
-            runs = _harness.merge_runs(collector.reports) or (_harness.read_reports(out) if out.is_file() else [])
+            runs = _harness.merge_runs(collector.reports)
+            missing = _missing(runs, list(exports))
+            if missing and out.is_file():  # a marked line lost or cut: the --out report has every model
+                runs += _only(_harness.read_reports(out), missing)
             if not runs:
                 reason = _harness.first_error_line(result.tail) or "no MOBILEONE_BENCH_REPORT line, no report file"
                 raise MeasurementError(f"mobileone-harness (exit {result.returncode}) reported no model: {reason} "

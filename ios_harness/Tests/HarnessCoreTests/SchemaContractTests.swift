@@ -23,7 +23,7 @@ final class SchemaContractTests: XCTestCase {
     }
 
     func testFixtureSummariesMatchTheStatisticsDefinitions() throws {
-        for name in ["report_ok.json", "report_partial_failure.json"] {
+        for name in ["report_ok.json", "report_partial_failure.json", "report_thermal.json"] {
             let report = try ReportCoding.decode(Fixtures.data(name))
             for result in report.results where result.status == .ok {
                 let expected = try XCTUnwrap(result.summary)
@@ -38,6 +38,34 @@ final class SchemaContractTests: XCTestCase {
                 XCTAssertEqual(computed.trimmedMean, expected.trimmedMean, accuracy: 1e-9, "\(name) \(result.model)")
             }
         }
+    }
+
+    // MARK: - report_thermal.json (harness 0.2 fields) and reports without them (harness 0.1)
+
+    func testPerModelConditionsAndRunsBeforeTiming() throws {
+        let original = try Fixtures.data("report_thermal.json")
+        let report = try ReportCoding.decode(original)
+        let result = try XCTUnwrap(report.results.first)
+        XCTAssertEqual(result.runsBeforeTiming, 1)
+        XCTAssertEqual(result.warmup, 0)
+        XCTAssertEqual(result.conditionsBefore, DeviceConditions(thermalState: .fair, lowPowerMode: false))
+        XCTAssertEqual(result.conditionsAfter, DeviceConditions(thermalState: .serious, lowPowerMode: false))
+        XCTAssertEqual(try JSONValue.parse(ReportCoding.encode(report)), try JSONValue.parse(original))
+
+        let ok = try ReportCoding.decode(Fixtures.data("report_ok.json"))
+        XCTAssertEqual(ok.results.map(\.runsBeforeTiming), [2, 2])
+        // Harness 0.1 reports lack the new keys; they decode, and re-encode without them.
+        let old = try ReportCoding.decode(Fixtures.data("report_partial_failure.json"))
+        XCTAssertTrue(old.results.allSatisfy { $0.runsBeforeTiming == nil && $0.conditionsBefore == nil && $0.conditionsAfter == nil })
+        let compact = String(decoding: try ReportCoding.encode(old, pretty: false), as: UTF8.self)
+        XCTAssertFalse(compact.contains("conditions_before"))
+
+        // A wrong count is caught.
+        var wrong = report
+        wrong.results[0].runsBeforeTiming = 3
+        XCTAssertTrue(wrong.validationProblems().contains { $0.hasPrefix("results[0].runs_before_timing:") })
+        try assertRejected(String(decoding: original, as: UTF8.self).replacingFirst(#""thermal_state": "serious""#, with: #""thermal_state": "hot""#))
+        try assertRejected(String(decoding: original, as: UTF8.self).replacingFirst(#""low_power_mode": false,"#, with: #""low_power_mode": false, "extra": 1,"#))
     }
 
     // MARK: - report_partial_failure.json
