@@ -6,7 +6,8 @@ import HarnessCore
 @testable import HarnessCoreML
 import XCTest
 
-/// Checks the Core ML constants the Foundation-only core mirrors. Runs on macOS only.
+/// Checks the Core ML adapter and the Core ML constants the Foundation-only core mirrors. Runs on
+/// Apple platforms only (`swift test` on a Mac; scripts/first-mac.sh).
 final class CoreMLMappingTests: XCTestCase {
     func testComputeUnitsMapping() {
         XCTAssertEqual(ComputeUnits.all.mlComputeUnits, .all)
@@ -20,6 +21,9 @@ final class CoreMLMappingTests: XCTestCase {
         XCTAssertEqual(MultiArrayElementType(coreMLRawValue: MLMultiArrayDataType.float16.rawValue), .float16)
         XCTAssertEqual(MultiArrayElementType(coreMLRawValue: MLMultiArrayDataType.double.rawValue), .float64)
         XCTAssertEqual(MultiArrayElementType(coreMLRawValue: MLMultiArrayDataType.int32.rawValue), .int32)
+        for type in MultiArrayElementType.allCases {
+            XCTAssertEqual(MultiArrayElementType(coreMLRawValue: CoreMLBackend.dataType(type).rawValue), type, "\(type)")
+        }
     }
 
     func testPixelFormatConstantsMatchCoreVideo() {
@@ -32,29 +36,30 @@ final class CoreMLMappingTests: XCTestCase {
     }
 
     func testPixelBufferIsCreatedAndFilled() throws {
-        let buffer = try InputFactory.makePixelBuffer(width: 8, height: 4, format: kCVPixelFormatType_32BGRA, seed: 1, name: "image")
+        let plan = InputPlan.image(name: "image", width: 8, height: 4, pixelFormat: kCVPixelFormatType_32BGRA, seed: 1)
+        let buffer = try CoreMLBackend.pixelBuffer(plan, name: "image", width: 8, height: 4, format: kCVPixelFormatType_32BGRA)
         XCTAssertEqual(CVPixelBufferGetWidth(buffer), 8)
         XCTAssertEqual(CVPixelBufferGetHeight(buffer), 4)
         XCTAssertEqual(CVPixelBufferGetPixelFormatType(buffer), kCVPixelFormatType_32BGRA)
     }
 
-    func testDiscoveryFindsModelFilesInADirectory() throws {
-        let directory = URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent("harness-models-\(UUID().uuidString)")
-        defer { try? FileManager.default.removeItem(at: directory) }
-        for name in ["b.mlmodelc", "a.mlpackage", "notes.txt"] {
-            try FileManager.default.createDirectory(at: directory.appendingPathComponent(name), withIntermediateDirectories: true)
-        }
-        let found = try ModelDiscovery.models(at: [directory])
-        XCTAssertEqual(found.map(\.name), ["a", "b"])
-        XCTAssertEqual(found.map(\.format), [.package, .compiled])
-        XCTAssertThrowsError(try ModelDiscovery.models(at: [directory.appendingPathComponent("missing.mlmodelc")]))
-        XCTAssertThrowsError(try ModelDiscovery.models(at: [directory.appendingPathComponent("nowhere")]))
-    }
-
     func testCoreMLErrorsArePrintedWithDomainAndCode() {
         let error = NSError(domain: "com.apple.CoreML", code: 0, userInfo: [NSLocalizedDescriptionKey: "Failed to load"])
         XCTAssertEqual(CoreMLErrorText.describe(error), "Failed to load [com.apple.CoreML 0]")
+        XCTAssertEqual(CoreMLBackend().describe(error), "Failed to load [com.apple.CoreML 0]")
         XCTAssertEqual(CoreMLErrorText.describe(InputPreparationError.unknownShape(name: "x")), "input x: the model gives no usable shape")
+    }
+
+    func testALoadFailureIsAResultNotACrash() async throws {
+        let missing = URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent("harness-\(UUID().uuidString).mlmodelc")
+        try FileManager.default.createDirectory(at: missing, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: missing) }
+        let location = try XCTUnwrap(ModelLocation(url: missing))
+        let session = BenchmarkSession(backend: CoreMLBackend(), configuration: BenchmarkConfiguration(runs: 3),
+                                       configurationSource: .defaults, models: [location])
+        let report = await session.run()
+        XCTAssertEqual(report.results.map(\.status), [.error])
+        XCTAssertTrue(report.results[0].errorMessage?.hasPrefix("load failed:") ?? false, "\(report.results[0])")
     }
 }
 #endif
