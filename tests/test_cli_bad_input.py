@@ -18,6 +18,8 @@ def _one_line(result) -> str:
 
 @pytest.fixture
 def bad_weights(tmp_path):
+    tmp_path = tmp_path / ("long_folder_name_" * 6) / ("deeper_" * 12)  # the message must survive a long path
+    tmp_path.mkdir(parents=True)
     garbage = tmp_path / "garbage.pth"
     garbage.write_text("garbage\n")
     empty = tmp_path / "empty.pth"

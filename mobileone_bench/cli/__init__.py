@@ -130,7 +130,7 @@ def _clean_warnings(debug: bool = False) -> Iterator[None]:
 def _one_line(exc: BaseException) -> str:
     text = str(exc).strip() or type(exc).__name__
     first = text.splitlines()[0]
-    return first if len(first) <= 400 else first[:397] + "..."
+    return first if len(first) <= 2000 else first[:1997] + "..."
 
 
 @click.group(cls=_Group, help=_HELP, context_settings={"help_option_names": ["-h", "--help"],
