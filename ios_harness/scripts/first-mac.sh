@@ -99,7 +99,8 @@ else
   rm -rf "$out/attachments" && mkdir -p "$out/attachments"
   if xcrun xcresulttool export attachments --path "$out/test.xcresult" --output-path "$out/attachments" \
       >"$out/attachments.log" 2>&1; then
-    echo "    result-bundle attachments: $(find "$out/attachments" -name 'mobileone-bench-*.json' | wc -l | tr -d ' ')" \
+    reports=$(grep -rl '"schema" *: *"mobileone-bench/harness-report"' "$out/attachments" | wc -l | tr -d ' ')
+    echo "    result-bundle attachments holding a report: $reports" \
          "(expected: 2 with the tiny model: one per model and the whole report)"
   else
     echo "    xcresulttool export attachments failed (Xcode 16 needed; see $out/attachments.log)"
