@@ -41,9 +41,9 @@ let package = Package(name: "AppleCodeCheck", targets: [
 SWIFT
 cd "$work"
 echo "== Swift 5 mode (as project.yml builds App/ and AppTests/)"
-swift build --build-tests 2>&1 | grep -E "error|warning: " | grep -v "CVPixelBufferUnlockBaseAddress' is unused" || true
-swift build --build-tests >/dev/null 2>&1
+"${SWIFT:-swift}" build --build-tests 2>&1 | grep -E "error|warning: " | grep -v "CVPixelBufferUnlockBaseAddress' is unused" || true
+"${SWIFT:-swift}" build --build-tests >/dev/null 2>&1
 echo "== Swift 6 mode for App/ and AppTests/"
-APPLE_CODE_MODE=6 swift build --build-tests 2>&1 | grep -E "error|warning: " | grep -v "CVPixelBufferUnlockBaseAddress' is unused" || true
-APPLE_CODE_MODE=6 swift build --build-tests >/dev/null 2>&1
+APPLE_CODE_MODE=6 "${SWIFT:-swift}" build --build-tests 2>&1 | grep -E "error|warning: " | grep -v "CVPixelBufferUnlockBaseAddress' is unused" || true
+APPLE_CODE_MODE=6 "${SWIFT:-swift}" build --build-tests >/dev/null 2>&1
 echo "type-check passed (against stand-ins, not the Apple SDKs)"

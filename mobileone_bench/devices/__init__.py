@@ -76,9 +76,9 @@ _add(RuntimeSpec("tensorrt", "gpu", "tensorrt", ("fp16", "fp32"), "fp16", ("tens
 _add(RuntimeSpec("torch-cuda", "gpu", None, ("fp16", "fp32"), "fp16", ("torch",),
                  "a CUDA build of PyTorch on a machine with an NVIDIA GPU", "gpu"))
 _add(RuntimeSpec("coreml", "iphone", "coreml", ("fp16", "fp32"), "fp16", ("coremltools",),
-                 "macOS with Xcode and a connected iPhone, or --from-report", "apple", 1, 1000, "min"))
+                 "macOS with Xcode and a connected iPhone, or --from-report", "apple", 0, 1000, "min"))
 _add(RuntimeSpec("coreml", "mac", "coreml", ("fp16", "fp32"), "fp16", ("coremltools",),
-                 "macOS (Core ML predicts only on Apple platforms)", "apple", 1, 1000, "min"))
+                 "macOS (Core ML predicts only on Apple platforms)", "apple", 0, 1000, "min"))
 
 DEVICES = ("cpu", "gpu", "iphone", "mac")
 _DEFAULTS = {"cpu": "onnxruntime", "gpu": "tensorrt", "iphone": "coreml", "mac": "coreml"}
