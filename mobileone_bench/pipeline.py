@@ -7,13 +7,15 @@ failure as data and goes on.
 
 from __future__ import annotations
 
+import contextlib
+import json
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from mobileone_bench.registry import ModelSpec
 
-__all__ = ["Prepared", "prepare", "profile", "LatencyJob", "latency_identity", "measure_latency", "profile_identity",
-           "profile_record", "run_models", "is_unavailable", "UNAVAILABLE_PREFIX"]
+__all__ = ["Prepared", "prepare", "profile", "LatencyJob", "latency_identity", "measure_latency", "measure_models",
+           "profile_identity", "profile_record", "run_models", "is_unavailable", "UNAVAILABLE_PREFIX", "flagged"]
 
 
 @dataclass
@@ -153,6 +155,11 @@ class LatencyJob:
         weights: Local checkpoint.
         reparameterize: Measure the inference-time form (the paper's way) or the train-time one.
         models_dir: Where artifacts are exported.
+        protocol: ``blocked`` (each model's runs in one block, the paper's way, and the single-model path) or
+            ``interleaved`` (several models in rounds, see :mod:`mobileone_bench.devices._rounds`); ``None``:
+            interleaved when several models are measured together, blocked for one.
+        rounds: Rounds of the interleaved protocol (``DEFAULT_ROUNDS`` if ``None``).
+        seed: Seed of the interleaved visiting orders.
     """
 
     device: str = "cpu"
@@ -167,6 +174,9 @@ class LatencyJob:
     weights: str | None = None
     reparameterize: bool = True
     models_dir: str = "models"
+    protocol: str | None = None
+    rounds: int | None = None
+    seed: int = 0
 
     def resolved(self) -> "LatencyJob":
         """The job with every default filled in, after checking the combination makes sense."""
@@ -196,8 +206,23 @@ class LatencyJob:
             threads = None
         from dataclasses import replace
 
+        from mobileone_bench.devices._rounds import DEFAULT_ROUNDS
+
+        if self.protocol not in (None, "blocked", "interleaved"):
+            raise UsageError(f"unknown protocol {self.protocol!r}; choose blocked or interleaved")
+        rounds = DEFAULT_ROUNDS if self.rounds is None else self.rounds
+        if rounds < 1:
+            raise UsageError("--rounds must be >= 1")
         return replace(self, runtime=rt.name, precision=precision, warmup=warmup, runs=runs, threads=threads,
-                       report=report)
+                       report=report, rounds=min(rounds, runs))
+
+    def for_models(self, n: int) -> "LatencyJob":
+        """The job with its protocol decided for ``n`` models measured together (interleaved for more than one)."""
+        from dataclasses import replace
+
+        if self.protocol is not None:
+            return self
+        return replace(self, protocol="interleaved" if n > 1 else "blocked")
 
 
 def _runtime_versions(runtime: str) -> dict[str, Any]:
@@ -234,6 +259,8 @@ def latency_identity(spec: ModelSpec, job: LatencyJob, weights_sha256: str | Non
         "runtime_options": dict(job.runtime_options),
         "machine": machine_fingerprint(),
         "versions": _runtime_versions(str(job.runtime)),
+        # the blocked protocol keeps the identity it always had, so older records still count
+        **({"protocol": "interleaved", "rounds": job.rounds} if job.protocol == "interleaved" else {}),
     }
 
 
@@ -264,42 +291,55 @@ def _export_for(prepared: Prepared, job: LatencyJob, force: bool) -> tuple[Any, 
     return result, result.path
 
 
-def measure_latency(spec: ModelSpec | str, job: LatencyJob, store: Any, *, force: bool = False,
-                    prepared: Prepared | None = None,
-                    on_step: Callable[[str], None] | None = None) -> tuple[dict[str, Any], bool]:
-    """Measure one model's latency and append the record (with raw samples) to ``store``.
+@dataclass
+class _Pending:
+    """A model whose runner is ready and whose record is waiting for its samples."""
 
-    A failure of this model (build, export, runtime) is recorded as a failed record and returned, not raised; a bad
-    job (unknown runtime, unsupported precision) raises.
+    spec: ModelSpec
+    identity: dict[str, Any]
+    fields: dict[str, Any]
+    runner: Any
+    started: float
+
+
+def _block(runner: Any) -> Callable[[int, int], list[float]]:
+    """``block(warmup, runs) -> samples`` of a runner: its own clock (CUDA events) if it has one, else the protocol's."""
+    from mobileone_bench.devices._protocol import time_runs
+
+    timer = getattr(runner, "time", None)
+    if callable(timer):
+        return lambda warmup, runs: list(timer(warmup, runs))
+    return lambda warmup, runs: time_runs(runner, int(warmup), int(runs))
+
+
+def _failure_message(exc: BaseException) -> str:
+    from mobileone_bench.errors import BenchError
+
+    message = str(exc) if isinstance(exc, BenchError) else f"{type(exc).__name__}: {' '.join(str(exc).split())}"
+    return message[:500]
+
+
+def _begin(spec: ModelSpec, job: LatencyJob, store: Any, *, force: bool, prepared: Prepared | None,
+           step: Callable[[str], None]) -> tuple[dict[str, Any] | None, bool, _Pending | None]:
+    """Everything before timing: the stored record if there is one, else build, export and make the runner.
 
     Returns:
-        ``(record, skipped)``: ``skipped`` is true when a successful record with the same key already existed
-        (then that record is returned and nothing is measured).
+        ``(record, skipped, pending)``: a stored record (``skipped``), or a failure already appended, or a
+        :class:`_Pending` to time.
     """
     import time as _time
 
-    from mobileone_bench import registry
     from mobileone_bench.devices import get_runtime, load_runtime
-    from mobileone_bench.devices._protocol import time_runs
-    from mobileone_bench.environment import collect
     from mobileone_bench.errors import BenchError, UsageError
-    from mobileone_bench.records import new_record
-    from mobileone_bench.stats import noise_warning, summarize
 
-    if isinstance(spec, str):
-        spec = registry.resolve(spec)
-    job = job.resolved()
     identity = latency_identity(spec, job, _weights_sha(job.weights))
     stored = _stored(store, "latency", identity, spec, force)
     if stored is not None:
-        return stored, True
+        return stored, True, None
     rt = get_runtime(job.device, job.runtime)
     fields: dict[str, Any] = {"status": "ok", "error": None, "report": job.report, "paper_name": spec.paper_name,
-                              "source": "measured"}
-    samples: list[float] | None = None
+                              "source": "measured", "protocol": job.protocol or "blocked"}
     started = _time.perf_counter()
-    runner = None
-    step = on_step or (lambda _s: None)
     try:
         if not spec.available:
             raise BenchError(f"{UNAVAILABLE_PREFIX}{spec.reason}")
@@ -317,29 +357,195 @@ def measure_latency(spec: ModelSpec | str, job: LatencyJob, store: Any, *, force
         runner = impl.make_runner(str(job.runtime), artifact=artifact, model=prepared.model,
                                   input_shape=prepared.input_shape, precision=str(job.precision),
                                   threads=job.threads, options=dict(job.runtime_options))
-        step(f"measure {job.warmup}+{job.runs} runs")
-        timer = getattr(runner, "time", None)
-        samples = timer(job.warmup, job.runs) if callable(timer) else time_runs(runner, int(job.warmup),
-                                                                                int(job.runs))
-        stats = summarize(samples)
-        settings = runner.settings()
-        fields.update(stats.as_dict(), latency_ms=stats.value(str(job.report)), noise_warning=noise_warning(stats),
-                      runtime_settings=settings, clock=settings.get("clock", "perf_counter_ns"))
     except UsageError:
         raise
     except Exception as exc:  # noqa: BLE001 - one model's failure is data; the sweep goes on
-        message = str(exc) if isinstance(exc, BenchError) else f"{type(exc).__name__}: {' '.join(str(exc).split())}"
-        fields.update(status="failed", error=message[:500])
-        samples = None
+        fields.update(status="failed", error=_failure_message(exc))
+        return _finish(_Pending(spec, identity, fields, None, started), store, job, None), False, None
+    return None, False, _Pending(spec, identity, fields, runner, started)
+
+
+def _finish(pending: _Pending, store: Any, job: LatencyJob, samples: list[float] | None, *,
+            extra: dict[str, Any] | None = None, error: str | None = None, status: str = "failed") -> dict[str, Any]:
+    """Summarize the samples, close the runner and append the record (a failure keeps the samples it has)."""
+    import time as _time
+
+    from mobileone_bench.environment import collect
+    from mobileone_bench.records import new_record
+    from mobileone_bench.stats import noise_warning, summarize
+
+    fields = pending.fields
+    fields.update(extra or {})
+    if error is not None:
+        fields.update(status=status, error=error[:500])
+    runner = pending.runner
+    try:
+        if runner is not None and fields["status"] == "ok":
+            settings = runner.settings()
+            fields.update(runtime_settings=settings, clock=settings.get("clock", "perf_counter_ns"))
+        if fields["status"] == "ok" and samples:
+            stats = summarize(samples)
+            fields.update(stats.as_dict(), latency_ms=stats.value(str(job.report)), noise_warning=noise_warning(stats))
+    except Exception as exc:  # noqa: BLE001 - a runner that cannot describe itself still has its samples
+        fields.update(status="failed", error=_failure_message(exc))
     finally:
         if runner is not None:
             try:
                 runner.close()
             except Exception:  # noqa: BLE001 - closing must not hide the measurement
                 pass
-    fields["seconds"] = round(_time.perf_counter() - started, 2)
-    record = new_record("latency", identity, fields, collect(gpu=job.device == "gpu"))
-    return store.append(record, samples), False
+            pending.runner = None
+    fields["seconds"] = round(_time.perf_counter() - pending.started, 2)
+    record = new_record("latency", pending.identity, fields, collect(gpu=job.device == "gpu"))
+    return store.append(record, samples or None)
+
+
+def _contention_fields(readings: list[dict[str, Any]], block_sizes: list[int]) -> dict[str, Any]:
+    from mobileone_bench.devices._contention import summarize_contention
+
+    return summarize_contention(readings, block_sizes)
+
+
+@contextlib.contextmanager
+def _terminate_as_interrupt() -> Iterator[None]:
+    """While rounds run, SIGTERM (a CI timeout, ``kill``) is a ``KeyboardInterrupt``, so what was measured is stored.
+
+    Only SIGKILL (or a crash) loses the rounds in progress; profiles and exports are stored before them.
+    """
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "SIGTERM"):
+        yield
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt("terminated (SIGTERM)")
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def measure_latency(spec: ModelSpec | str, job: LatencyJob, store: Any, *, force: bool = False,
+                    prepared: Prepared | None = None, on_step: Callable[[str], None] | None = None,
+                    sampler: Any = None) -> tuple[dict[str, Any], bool]:
+    """Measure one model's latency with the paper's protocol (one block) and append the record (with raw samples).
+
+    A failure of this model (build, export, runtime) is recorded as a failed record and returned, not raised; a bad
+    job (unknown runtime, unsupported precision) raises. Several models: :func:`measure_models`.
+
+    Returns:
+        ``(record, skipped)``: ``skipped`` is true when a successful record with the same key already existed
+        (then that record is returned and nothing is measured).
+    """
+    from mobileone_bench import registry
+    from mobileone_bench.devices._contention import ContentionSampler
+
+    if isinstance(spec, str):
+        spec = registry.resolve(spec)
+    job = replace_protocol(job.resolved(), "blocked")
+    step = on_step or (lambda _s: None)
+    record, skipped, pending = _begin(spec, job, store, force=force, prepared=prepared, step=step)
+    if pending is None:
+        assert record is not None
+        return record, skipped
+    sampler = sampler if sampler is not None else ContentionSampler()
+    step(f"measure {job.warmup}+{job.runs} runs")
+    token = sampler.start()
+    try:
+        with _terminate_as_interrupt():
+            samples = _block(pending.runner)(int(job.warmup), int(job.runs))
+    except KeyboardInterrupt:
+        _finish(pending, store, job, None, error="interrupted", status="interrupted")
+        raise
+    except Exception as exc:  # noqa: BLE001 - one model's failure is data
+        return _finish(pending, store, job, None, error=_failure_message(exc)), False
+    reading = sampler.stop(token)
+    contention = _contention_fields([reading], [len(samples)])
+    contention["round_contended"] = json.dumps(contention["round_contended"])
+    return _finish(pending, store, job, samples, extra=contention), False
+
+
+def replace_protocol(job: LatencyJob, protocol: str) -> LatencyJob:
+    from dataclasses import replace
+
+    return replace(job, protocol=protocol)
+
+
+def measure_models(specs: list[ModelSpec], job: LatencyJob, store: Any, *, force: bool = False,
+                   prepared: dict[str, Prepared] | None = None, on_step: Callable[[str, str], None] | None = None,
+                   sampler: Any = None) -> list[tuple[dict[str, Any], bool]]:
+    """Measure several models, interleaved in rounds unless the job says ``blocked``; one record each, in order.
+
+    Interleaved: every model is built, exported and loaded first (its runner kept), then timed in ``job.rounds``
+    rounds in a fresh seeded order each round (:func:`mobileone_bench.devices._rounds.run_rounds`); the statistic is
+    taken over all of a model's samples, and each record also carries the per-round statistic, its spread, the
+    visiting positions and the contention readings. Stored measurements are skipped as with one model. An
+    interruption stores what was measured (status ``interrupted``) before it propagates.
+
+    Returns:
+        ``(record, skipped)`` per spec, in the order of ``specs``.
+    """
+    from mobileone_bench.devices._contention import ContentionSampler
+    from mobileone_bench.devices._rounds import Entry, plan_rounds, run_rounds
+    from mobileone_bench.stats import summarize
+
+    job = job.resolved().for_models(len(specs))
+    step = on_step or (lambda _m, _s: None)
+    prepared = prepared or {}
+    if job.protocol == "blocked":
+        return [measure_latency(spec, job, store, force=force, prepared=prepared.get(spec.name),
+                                on_step=lambda s, n=spec.name: step(n, s), sampler=sampler) for spec in specs]
+    results: dict[str, tuple[dict[str, Any], bool]] = {}
+    pendings: list[_Pending] = []
+    for spec in specs:
+        record, skipped, pending = _begin(spec, job, store, force=force, prepared=prepared.pop(spec.name, None),
+                                          step=lambda s, n=spec.name: step(n, s))
+        if pending is None:
+            assert record is not None
+            results[spec.name] = (record, skipped)
+        else:
+            pendings.append(pending)
+    if pendings:
+        plan = plan_rounds(int(job.runs), int(job.warmup), int(job.rounds or 1), seed=job.seed)
+        entries = [Entry(p.spec.name, _block(p.runner)) for p in pendings]
+        sampler = sampler if sampler is not None else ContentionSampler()
+
+        def progress(r: int, name: str) -> None:
+            step(name, f"round {r + 1}/{plan.rounds}")
+
+        def extra(res: Any) -> dict[str, Any]:
+            values = [summarize(block).value(str(job.report)) for block in res.round_samples() if block]
+            mean = sum(values) / len(values) if values else 0.0
+            spread = (sum((v - mean) ** 2 for v in values) / (len(values) - 1)) ** 0.5 / mean \
+                if len(values) > 1 and mean > 0 else None
+            contention = _contention_fields(res.contention, res.block_sizes)
+            # lists as JSON text (records are flat; read them back with records.as_list)
+            return {**plan.as_dict(), "runs_per_round": json.dumps(res.block_sizes),
+                    "round_positions": json.dumps(res.positions),
+                    "round_values_ms": json.dumps([round(v, 5) for v in values]),
+                    "round_cv": round(spread, 5) if spread is not None else None, "models_in_rounds": len(entries),
+                    **contention, "round_contended": json.dumps(contention["round_contended"])}
+
+        try:
+            with _terminate_as_interrupt():
+                measured = run_rounds(entries, plan, sampler=sampler, on_progress=progress)
+        except KeyboardInterrupt as exc:
+            partial = getattr(exc, "partial", {})
+            for p in pendings:
+                res = partial.get(p.spec.name)
+                _finish(p, store, job, res.samples if res else None, extra=extra(res) if res else None,
+                        error=f"interrupted after {len(res.block_sizes) if res else 0} of {plan.rounds} rounds",
+                        status="interrupted")
+            raise
+        for p in pendings:
+            res = measured[p.spec.name]
+            record = _finish(p, store, job, res.samples, extra=extra(res), error=res.error)
+            results[p.spec.name] = (record, False)
+    return [results[spec.name] for spec in specs]
 
 
 # ------------------------------------------------------------------------------------------------------ profile
@@ -388,25 +594,33 @@ def profile_record(spec: ModelSpec | str, store: Any, *, input_size: tuple[int, 
 
 
 def run_models(specs: list[ModelSpec], job: LatencyJob, store: Any, *, force: bool = False,
+               force_latency: bool = False,
                on_step: Callable[[str, str], None] | None = None) -> list[dict[str, Any]]:
-    """The whole pipeline over a list of models: profile (params, FLOPs) then export + latency, each stored.
+    """The whole pipeline over a list of models: profile (params, FLOPs), then export + latency, each stored.
 
-    The model is built once for both steps; steps already stored are skipped (so a killed run resumes where it
-    stopped); a failing model is recorded and the others go on.
+    Every model is built once for both steps; steps already stored are skipped (so a killed run resumes where it
+    stopped); a failing model is recorded and the others go on. The latencies are measured together by
+    :func:`measure_models` (interleaved rounds for several models unless the job says ``blocked``).
+
+    Args:
+        force: Redo every step, stored or not.
+        force_latency: Measure the latency again but keep stored profiles (re-measuring flagged records).
 
     Returns:
         One row per model: ``{"model", "profile": record, "latency": record, "skipped": {"profile", "latency"}}``.
     """
     from mobileone_bench.records import record_key
 
-    job = job.resolved()
+    job = job.resolved().for_models(len(specs))
     step = on_step or (lambda _m, _s: None)
-    rows = []
     weights_sha = _weights_sha(job.weights)
+    profiles: dict[str, tuple[dict[str, Any], bool]] = {}
+    prepared_by_name: dict[str, Prepared] = {}
     for spec in specs:
         need_profile = force or record_key(profile_identity(spec, job.input_size, weights_sha)) not in store.keys(
             "profile")
-        need_latency = force or record_key(latency_identity(spec, job, weights_sha)) not in store.keys("latency")
+        need_latency = force or force_latency or record_key(latency_identity(spec, job, weights_sha)) not in \
+            store.keys("latency")
         prepared = None
         if spec.available and need_profile and need_latency and job.reparameterize:
             step(spec.name, "build + re-parameterize")
@@ -415,10 +629,27 @@ def run_models(specs: list[ModelSpec], job: LatencyJob, store: Any, *, force: bo
             except Exception:  # noqa: BLE001 - each step below records the failure itself
                 prepared = None
         step(spec.name, "profile")
-        prof, prof_skipped = profile_record(spec, store, input_size=job.input_size, weights=job.weights, force=force,
-                                            prepared=prepared)
-        lat, lat_skipped = measure_latency(spec, job, store, force=force, prepared=prepared,
-                                           on_step=lambda s, n=spec.name: step(n, s))
+        profiles[spec.name] = profile_record(spec, store, input_size=job.input_size, weights=job.weights,
+                                             force=force, prepared=prepared)
+        if prepared is not None:
+            prepared_by_name[spec.name] = prepared
+    latencies = measure_models(specs, job, store, force=force or force_latency, prepared=prepared_by_name,
+                               on_step=step)
+    rows = []
+    for spec, (lat, lat_skipped) in zip(specs, latencies):
+        prof, prof_skipped = profiles[spec.name]
         rows.append({"model": spec.name, "profile": prof, "latency": lat,
                      "skipped": {"profile": prof_skipped, "latency": lat_skipped}})
     return rows
+
+
+def flagged(record: dict[str, Any]) -> bool:
+    """Whether a successful latency record should be measured again: contended, or unstable by its spread (a
+    warning that only says the runs were too few to judge is not a reason: measuring again changes nothing)."""
+    if record.get("status") != "ok":
+        return False
+    if record.get("contended"):
+        return True
+    from mobileone_bench.stats import MIN_RUNS_TO_JUDGE
+
+    return bool(record.get("noise_warning")) and int(record.get("n") or 0) >= MIN_RUNS_TO_JUDGE

@@ -56,6 +56,21 @@ def flatten(value: Any) -> Any:
     return value
 
 
+def as_list(value: Any) -> list[Any]:
+    """A list field of a record back as a list (records store lists as compact JSON; ``None`` gives ``[]``)."""
+    if value is None or value == "":
+        return []
+    if isinstance(value, (list, tuple)):
+        return list(value)
+    if isinstance(value, str):
+        try:
+            out = json.loads(value)
+        except ValueError:
+            return [int(v) for v in value.split("x")] if all(p.isdigit() for p in value.split("x")) else [value]
+        return out if isinstance(out, list) else [out]
+    return [value]
+
+
 def new_record(kind: str, identity: dict[str, Any], fields: dict[str, Any], env: dict[str, Any]) -> dict[str, Any]:
     """A complete flat record: ids, timestamp, identity, measured fields and ``env_*`` fields."""
     record: dict[str, Any] = {

@@ -15,7 +15,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-__all__ = ["Stats", "summarize", "REPORTS", "noise_warning", "TRIM_FRACTION"]
+__all__ = ["Stats", "summarize", "REPORTS", "noise_warning", "TRIM_FRACTION", "MIN_RUNS_TO_JUDGE"]
 
 TRIM_FRACTION = 0.1
 REPORTS = ("median", "min", "mean", "trimmed_mean", "p90")
@@ -85,6 +85,9 @@ def summarize(samples: Sequence[float], trim: float = TRIM_FRACTION) -> Stats:
     )
 
 
+MIN_RUNS_TO_JUDGE = 5  # fewer runs say nothing about the spread
+
+
 def noise_warning(stats: Stats, cv_limit: float = 0.10, tail_limit: float = 1.5) -> str | None:
     """A one-line warning when the spread says the machine was noisy (as trtexec warns on unstable timings).
 
@@ -93,7 +96,7 @@ def noise_warning(stats: Stats, cv_limit: float = 0.10, tail_limit: float = 1.5)
         cv_limit: Coefficient of variation above which a measurement is called unstable.
         tail_limit: p99 / median ratio above which interruptions are suspected.
     """
-    if stats.n < 5:
+    if stats.n < MIN_RUNS_TO_JUDGE:
         return f"only {stats.n} runs: too few to judge the spread"
     reasons = []
     if stats.cv > cv_limit:

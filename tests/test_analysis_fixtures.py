@@ -30,7 +30,7 @@ def add_latency(store: ResultsStore, model: str, value: float | None, *, device:
                 runtime: str = "onnxruntime", precision: str = "fp32", threads: int | None = 4,
                 report: str = "median", runs: int = 100, created: str | None = None, status: str = "ok",
                 error: str | None = None, machine: str = MACHINE, input_shape: str = SHAPE,
-                env: dict[str, Any] | None = None) -> dict[str, Any]:
+                env: dict[str, Any] | None = None, contended: bool | None = None) -> dict[str, Any]:
     """Append one latency record shaped as pipeline.measure_latency makes them."""
     from mobileone_bench.stats import summarize
 
@@ -39,7 +39,8 @@ def add_latency(store: ResultsStore, model: str, value: float | None, *, device:
                 "threads": threads, "warmup": 10, "runs": runs, "runtime_options": {}, "machine": machine,
                 "versions": {}}
     fields: dict[str, Any] = {"status": status, "error": error, "report": report, "paper_name": None,
-                              "source": "measured"}
+                              "source": "measured", "contended": contended,
+                              "contended_share": None if contended is None else float(contended)}
     samples = None
     if status == "ok":
         samples = _samples(float(value), report)

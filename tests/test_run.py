@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from mobileone_bench.records import ResultsStore
+from mobileone_bench.records import ResultsStore, as_list
 
 pytestmark = pytest.mark.slow
 
@@ -24,7 +24,8 @@ def _run_args(tmp_path):
 
 
 def test_run_resumes_after_being_killed(tmp_path):
-    cmd = [sys.executable, "-m", "mobileone_bench", *_run_args(tmp_path), "--format", "json"]
+    # blocked: one record per model as it finishes, so a SIGKILL lands between records
+    cmd = [sys.executable, "-m", "mobileone_bench", *_run_args(tmp_path), "--protocol", "blocked", "--format", "json"]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     store = ResultsStore(tmp_path / "results")
     deadline = time.time() + 240
@@ -45,10 +46,49 @@ def test_run_resumes_after_being_killed(tmp_path):
     summary = {m["model"]: m for m in json.loads(rerun.stdout)["models"]}
     assert set(summary) == set(MODELS)
     for name in done_before:
-        assert summary[name]["status"] == "ok (stored)"  # not measured twice
+        assert summary[name]["status"].startswith("ok (stored)")  # not measured twice (maybe flagged contended)
     latency = store.records("latency")
     assert sorted(r["model"] for r in latency) == sorted(MODELS)  # exactly one record per model
     assert {r["model"] for r in store.records("profile")} == set(MODELS)
+
+
+def test_interleaved_run_stores_what_it_measured_when_terminated(tmp_path):
+    """SIGTERM in the middle of the interleaved rounds: every model's samples so far are stored as an
+    ``interrupted`` record (kept, never reused); the rerun measures them all and reuses the stored profiles."""
+    args = ["run", *MODELS, "--input-size", "64", "64", "--warmup", "1", "--runs", "4000", "--rounds", "4",
+            "--threads", "1", "--results", str(tmp_path / "results"), "--models-dir", str(tmp_path / "models")]
+    cmd = [sys.executable, "-m", "mobileone_bench", *args, "--format", "json"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    store = ResultsStore(tmp_path / "results")
+    deadline = time.time() + 240
+    while time.time() < deadline and proc.poll() is None:
+        if len(store.records("profile")) == len(MODELS) and (tmp_path / "models").exists() and \
+                sum(1 for _ in (tmp_path / "models").rglob("manifest.json")) == len(MODELS):
+            break
+        time.sleep(0.2)
+    time.sleep(3)  # into the rounds (about 4 x 4000 runs of 1-2 ms)
+    assert proc.poll() is None, "the run ended before it could be terminated"
+    proc.terminate()
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "Interrupted" in err
+    latency = store.records("latency")
+    assert sorted(r["model"] for r in latency) == sorted(MODELS)
+    assert {r["status"] for r in latency} == {"interrupted"}
+    assert all("of 4 rounds" in r["error"] for r in latency)
+    measured = [r for r in latency if store.samples(r)]
+    assert measured, "the samples of the rounds done are stored"
+    for r in measured:
+        assert len(store.samples(r)) == sum(as_list(r["runs_per_round"]))
+
+    rerun = subprocess.run([*cmd[:-2], "--runs", "8", "--format", "json"], capture_output=True, text=True,
+                           timeout=600)
+    assert rerun.returncode == 0, rerun.stderr
+    assert len(store.records("profile")) == len(MODELS)  # profiles reused, not measured again
+    ok = [r for r in store.records("latency") if r["status"] == "ok"]
+    assert sorted(r["model"] for r in ok) == sorted(MODELS)
+    assert len(store.records("latency")) == 2 * len(MODELS)  # the interrupted records are kept
 
 
 def test_run_prints_the_table_and_correlations(runner, cli, tmp_path, monkeypatch):

@@ -4,9 +4,12 @@ profile (FLOPs, params) of the same model and input, and the paper's reference r
 Selection rules (every analysis uses these, so a table and a correlation never disagree about which number is "the"
 latency of a model):
 
-* latency: successful ``latency`` records, the newest per record key (:meth:`ResultsStore.latest`), filtered by
-  device / runtime / threads / precision / models, then the newest per (model, device, runtime). When a model has
-  records with several settings (threads, precision, input, machine) the newest wins and a note says so;
+* latency: successful ``latency`` records, filtered by device / runtime / threads / precision / models, then the
+  newest per (model, device, runtime). When a model has records with several settings (threads, precision, input,
+  machine) the newest wins and a note says so;
+* records flagged ``contended`` (measured while other processes used the CPU, see
+  :mod:`mobileone_bench.devices._contention`) are left out unless ``include_contended``; an older uncontended record
+  of the same model is then used, and a note names the models whose newest record was set aside;
 * FLOPs and params: the newest successful ``profile`` record of the same model *and input shape* (FLOPs depend on
   the input size, so a 256x256 latency is never paired with a 224x224 FLOP count);
 * the paper: ``latency_ms`` of the rows of a reference table, one long row per (model, device) with a figure.
@@ -149,7 +152,8 @@ def _newest_first(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def latency_frame(store: Any, *, devices: Sequence[str] | None = None, runtime: str | None = None,
                   threads: int | None = None, precision: str | None = None, models: Iterable[str] | None = None,
-                  exclude: Iterable[str] | None = None, by_threads: bool = False) -> tuple[Any, list[str]]:
+                  exclude: Iterable[str] | None = None, by_threads: bool = False,
+                  include_contended: bool = False) -> tuple[Any, list[str]]:
     """The latest successful latency per (model, device, runtime), with notes on what was set aside.
 
     Args:
@@ -161,17 +165,22 @@ def latency_frame(store: Any, *, devices: Sequence[str] | None = None, runtime: 
         models: Names or wildcards to keep (all when empty).
         exclude: Names or wildcards to drop.
         by_threads: Keep the newest record per thread count too (one row per (model, device, runtime, threads)).
+        include_contended: Keep records flagged ``contended`` (left out by default, with a note).
 
     Returns:
         ``(frame, notes)``: one row per (model, device, runtime) with the record's fields plus ``statistic``
         (``median of 100``); ``notes`` are sentences for a footnote.
 
     Raises:
-        AnalysisError: The store has no successful latency record at all.
+        AnalysisError: The store has no successful latency record at all, or every record that matches is contended
+            (and ``include_contended`` is false).
     """
     import pandas as pd
 
-    records = list(require_records(store, "latency"))
+    require_records(store, "latency")
+    # every successful record, not only the newest per key: when the newest is contended, an older quiet one of the
+    # same measurement is the one to use (the newest per (model, device, runtime) below still wins otherwise)
+    records = [r for r in store.records("latency") if r.get("status") == "ok"]
     accept = model_filter(models, exclude)
     devices = list(devices or [])
     kept = []
@@ -192,10 +201,15 @@ def latency_frame(store: Any, *, devices: Sequence[str] | None = None, runtime: 
     notes: list[str] = []
     chosen: dict[tuple[str, ...], dict[str, Any]] = {}
     several: dict[tuple[str, str], set[str]] = {}
+    set_aside: dict[tuple[str, ...], dict[str, Any]] = {}
     for r in _newest_first(kept):
         k = (str(r.get("model")), str(r.get("device")), str(r.get("runtime")))
         if by_threads:
             k += (str(r.get("threads")),)
+        if r.get("contended") is True and not include_contended:
+            if k not in chosen:
+                set_aside.setdefault(k, r)
+            continue
         if k not in chosen:
             chosen[k] = r
         elif any(r.get(s) != chosen[k].get(s) for s in _SETTINGS):
@@ -204,13 +218,29 @@ def latency_frame(store: Any, *, devices: Sequence[str] | None = None, runtime: 
         notes.append(f"{DEVICE_LABELS.get(device, device)} {rt}: {len(names)} model(s) ({_few(names)}) have records "
                      f"with different settings; the newest of each is used (filter with --threads / --precision / "
                      f"--runtime)")
+    if set_aside:
+        older = sorted({k[0] for k in set_aside if k in chosen})
+        gone = sorted({k[0] for k in set_aside if k not in chosen})
+        parts = []
+        if gone:
+            parts.append(f"{len(gone)} model(s) left out ({_few(gone)})")
+        if older:
+            parts.append(f"{len(older)} shown with an older uncontended record ({_few(older)})")
+        notes.append(f"contended latency records (measured while other processes used the CPU) are not used: "
+                     f"{'; '.join(parts)}; --include-contended keeps them, `run --remeasure-flagged` measures "
+                     f"them again")
+    if set_aside and not chosen:
+        raise AnalysisError(f"every latency record that matches is flagged contended ({len(set_aside)}: "
+                            f"{_few({k[0] for k in set_aside})}; measured while other processes used the CPU): "
+                            f"--include-contended uses them, `run --remeasure-flagged` measures them again")
     rows = []
     for r in sorted(chosen.values(), key=lambda r: (str(r.get("device")), str(r.get("runtime")),
                                                     str(r.get("model")))):
         row = dict(r)
         row["statistic"] = statistic_label(r.get("report"), r.get("runs"))
         rows.append(row)
-    frame = pd.DataFrame(rows)
+    # no row (everything filtered or set aside as contended): still the columns every caller selects on
+    frame = pd.DataFrame(rows) if rows else pd.DataFrame(columns=LONG_COLUMNS + ["report", "runs", "status"])
     if not frame.empty:
         for (device, rt), group in frame.groupby(["device", "runtime"], sort=True):
             for setting, label in (("threads", "threads"), ("precision", "precisions"), ("statistic", "statistics"),

@@ -158,7 +158,7 @@ def _finish(rows: list[dict[str, Any]], against: Sequence[str], title: str, note
 def correlate_records(store: Any, *, models: Iterable[str] | None = None, exclude: Iterable[str] | None = None,
                       device: str | Sequence[str] | None = None, runtime: str | None = None,
                       threads: int | None = None, precision: str | None = None,
-                      against: Sequence[str] = AGAINST) -> dict[str, Any]:
+                      against: Sequence[str] = AGAINST, include_contended: bool = False) -> dict[str, Any]:
     """Table 1 from our records: Spearman of latency vs FLOPs and vs params per device/runtime.
 
     Args:
@@ -170,6 +170,7 @@ def correlate_records(store: Any, *, models: Iterable[str] | None = None, exclud
         threads: Keep CPU records with this many threads.
         precision: Keep this precision only.
         against: ``flops`` and/or ``params``.
+        include_contended: Keep latency records flagged contended (left out by default, with a note).
 
     Returns:
         ``{"title", "source", "against", "columns", "rows", "notes"}`` (rows: :func:`correlation_rows`).
@@ -179,7 +180,7 @@ def correlate_records(store: Any, *, models: Iterable[str] | None = None, exclud
     """
     devices = [device] if isinstance(device, str) else list(device or [])
     frame, notes = measurements(store, devices=devices, runtime=runtime, threads=threads, precision=precision,
-                                models=models, exclude=exclude)
+                                models=models, exclude=exclude, include_contended=include_contended)
     rows = correlation_rows(frame, against)
     for r in rows:
         cpus = sorted({str(v) for v in frame[(frame["device"] == r["device"]) & (frame["runtime"] == r["runtime"])]

@@ -68,7 +68,8 @@ def _xlabel(figure: str, device: str) -> str:
 
 def figure_panels(store: Any | None, figures: Sequence[str], *, devices: Sequence[str] | None = None,
                   runtime: str | None = None, models: Iterable[str] | None = None,
-                  exclude: Iterable[str] | None = None, reference: str | None = None) -> list[dict[str, Any]]:
+                  exclude: Iterable[str] | None = None, reference: str | None = None,
+                  include_contended: bool = False) -> list[dict[str, Any]]:
     """The data of every figure to draw: one panel per (figure, device, runtime) of our records.
 
     Args:
@@ -79,6 +80,7 @@ def figure_panels(store: Any | None, figures: Sequence[str], *, devices: Sequenc
         models: Names or wildcards to keep.
         exclude: Names or wildcards to drop.
         reference: ``"paper"`` to overlay the paper's Table 9 points.
+        include_contended: Keep latency records flagged contended (left out by default, with a note).
 
     Returns:
         Panels ``{"figure", "device", "runtime", "title", "xlabel", "ylabel", "logx", "logy", "points",
@@ -94,7 +96,8 @@ def figure_panels(store: Any | None, figures: Sequence[str], *, devices: Sequenc
     notes: list[str] = []
     if store is not None:
         if store.latest("latency"):
-            frame, notes = measurements(store, devices=devices, runtime=runtime, models=models, exclude=exclude)
+            frame, notes = measurements(store, devices=devices, runtime=runtime, models=models, exclude=exclude,
+                                        include_contended=include_contended)
         elif reference is None:
             raise AnalysisError(f"no latency measurements in {store.root}: run `mobileone-bench run` (or "
                                 f"`mobileone-bench latency MODEL...`) first, or add --reference paper to plot the "
@@ -349,7 +352,7 @@ def _metadata(ext: str) -> dict[str, Any]:
 def make_plots(store: Any | None, out_dir: str | Path, *, figures: Sequence[str] | None = None,
                devices: Sequence[str] | None = None, runtime: str | None = None,
                models: Iterable[str] | None = None, exclude: Iterable[str] | None = None,
-               reference: str | None = None) -> list[dict[str, Any]]:
+               reference: str | None = None, include_contended: bool = False) -> list[dict[str, Any]]:
     """Draw and save every panel (:func:`figure_panels`) as PNG and SVG.
 
     Returns:
@@ -358,7 +361,7 @@ def make_plots(store: Any | None, out_dir: str | Path, *, figures: Sequence[str]
     """
     out = []
     for panel in figure_panels(store, parse_figures(figures), devices=devices, runtime=runtime, models=models,
-                               exclude=exclude, reference=reference):
+                               exclude=exclude, reference=reference, include_contended=include_contended):
         fig = draw(panel)
         stem = f"{panel['figure']}_{panel['device']}" + (f"-{panel['runtime']}" if panel["runtime"] else "-paper")
         png, svg = save(fig, out_dir, stem)

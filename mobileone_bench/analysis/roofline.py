@@ -212,7 +212,7 @@ def roofline(store: Any, *, models: Iterable[str] | None = None, exclude: Iterab
              runtime: str | None = None, threads: int | None = None, remeasure: bool = False,
              peak_override: float | None = None, measure: Callable[..., dict[str, Any]] | None = None,
              size: int = 2048, budget_s: float = 2.0,
-             announce: Callable[[int], None] | None = None) -> dict[str, Any]:
+             announce: Callable[[int], None] | None = None, include_contended: bool = False) -> dict[str, Any]:
     """Achieved GFLOP/s and fraction of this CPU's measured peak for every stored CPU latency.
 
     The peak is measured (or reused from the store) once per thread count found in the records of this machine;
@@ -231,6 +231,7 @@ def roofline(store: Any, *, models: Iterable[str] | None = None, exclude: Iterab
         size: GEMM size of a peak measurement.
         budget_s: Time budget of a peak measurement.
         announce: Called with the thread count just before a peak is measured (a progress message).
+        include_contended: Keep latency records flagged contended (left out by default, with a note).
 
     Returns:
         ``{"rows", "peaks": [{"machine", "threads", "gflops", "method", "source"}], "notes", "columns"}``.
@@ -241,7 +242,7 @@ def roofline(store: Any, *, models: Iterable[str] | None = None, exclude: Iterab
     from mobileone_bench.environment import machine_fingerprint
 
     frame, notes = measurements(store, devices=["cpu"], runtime=runtime, threads=threads, models=models,
-                                exclude=exclude, by_threads=True)
+                                exclude=exclude, by_threads=True, include_contended=include_contended)
     if frame.empty:
         raise AnalysisError(f"no CPU latency in {store.root} with these filters: run `mobileone-bench run` (or "
                             f"`mobileone-bench latency --device cpu MODEL...`) first")

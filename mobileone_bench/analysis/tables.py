@@ -109,7 +109,7 @@ def _choose_runtimes(lat: Any, devices: Sequence[str], runtimes: Sequence[str]) 
 
 def build_table(store: Any, layout: str = "table9", *, models: Sequence[str] | None = None, all_rows: bool = False,
                 compare: bool = False, runtimes: Iterable[str] | None = None, threads: int | None = None,
-                precision: str | None = None) -> dict[str, Any]:
+                precision: str | None = None, include_contended: bool = False) -> dict[str, Any]:
     """A paper layout filled from our records.
 
     Args:
@@ -122,6 +122,7 @@ def build_table(store: Any, layout: str = "table9", *, models: Sequence[str] | N
         runtimes: Runtimes to prefer per device (default: the one covering most models).
         threads: Keep CPU records measured with this many threads.
         precision: Keep records of this precision.
+        include_contended: Keep latency records flagged contended (left out by default, with a footnote).
 
     Returns:
         ``{"layout", "title", "columns": [{"key", "header", "paper"}], "groups": [{"name", "rows"}], "footnotes",
@@ -149,7 +150,12 @@ def build_table(store: Any, layout: str = "table9", *, models: Sequence[str] | N
     runtimes = [r for r in (runtimes or []) if r]
     notes: list[str] = []
     if has_latency:
-        lat, lat_notes = latency_frame(store, threads=threads, precision=precision)
+        try:
+            lat, lat_notes = latency_frame(store, threads=threads, precision=precision,
+                                           include_contended=include_contended)
+        except AnalysisError as exc:  # every latency set aside: FLOPs and params can still fill the layout
+            lat, lat_notes = pd.DataFrame(columns=["model", "device", "runtime", "latency_ms", "input_shape"]), \
+                [str(exc)]
         notes += lat_notes
     else:
         lat = pd.DataFrame(columns=["model", "device", "runtime", "latency_ms", "input_shape"])

@@ -25,6 +25,12 @@ def _results_option(f: Any) -> Any:
                         help="Results folder to read (written by `run`, `latency`, `profile`).")(f)
 
 
+def _contended_option(f: Any) -> Any:
+    return click.option("--include-contended", is_flag=True,
+                        help="Use latency records flagged contended too (measured while other processes used the CPU; "
+                             "left out by default, with a note).")(f)
+
+
 def _choice(value: str | None, allowed: Sequence[str], what: str, default: str) -> str:
     """A validated choice as one clear error line (instead of click's usage block)."""
     key = (value or default).lower()
@@ -89,9 +95,10 @@ def _emit_for_scripts(result: dict[str, Any], fmt: str) -> bool:
               help="Add rows computed from the paper's own Table 9 numbers, beside its published Table 1.")
 @click.option("--format", "fmt", default="table", show_default=True, help="table, json or csv.")
 @_results_option
+@_contended_option
 def correlate_cmd(devices: tuple[str, ...], against: str, patterns: tuple[str, ...], exclude: tuple[str, ...],
                   zoo: str | None, runtime: str | None, threads: int | None, precision: str | None,
-                  reference: str | None, fmt: str, results: str) -> None:
+                  reference: str | None, fmt: str, results: str, include_contended: bool) -> None:
     """Spearman rank correlation of latency with FLOPs and with parameter count, per device and runtime, in the
     layout of the paper's Table 1 (rows '<Device> Latency'; corr., p-value and n).
 
@@ -123,14 +130,16 @@ def correlate_cmd(devices: tuple[str, ...], against: str, patterns: tuple[str, .
     store = open_store(results)
     if reference is None:
         result = correlate_records(store, models=models, exclude=exclude, device=device_list, runtime=runtime,
-                                   threads=threads, precision=precision, against=against_list)
+                                   threads=threads, precision=precision, against=against_list,
+                                   include_contended=include_contended)
     else:
         result = correlate_reference(device=[d for d in device_list if d != "mac"], models=models, exclude=exclude,
                                      against=against_list)
         if store.latest("latency"):
             try:
                 ours = correlate_records(store, models=models, exclude=exclude, device=device_list, runtime=runtime,
-                                         threads=threads, precision=precision, against=against_list)
+                                         threads=threads, precision=precision, against=against_list,
+                                         include_contended=include_contended)
                 result["rows"] = ours["rows"] + result["rows"]
                 result["notes"] = ours["notes"] + result["notes"]
                 result["source"] = f"{ours['source']} and {result['source']}"
@@ -236,9 +245,10 @@ def rich_agreement(table: dict[str, Any]) -> Any:
               help="Only CPU records measured with this many threads.")
 @click.option("--precision", default=None, help="Only records of this precision.")
 @_results_option
+@_contended_option
 def table_cmd(models: tuple[str, ...], zoo: str | None, layout: str, fmt: str | None, out: str | None,
               compare: bool, all_rows: bool, runtimes: tuple[str, ...], threads: int | None, precision: str | None,
-              results: str) -> None:
+              results: str, include_contended: bool) -> None:
     """The paper's Table 9 (Transformer then Convolutional architectures, each sorted by mobile latency,
     descending) or Table 14, filled with your measurements: FLOPs and params from `profile` records, latency per
     device from `latency` records, top-1 from the paper. Missing measurements are '-', as in the paper. Headers
@@ -268,7 +278,7 @@ def table_cmd(models: tuple[str, ...], zoo: str | None, layout: str, fmt: str | 
     names = [s.name for s in registry.expand(models, zoo=zoo)] if (models or zoo) else None
     store = open_store(results)
     table = build_table(store, layout, models=names, all_rows=all_rows, compare=compare, runtimes=runtimes,
-                        threads=threads, precision=precision)
+                        threads=threads, precision=precision, include_contended=include_contended)
     if fmt == "rich":
         import io
 
@@ -313,9 +323,10 @@ def table_cmd(models: tuple[str, ...], zoo: str | None, layout: str, fmt: str | 
 @click.option("--format", "fmt", default="table", show_default=True, help="How to list what was written: table "
                                                                           "or json.")
 @_results_option
+@_contended_option
 def plot_cmd(figures: tuple[str, ...], devices: tuple[str, ...], runtime: str | None, patterns: tuple[str, ...],
              exclude: tuple[str, ...], zoo: str | None, out_dir: str | None, reference: str | None, fmt: str,
-             results: str) -> None:
+             results: str, include_contended: bool) -> None:
     """The paper's Figure 2 (latency vs FLOPs, latency vs params; labelled scatter, log axes) and Figure 1 (top-1
     vs latency; top-1 from the paper) from your records, one PNG and one SVG per figure and device/runtime. The
     title names the device, runtime and statistic; colours are the Table 9 families.
@@ -340,7 +351,8 @@ def plot_cmd(figures: tuple[str, ...], devices: tuple[str, ...], runtime: str | 
     store = open_store(results)
     target = Path(out_dir) if out_dir else Path(results) / "figures"
     written = make_plots(store, target, figures=figure_list, devices=device_list, runtime=runtime,
-                         models=_model_patterns(patterns, zoo), exclude=exclude, reference=reference)
+                         models=_model_patterns(patterns, zoo), exclude=exclude, reference=reference,
+                         include_contended=include_contended)
     if fmt == "json":
         _echo_json(written)
         return
@@ -365,8 +377,10 @@ def plot_cmd(figures: tuple[str, ...], devices: tuple[str, ...], runtime: str | 
               help="Use X GFLOP/s as the peak instead of measuring it.")
 @click.option("--format", "fmt", default="table", show_default=True, help="table, json or csv.")
 @_results_option
+@_contended_option
 def roofline_cmd(patterns: tuple[str, ...], exclude: tuple[str, ...], zoo: str | None, runtime: str | None,
-                 threads: int | None, remeasure: bool, peak_gflops: float | None, fmt: str, results: str) -> None:
+                 threads: int | None, remeasure: bool, peak_gflops: float | None, fmt: str, results: str,
+                 include_contended: bool) -> None:
     """Is each model compute-bound or overhead-bound on this CPU? For every CPU latency record: the achieved
     GFLOP/s (2 x FLOPs / latency: the paper's FLOPs are multiply-adds) and its fraction of this CPU's peak.
 
@@ -400,7 +414,8 @@ def roofline_cmd(patterns: tuple[str, ...], exclude: tuple[str, ...], zoo: str |
                    f"time)...", err=True)
 
     result = roofline(store, models=_model_patterns(patterns, zoo), exclude=exclude, runtime=runtime,
-                      threads=threads, remeasure=remeasure, peak_override=peak_gflops, announce=announce)
+                      threads=threads, remeasure=remeasure, peak_override=peak_gflops, announce=announce,
+                      include_contended=include_contended)
     if _emit_for_scripts(result, fmt):
         return
     shown = dict(result, rows=[{**r, "fraction": None if r["fraction"] is None else 100.0 * r["fraction"]}

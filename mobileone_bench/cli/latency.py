@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
-from typing import Any
+from typing import Any, Callable, Iterator
 
 import click
 
@@ -39,6 +40,8 @@ def latency_rows(records: list[dict[str, Any]], skipped: set[str] | None = None)
             row["state"] = f"failed: {rec.get('error')}"
         else:
             state = "cached" if skipped and rec.get("record_id") in skipped else "measured"
+            if rec.get("contended"):
+                state += f" (contended {rec.get('contended_share', 0):.0%})"
             if rec.get("noise_warning"):
                 state += " (noisy)"
             row["state"] = state
@@ -67,26 +70,81 @@ def environment_line(records: list[dict[str, Any]]) -> str:
     report = rec.get("report")
     if report:
         parts.append(f"latency = {report} of {rec.get('runs')} runs after {rec.get('warmup')} warmup")
+    if rec.get("protocol") == "interleaved":
+        from mobileone_bench.records import as_list
+
+        sizes = as_list(rec.get("runs_per_round"))
+        parts.append(f"interleaved: {len(sizes)} rounds x {max(sizes) if sizes else '?'} runs over "
+                     f"{rec.get('models_in_rounds')} models, {rec.get('round_warmup')} warmup per round, "
+                     f"seed {rec.get('round_seed')}")
     return " | ".join(p for p in parts if p)
 
 
 def run_latency(specs: list[Any], job: Any, store: Any, *, force: bool) -> tuple[list[dict[str, Any]], set[str]]:
-    """Measure every spec with a progress bar; returns (records, ids of records reused from the store)."""
+    """Measure every spec (interleaved rounds for several, unless the job says blocked) with a progress bar;
+    returns (records, ids of records reused from the store)."""
     from mobileone_bench import pipeline
 
-    records: list[dict[str, Any]] = []
-    skipped: set[str] = set()
-    with progress(len(specs), "latency") as bar:
-        task = bar.add_task("latency", total=len(specs), status="")
-        for spec in specs:
-            bar.update(task, status=spec.name)
-            rec, was_skipped = pipeline.measure_latency(
-                spec, job, store, force=force, on_step=lambda s, n=spec.name: bar.update(task, status=f"{n}: {s}"))
-            if was_skipped:
-                skipped.add(rec["record_id"])
-            records.append(rec)
-            bar.advance(task)
+    job = job.for_models(len(specs))
+    with measurement_progress(len(specs), job, "latency") as step:
+        results = pipeline.measure_models(specs, job, store, force=force, on_step=step)
+    records = [rec for rec, _ in results]
+    skipped = {rec["record_id"] for rec, was_skipped in results if was_skipped}
     return records, skipped
+
+
+@contextlib.contextmanager
+def measurement_progress(n_models: int, job: Any, title: str) -> Iterator[Callable[[str, str], None]]:
+    """A progress bar over the timed blocks of a measurement (``n x rounds`` interleaved, ``n`` blocked); yields the
+    ``on_step(model, what)`` callback of :func:`pipeline.measure_models` and :func:`pipeline.run_models`."""
+    blocks = n_models * (int(job.rounds or 1) if job.protocol == "interleaved" else 1)
+    with progress(blocks, title) as bar:
+        task = bar.add_task(title, total=blocks, status="")
+
+        def step(model: str, what: str) -> None:
+            bar.update(task, status=f"{model}: {what}", advance=1 if what.startswith(("round ", "measure ")) else 0)
+
+        yield step
+        bar.update(task, completed=blocks)
+
+
+def protocol_options(f: Any) -> Any:
+    """``--protocol``, ``--rounds``, ``--seed``, ``--wait-quiet`` and ``--ort-spinning``: shared by latency, run and
+    ablate."""
+    from mobileone_bench.devices import ORT_SPINNING_DEFAULT
+    from mobileone_bench.devices._rounds import DEFAULT_ROUNDS
+
+    options = [
+        click.option("--protocol", type=click.Choice(["interleaved", "blocked"]), default=None,
+                     help="Several models: interleaved rounds (default) or each model in one block (the paper's "
+                          "way; always used for a single model)."),
+        click.option("--rounds", type=click.IntRange(min=1), default=DEFAULT_ROUNDS, show_default=True,
+                     help="Interleaved: rounds the runs are split into (each round visits every model once, in a "
+                          "fresh random order)."),
+        click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
+                     help="Seed of the interleaved visiting orders (recorded)."),
+        click.option("--wait-quiet", type=click.FloatRange(min=0), default=None, is_flag=False, flag_value=60.0,
+                     metavar="[SECONDS]", help="Before measuring, wait until other processes use < 10% of the CPUs "
+                                               "(give up after SECONDS, default 60)."),
+        click.option("--ort-spinning/--no-ort-spinning", default=ORT_SPINNING_DEFAULT, show_default=True,
+                     help="onnxruntime: let idle intra-op threads spin (see the README for the measured effect)."),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
+def wait_until_quiet(seconds: float | None) -> None:
+    """``--wait-quiet``: block until the machine is quiet, or raise one line."""
+    if seconds is None:
+        return
+    from mobileone_bench.cli._common import stderr
+    from mobileone_bench.devices._contention import wait_quiet
+
+    waited = wait_quiet(seconds, on_wait=lambda t, busy: stderr().print(
+        f"waiting for a quiet machine: other processes use {busy:.0%} of the CPUs ({t:.0f} s)", highlight=False))
+    if waited:
+        stderr().print(f"quiet after {waited:.0f} s", highlight=False)
 
 
 @click.command("latency")
@@ -125,16 +183,23 @@ def run_latency(specs: list[Any], job: Any, store: Any, *, force: bool) -> tuple
 @click.option("--models-dir", default="models", show_default=True, type=click.Path(file_okay=False),
               help="Where artifacts are exported (and reused).")
 @click.option("--force", is_flag=True, help="Measure again even if an identical measurement is stored.")
+@protocol_options
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table", show_default=True)
 def latency_cmd(models: tuple[str, ...], zoo: str | None, device: str, runtime: str | None, warmup: int | None,
                 runs: int | None, threads: int | None, precision: str | None, report: str | None, ort_opt: str,
                 no_cuda_graphs: bool, destination: str | None, compute_units: str, reports: tuple[str, ...],
                 team: str | None, bundle_id: str | None, harness: str | None, weights: str | None,
                 input_size: tuple[int, int] | None, no_reparam: bool, results: str,
-                models_dir: str, force: bool, fmt: str) -> None:
+                models_dir: str, force: bool, protocol: str | None, rounds: int, seed: int,
+                wait_quiet: float | None, ort_spinning: bool, fmt: str) -> None:
     """Measure latency with the paper's protocol (Section 3.5): load, preallocate the input, warm up, then time
     every run separately with a monotonic clock (CUDA events on GPU). Every measurement is stored in the results
     folder with its raw samples, statistics and environment; identical measurements are skipped unless --force.
+
+    Several models are measured in interleaved rounds: all are loaded first, then each round gives every model a
+    short warm-up and a block of its runs, in a fresh seeded order, so a burst of other work touches a few rounds of
+    every model rather than all runs of a few. What else the machine did is recorded with each block, and a record
+    with over a third of its runs in contended blocks is flagged "contended".
 
     \b
     Examples:
@@ -142,6 +207,7 @@ def latency_cmd(models: tuple[str, ...], zoo: str | None, device: str, runtime: 
       mobileone-bench latency --zoo paper-table9 --threads 1 --runs 200
       mobileone-bench latency mobileone_s1 --device cpu --runtime torch
       mobileone-bench latency mobileone_s1 --device gpu --runtime torch-cuda
+      mobileone-bench latency --zoo quick --rounds 10 --wait-quiet
       mobileone-bench latency --device iphone --from-report report.json
     """
     from mobileone_bench import pipeline
@@ -152,7 +218,9 @@ def latency_cmd(models: tuple[str, ...], zoo: str | None, device: str, runtime: 
     store = ResultsStore(results)
     options: dict[str, Any] = {}
     if device == "cpu":
-        options["graph_optimization"] = ort_opt
+        from mobileone_bench.devices import cpu_runtime_options
+
+        options.update(cpu_runtime_options(runtime, graph_optimization=ort_opt, allow_spinning=ort_spinning))
     if device == "gpu":
         options["cuda_graphs"] = not no_cuda_graphs
     if device in ("iphone", "mac"):
@@ -162,7 +230,7 @@ def latency_cmd(models: tuple[str, ...], zoo: str | None, device: str, runtime: 
     job = pipeline.LatencyJob(device=device, runtime=runtime, precision=precision, warmup=warmup, runs=runs,
                               threads=threads, report=report, runtime_options=tuple(sorted(options.items())),
                               input_size=input_size, weights=weights, reparameterize=not no_reparam,
-                              models_dir=models_dir).resolved()
+                              models_dir=models_dir, protocol=protocol, rounds=rounds, seed=seed).resolved()
     skipped: set[str] = set()
     if device in ("iphone", "mac"):
         from mobileone_bench.cli._common import warn
@@ -189,6 +257,7 @@ def latency_cmd(models: tuple[str, ...], zoo: str | None, device: str, runtime: 
 
             require_cuda()
         specs = select_models(models, zoo)
+        wait_until_quiet(wait_quiet)
         records, skipped = run_latency(specs, job, store, force=force)
     rows = latency_rows(records, skipped)
     if fmt == "json":

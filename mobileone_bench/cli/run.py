@@ -7,7 +7,8 @@ from typing import Any
 
 import click
 
-from mobileone_bench.cli._common import emit, input_size_option, models_argument, progress, select_models, stdout
+from mobileone_bench.cli._common import emit, input_size_option, models_argument, select_models, stdout
+from mobileone_bench.cli.latency import measurement_progress, protocol_options, wait_until_quiet
 
 __all__ = ["run_cmd", "ablate_cmd", "COMMANDS"]
 
@@ -31,12 +32,13 @@ def _measurement_options(f: Any) -> Any:
     ]
     for option in reversed(options):
         f = option(f)
-    return f
+    return protocol_options(f)
 
 
 def _job(device: str, runtime: str | None, warmup: int | None, runs: int | None, threads: int | None,
          precision: str | None, models_dir: str, input_size: tuple[int, int] | None = None,
-         compute_units: str | None = None) -> Any:
+         compute_units: str | None = None, *, protocol: str | None = None, rounds: int | None = None, seed: int = 0,
+         ort_spinning: bool | None = None) -> Any:
     from mobileone_bench import pipeline
     from mobileone_bench.devices import check_runtime_available, get_runtime
     from mobileone_bench.errors import UsageError
@@ -53,26 +55,42 @@ def _job(device: str, runtime: str | None, warmup: int | None, runs: int | None,
         from mobileone_bench.devices.gpu import require_cuda
 
         require_cuda()
-    options = (("graph_optimization", "all"),) if device == "cpu" else (("cuda_graphs", True),)
+    from mobileone_bench.devices import ORT_SPINNING_DEFAULT, cpu_runtime_options
+
+    spinning = ORT_SPINNING_DEFAULT if ort_spinning is None else ort_spinning
+    options = cpu_runtime_options(runtime, allow_spinning=spinning) if device == "cpu" else (("cuda_graphs", True),)
     return pipeline.LatencyJob(device=device, runtime=runtime, precision=precision, warmup=warmup, runs=runs,
                                threads=threads, runtime_options=options, input_size=input_size,
-                               models_dir=models_dir).resolved()
+                               models_dir=models_dir, protocol=protocol, rounds=rounds, seed=seed).resolved()
 
 
-def _sweep(specs: list[Any], job: Any, store: Any, force: bool, title: str) -> list[dict[str, Any]]:
+def _sweep(specs: list[Any], job: Any, store: Any, force: bool, title: str, *,
+           force_latency: bool = False) -> list[dict[str, Any]]:
+    """The pipeline over the specs with one progress bar over the timed blocks (interleaved for several)."""
     from mobileone_bench import pipeline
 
-    with progress(len(specs), title) as bar:
-        task = bar.add_task(title, total=len(specs), status="")
+    job = job.for_models(len(specs))
+    with measurement_progress(len(specs), job, title) as step:
+        return pipeline.run_models(specs, job, store, force=force, force_latency=force_latency, on_step=step)
 
-        def step(model: str, what: str) -> None:
-            bar.update(task, status=f"{model}: {what}")
 
-        rows = []
-        for spec in specs:
-            rows.extend(pipeline.run_models([spec], job, store, force=force, on_step=step))
-            bar.advance(task)
-    return rows
+def _remeasure(rows: list[dict[str, Any]], specs: list[Any], job: Any, store: Any) -> list[dict[str, Any]]:
+    """``--remeasure-flagged``: one more sweep over the models whose latency record is flagged; the new records are
+    appended (readers take the newest per key) and replace the old ones in ``rows``."""
+    from mobileone_bench.cli._common import stderr
+    from mobileone_bench.pipeline import flagged
+
+    again = [spec for spec, row in zip(specs, rows) if flagged(row["latency"])]
+    if not again:
+        stderr().print("--remeasure-flagged: no latency record is flagged", highlight=False)
+        return rows
+    stderr().print(f"--remeasure-flagged: measuring {len(again)} flagged model(s) again: "
+                   f"{', '.join(s.name for s in again)}", highlight=False, markup=False)
+    new = {r["model"]: r for r in _sweep(again, job, store, False, "remeasure", force_latency=True)}
+    still = [name for name, r in new.items() if flagged(r["latency"])]
+    if still:
+        stderr().print(f"--remeasure-flagged: still flagged: {', '.join(still)}", highlight=False, markup=False)
+    return [new.get(row["model"], row) for row in rows]
 
 
 def _summary_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -89,6 +107,10 @@ def _summary_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
             state = str(lat.get("error"))
         if lat.get("status") == "ok" and r["skipped"]["latency"]:
             state = "ok (stored)"
+        if lat.get("status") == "ok" and lat.get("contended"):
+            state += f" (contended {lat.get('contended_share') or 0:.0%})"
+        elif lat.get("status") == "ok" and lat.get("noise_warning"):
+            state += " (noisy)"
         out.append({
             "model": r["model"], "params_m": prof.get("params_m"), "flops_m": prof.get("flops_m"),
             "latency_ms": lat.get("latency_ms"), "cv": lat.get("cv"),
@@ -102,9 +124,13 @@ def _summary_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 @click.option("--zoo", default=None, metavar="NAME", help="Zoo to run (default: quick; see `list --zoos`).")
 @_measurement_options
 @input_size_option()
+@click.option("--remeasure-flagged", is_flag=True,
+              help="After the sweep, measure again every latency that is flagged (contended, or noisy by its CV) "
+                   "and append the new records (one more pass; the old records are kept).")
 def run_cmd(models: tuple[str, ...], zoo: str | None, device: str, runtime: str | None, warmup: int | None,
             runs: int | None, threads: int | None, precision: str | None, results: str, models_dir: str,
-            force: bool, fmt: str, input_size: tuple[int, int] | None) -> None:
+            force: bool, protocol: str | None, rounds: int, seed: int, wait_quiet: float | None,
+            ort_spinning: bool, fmt: str, input_size: tuple[int, int] | None, remeasure_flagged: bool) -> None:
     """The main job: for every model of a zoo, profile (params, FLOPs), export and measure latency, storing each
     step; then print the Table 9-style table and the Spearman correlations of latency with FLOPs and params.
 
@@ -119,10 +145,14 @@ def run_cmd(models: tuple[str, ...], zoo: str | None, device: str, runtime: str 
     """
     from mobileone_bench.records import ResultsStore
 
-    job = _job(device, runtime, warmup, runs, threads, precision, models_dir, input_size)
+    job = _job(device, runtime, warmup, runs, threads, precision, models_dir, input_size, protocol=protocol,
+               rounds=rounds, seed=seed, ort_spinning=ort_spinning)
     specs = select_models(models, zoo, default_zoo="quick")
     store = ResultsStore(results)
+    wait_until_quiet(wait_quiet)
     rows = _sweep(specs, job, store, force, "run")
+    if remeasure_flagged:
+        rows = _remeasure(rows, specs, job, store)
     summary = _summary_rows(rows)
     if fmt == "json":
         click.echo(json.dumps({"models": summary, **_report(store, specs, job, as_json=True)}, indent=2,
@@ -165,6 +195,9 @@ def _report(store: Any, specs: list[Any], job: Any, *, as_json: bool) -> Any:
         out["agreement"] = table.get("agreement")
         if not as_json:
             stdout().print(rich_paper_table(table))
+            for note in table.get("footnotes") or []:
+                if "contended" in note:  # the other footnotes are `table`'s business
+                    stdout().print(f"  {note}", style="dim", highlight=False, markup=False)
             if table.get("agreement"):
                 stdout().print(rich_agreement(table))
     except AnalysisError as exc:
@@ -196,7 +229,8 @@ def _report(store: Any, specs: list[Any], job: Any, *, as_json: bool) -> Any:
 @click.option("--from-report", "reports", multiple=True, type=click.Path(exists=True, dir_okay=False),
               metavar="FILE", help="iphone/mac: import the harness report of the variants instead of measuring.")
 def ablate_cmd(study: str, device: str, runtime: str | None, warmup: int | None, runs: int | None,
-               threads: int | None, precision: str | None, results: str, models_dir: str, force: bool, fmt: str,
+               threads: int | None, precision: str | None, results: str, models_dir: str, force: bool,
+               protocol: str | None, rounds: int, seed: int, wait_quiet: float | None, ort_spinning: bool, fmt: str,
                formats: str, destination: str | None, compute_units: str, reports: tuple[str, ...]) -> None:
     """The Section 3.2 bottleneck studies: the 30-layer network with different activations (Table 2) or blocks
     (Table 3), exported and measured through the normal pipeline, with the latency ratio to the ReLU baseline
@@ -225,7 +259,8 @@ def ablate_cmd(study: str, device: str, runtime: str | None, warmup: int | None,
     if (reports or destination) and not apple:
         raise UsageError("--from-report and --destination apply to --device iphone or mac")
     job = _job(device, runtime, warmup, runs, threads, precision, models_dir,
-               compute_units=compute_units if apple else None)
+               compute_units=compute_units if apple else None, protocol=protocol, rounds=rounds, seed=seed,
+               ort_spinning=ort_spinning)
     zoo = "ablation-activations" if study == "activations" else "ablation-blocks"
     specs = select_models((), zoo)
     fmts = parse_formats(formats)
@@ -238,6 +273,7 @@ def ablate_cmd(study: str, device: str, runtime: str | None, warmup: int | None,
     if apple:
         rows = _apple_rows(specs, job, store, reports, destination, force)
     else:
+        wait_until_quiet(wait_quiet)
         rows = _sweep(specs, job, store, force, f"ablate {study}")
     table = paper_table("table2" if study == "activations" else "table3")
     paper = {r["model"]: r for r in table["rows"]}

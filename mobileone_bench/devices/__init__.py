@@ -25,7 +25,7 @@ from typing import Any
 
 from mobileone_bench.errors import UsageError, require_modules
 
-__all__ = ["RuntimeSpec", "RUNTIMES", "DEVICES", "get_runtime", "check_runtime_available", "load_runtime",
+__all__ = ["RuntimeSpec", "RUNTIMES", "DEVICES", "ORT_SPINNING_DEFAULT", "cpu_runtime_options", "get_runtime", "check_runtime_available", "load_runtime",
            "default_runtime"]
 
 
@@ -81,6 +81,18 @@ _add(RuntimeSpec("coreml", "mac", "coreml", ("fp16", "fp32"), "fp16", ("coremlto
                  "macOS (Core ML predicts only on Apple platforms)", "apple", 0, 1000, "min"))
 
 DEVICES = ("cpu", "gpu", "iphone", "mac")
+
+# onnxruntime's intra-op workers spin (busy-wait) after a run by default. Measured in benchmarks/spinning.py and
+# benchmarks/README.md: see the README's Latency section for the figures behind this default.
+ORT_SPINNING_DEFAULT = False
+
+
+def cpu_runtime_options(runtime: str | None, *, graph_optimization: str = "all",
+                        allow_spinning: bool = ORT_SPINNING_DEFAULT) -> tuple[tuple[str, Any], ...]:
+    """The recorded runtime options of a CPU runtime (onnxruntime: optimisation level and spin policy)."""
+    if (runtime or default_runtime("cpu")) == "onnxruntime":
+        return (("allow_spinning", bool(allow_spinning)), ("graph_optimization", graph_optimization))
+    return (("graph_optimization", graph_optimization),)
 _DEFAULTS = {"cpu": "onnxruntime", "gpu": "tensorrt", "iphone": "coreml", "mac": "coreml"}
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -31,9 +32,12 @@ class OnnxRuntimeRunner:
         input_shape: Shape of the input to feed.
         threads: Intra-op threads (inter-op is 1, execution sequential).
         graph_optimization: ``disable``, ``basic``, ``extended`` or ``all``.
+        allow_spinning: Let idle intra-op workers busy-wait for the next run
+            (``session.intra_op.allow_spinning``); ``None`` leaves onnxruntime's default (spinning).
     """
 
-    def __init__(self, path: Path, input_shape: tuple[int, ...], threads: int, graph_optimization: str = "all"):
+    def __init__(self, path: Path, input_shape: tuple[int, ...], threads: int, graph_optimization: str = "all",
+                 allow_spinning: bool | None = None):
         import onnxruntime as ort
 
         if graph_optimization not in _ORT_LEVELS:
@@ -45,6 +49,8 @@ class OnnxRuntimeRunner:
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         options.graph_optimization_level = getattr(ort.GraphOptimizationLevel, _ORT_LEVELS[graph_optimization])
         options.log_severity_level = 3
+        if allow_spinning is not None:
+            options.add_session_config_entry("session.intra_op.allow_spinning", "1" if allow_spinning else "0")
         try:
             self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         except Exception as exc:  # noqa: BLE001 - a bad artifact is a measurement failure with its reason
@@ -53,7 +59,8 @@ class OnnxRuntimeRunner:
         self.feed = {inp.name: np.random.default_rng(0).standard_normal(input_shape).astype(np.float32)}
         self.outputs = [o.name for o in self.session.get_outputs()]
         self._settings = {"intra_op_threads": threads, "inter_op_threads": 1, "execution_mode": "sequential",
-                          "graph_optimization": graph_optimization, "providers": self.session.get_providers(),
+                          "graph_optimization": graph_optimization,
+                          "allow_spinning": True if allow_spinning is None else bool(allow_spinning), "providers": self.session.get_providers(),
                           "onnxruntime": ort.__version__}
 
     def __call__(self) -> Any:
@@ -78,7 +85,9 @@ class TorchRunner:
         self.model = model.eval()
         self.x = torch.randn(input_shape, generator=torch.Generator().manual_seed(0))
         self._settings = {"threads": threads, "mode": "eager, inference_mode", "torch": torch.__version__,
-                          "mkldnn": bool(torch.backends.mkldnn.is_available())}
+                          "mkldnn": bool(torch.backends.mkldnn.is_available()),
+                          # OpenMP's spin policy is fixed when the process starts; recorded, not set
+                          "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY")}
 
     def __call__(self) -> Any:
         with self._torch.inference_mode():
@@ -100,7 +109,8 @@ def make_runner(runtime: str, *, artifact: Path | None, model: Any, input_shape:
     if runtime == "onnxruntime":
         if artifact is None:
             raise MeasurementError("onnxruntime needs the ONNX artifact")
-        return OnnxRuntimeRunner(Path(artifact), input_shape, threads, options.get("graph_optimization", "all"))
+        return OnnxRuntimeRunner(Path(artifact), input_shape, threads, options.get("graph_optimization", "all"),
+                                 options.get("allow_spinning"))
     if runtime == "torch":
         return TorchRunner(model, input_shape, threads)
     raise UsageError(f"unknown CPU runtime {runtime!r}")
