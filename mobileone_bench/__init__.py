@@ -4,10 +4,54 @@ Load a model, re-parameterize its train-time branches, export it (ONNX, Core ML,
 (CPU, GPU, iPhone, Mac), count its FLOPs and parameters, and ask whether FLOPs or parameters predict latency
 (Spearman rank correlation, the paper's Table 1).
 
-The package is importable without torch being imported: heavy libraries load inside the functions that need them,
-so ``mobileone-bench --help`` stays fast.
+From Python, every step is a function of :mod:`mobileone_bench.api`, available here::
+
+    import mobileone_bench as mb
+
+    mb.list_models("mobileone*")                 # DataFrame of the models the tool can build
+    model = mb.create_model("mobileone_s0")      # the inference-time nn.Module, re-parameterized and verified
+    mb.run(zoo="quick")["models"]                # profile + export + latency over a zoo
+    mb.correlate()                               # Table 1: Spearman rho of latency vs FLOPs and params
+
+The package is importable without torch being imported: the API is loaded on first use and heavy libraries load
+inside the functions that need them, so ``import mobileone_bench`` and ``mobileone-bench --help`` stay fast.
 """
+
+from __future__ import annotations
+
+from typing import Any
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__"]
+_API = (
+    "list_models",
+    "list_zoos",
+    "create_model",
+    "reparam",
+    "profile",
+    "export",
+    "latency",
+    "run",
+    "ablate",
+    "load_results",
+    "correlate",
+    "table",
+    "plot",
+    "roofline",
+)
+
+__all__ = ["__version__", *_API]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _API:
+        from mobileone_bench import api
+
+        value = getattr(api, name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'mobileone_bench' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_API))

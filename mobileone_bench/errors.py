@@ -8,6 +8,7 @@ from __future__ import annotations
 
 __all__ = [
     "BenchError",
+    "BenchWarning",
     "UsageError",
     "UnknownModelError",
     "ModelUnavailableError",
@@ -108,3 +109,7 @@ class ReportError(BenchError):
 
 class AnalysisError(BenchError):
     """An analysis cannot be computed from the records at hand (too few points, constant columns...)."""
+
+
+class BenchWarning(UserWarning):
+    """Something the user should know that does not stop the work (the CLI shows it as one ``warning:`` line)."""

@@ -238,7 +238,7 @@ def test_run_remeasure_flagged_appends_new_records(runner, cli, tmp_path, monkey
 
     again = runner.invoke(cli, [*args, "--remeasure-flagged"])
     assert again.exit_code == 0, again.output
-    assert "measuring 2 flagged model(s) again" in again.stderr and "still flagged" in again.stderr
+    assert "measured 2 flagged model(s) again" in again.stderr and "still flagged" in again.stderr
     assert len(store.records("latency")) == 4 and len(store.records("profile")) == 2
 
     monkeypatch.undo()

@@ -7,7 +7,7 @@ import io
 import json
 import math
 import sys
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Sequence
 
 import click
 
@@ -15,16 +15,13 @@ from mobileone_bench.errors import UsageError
 
 __all__ = [
     "stdout",
-    "stderr",
     "format_option",
     "models_argument",
     "zoo_option",
     "input_size_option",
     "weights_option",
-    "select_models",
     "emit",
     "render_table",
-    "progress",
     "warn",
     "fmt_num",
     "FiniteFloat",
@@ -44,15 +41,6 @@ def stdout() -> Any:
         tty = sys.stdout.isatty()
         _CONSOLES["out"] = Console(file=sys.stdout, width=None if tty else _UNWRAPPED_WIDTH, soft_wrap=not tty)
     return _CONSOLES["out"]
-
-
-def stderr() -> Any:
-    """The rich console for progress and messages (stderr), so stdout stays clean for ``--format json``."""
-    from rich.console import Console
-
-    if "err" not in _CONSOLES or _CONSOLES["err"].file is not sys.stderr:
-        _CONSOLES["err"] = Console(file=sys.stderr)
-    return _CONSOLES["err"]
 
 
 def warn(message: str) -> None:
@@ -120,19 +108,6 @@ def weights_option() -> Callable[[Any], Any]:
                              "downloaded). Random weights otherwise.")
 
 
-def select_models(models: Iterable[str], zoo: str | None, *, default_zoo: str | None = None,
-                  include_unavailable: bool = True) -> list[Any]:
-    """Resolve the MODEL... arguments and ``--zoo`` into specs (errors are one line)."""
-    from mobileone_bench import registry
-
-    names = list(models)
-    if not names and not zoo:
-        if default_zoo is None:
-            raise UsageError("name at least one MODEL (or a wildcard such as 'mobileone*') or a --zoo")
-        zoo = default_zoo
-    return registry.expand(names, zoo=zoo, include_unavailable=include_unavailable)
-
-
 def fmt_num(value: Any, digits: int = 2) -> str:
     """A number for a table: '-' for missing, like the paper."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
@@ -190,12 +165,3 @@ def _json_default(o: Any) -> Any:
     if hasattr(o, "as_dict"):
         return o.as_dict()
     return str(o)
-
-
-def progress(total: int, description: str) -> Any:
-    """A rich progress bar on stderr (transient when stderr is not a terminal)."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                    TextColumn("{task.fields[status]}"), TimeElapsedColumn(), console=stderr(),
-                    transient=not stderr().is_terminal)

@@ -14,7 +14,7 @@ from typing import Any, Callable, Sequence
 import click
 
 from mobileone_bench.cli._common import FiniteFloat, emit, models_argument, stdout, zoo_option
-from mobileone_bench.errors import AnalysisError, UsageError
+from mobileone_bench.errors import UsageError
 
 __all__ = ["correlate_cmd", "table_cmd", "plot_cmd", "roofline_cmd", "COMMANDS", "rich_correlation",
            "rich_paper_table", "rich_agreement"]
@@ -37,16 +37,6 @@ def _choice(value: str | None, allowed: Sequence[str], what: str, default: str) 
     if key not in allowed:
         raise UsageError(f"unknown {what} {value!r}; choose from {', '.join(allowed)}")
     return key
-
-
-def _model_patterns(patterns: Sequence[str], zoo: str | None) -> list[str]:
-    from mobileone_bench import registry
-    from mobileone_bench.analysis._data import parse_list
-
-    names = parse_list(patterns)
-    if zoo:
-        names += registry.zoo_models(zoo)
-    return names
 
 
 def _print_notes(notes: Sequence[str]) -> None:
@@ -118,34 +108,12 @@ def correlate_cmd(devices: tuple[str, ...], against: str, patterns: tuple[str, .
       mobileone-bench correlate --reference paper
       mobileone-bench correlate --reference paper --exclude 'repvgg*,mobileone*'
     """
-    from mobileone_bench.analysis._data import open_store, parse_devices
-    from mobileone_bench.analysis.correlate import correlate_records, correlate_reference, parse_against
+    from mobileone_bench import api
 
     fmt = _choice(fmt, ("table", "json", "csv"), "format", "table")
-    device_list = parse_devices(devices)
-    against_list = parse_against(against)
-    if reference is not None:
-        reference = _choice(reference, ("paper",), "reference", "paper")
-    models = _model_patterns(patterns, zoo)
-    store = open_store(results)
-    if reference is None:
-        result = correlate_records(store, models=models, exclude=exclude, device=device_list, runtime=runtime,
-                                   threads=threads, precision=precision, against=against_list,
-                                   include_contended=include_contended)
-    else:
-        result = correlate_reference(device=[d for d in device_list if d != "mac"], models=models, exclude=exclude,
-                                     against=against_list)
-        if store.latest("latency"):
-            try:
-                ours = correlate_records(store, models=models, exclude=exclude, device=device_list, runtime=runtime,
-                                         threads=threads, precision=precision, against=against_list,
-                                         include_contended=include_contended)
-                result["rows"] = ours["rows"] + result["rows"]
-                result["notes"] = ours["notes"] + result["notes"]
-                result["source"] = f"{ours['source']} and {result['source']}"
-                result["title"] = "Spearman rank correlation of latency with FLOPs and params: ours and the paper's"
-            except AnalysisError as exc:
-                result["notes"].insert(0, f"ours: {exc}")
+    result = api.correlation(results, devices=devices, against=against, models=patterns, exclude=exclude, zoo=zoo,
+                             runtime=runtime, threads=threads, precision=precision, reference=reference,
+                             include_contended=include_contended)
     if _emit_for_scripts(result, fmt):
         return
     stdout().print(rich_correlation(result))
@@ -268,17 +236,15 @@ def table_cmd(models: tuple[str, ...], zoo: str | None, layout: str, fmt: str | 
       mobileone-bench table --layout table14 --format latex --out table14.tex
       mobileone-bench table mobileone_s0 mobilenetv2-x1.0 --format json
     """
-    from mobileone_bench import registry
-    from mobileone_bench.analysis._data import open_store
-    from mobileone_bench.analysis.tables import FORMATS, build_table, render
+    from mobileone_bench import api
+    from mobileone_bench.analysis.tables import FORMATS, render
 
     if fmt is None:
         fmt = _SUFFIX_FORMATS.get(Path(out).suffix.lower(), "rich") if out else "rich"
     fmt = _choice("rich" if fmt.lower() == "table" else fmt, FORMATS + ("markdown", "tex"), "format", "rich")
-    names = [s.name for s in registry.expand(models, zoo=zoo)] if (models or zoo) else None
-    store = open_store(results)
-    table = build_table(store, layout, models=names, all_rows=all_rows, compare=compare, runtimes=runtimes,
-                        threads=threads, precision=precision, include_contended=include_contended)
+    table = api.build_paper_table(layout, models=models, zoo=zoo, all_rows=all_rows, compare=compare,
+                                  runtimes=runtimes, threads=threads, precision=precision, results=results,
+                                  include_contended=include_contended)
     if fmt == "rich":
         import io
 
@@ -340,19 +306,16 @@ def plot_cmd(figures: tuple[str, ...], devices: tuple[str, ...], runtime: str | 
       mobileone-bench plot --figure latency-vs-flops --device cpu --reference paper
       mobileone-bench plot --reference paper --device iphone --out figures/
     """
-    from mobileone_bench.analysis._data import open_store, parse_devices
-    from mobileone_bench.analysis.plots import make_plots, parse_figures
+    from mobileone_bench import api
+    from mobileone_bench.analysis.plots import parse_figures
 
     fmt = _choice(fmt, ("table", "json"), "format", "table")
-    figure_list = parse_figures(figures)
-    device_list = parse_devices(devices)
-    if reference is not None:
-        reference = _choice(reference, ("paper",), "reference", "paper")
-    store = open_store(results)
+    parse_figures(figures)  # an unknown figure: one line before any work
     target = Path(out_dir) if out_dir else Path(results) / "figures"
-    written = make_plots(store, target, figures=figure_list, devices=device_list, runtime=runtime,
-                         models=_model_patterns(patterns, zoo), exclude=exclude, reference=reference,
-                         include_contended=include_contended)
+    drawn = api.plot_panels(figures, results=results, devices=devices, runtime=runtime, models=patterns,
+                            exclude=exclude, zoo=zoo, reference=reference, include_contended=include_contended,
+                            out=target)
+    written = [{k: v for k, v in d.items() if k not in ("fig", "name")} for d in drawn]
     if fmt == "json":
         _echo_json(written)
         return
@@ -401,21 +364,17 @@ def roofline_cmd(patterns: tuple[str, ...], exclude: tuple[str, ...], zoo: str |
       mobileone-bench roofline
       mobileone-bench roofline --threads 1 --format json
     """
-    from mobileone_bench.analysis._data import open_store
-    from mobileone_bench.analysis.roofline import roofline
+    from mobileone_bench import api
 
     fmt = _choice(fmt, ("table", "json", "csv"), "format", "table")
-    store = open_store(results)
-    if not store.latest("latency"):
-        raise AnalysisError(f"no latency measurements in {store.root}: run `mobileone-bench run` (or "
-                            f"`mobileone-bench latency --device cpu MODEL...`) first")
+
     def announce(threads: int) -> None:
         click.echo(f"measuring this CPU's float32 peak at {threads} thread(s) (a few seconds; stored for next "
                    f"time)...", err=True)
 
-    result = roofline(store, models=_model_patterns(patterns, zoo), exclude=exclude, runtime=runtime,
-                      threads=threads, remeasure=remeasure, peak_override=peak_gflops, announce=announce,
-                      include_contended=include_contended)
+    result = api.roofline_report(results, models=patterns, exclude=exclude, zoo=zoo, runtime=runtime,
+                                 threads=threads, remeasure=remeasure, peak_gflops=peak_gflops,
+                                 include_contended=include_contended, announce=announce)
     if _emit_for_scripts(result, fmt):
         return
     shown = dict(result, rows=[{**r, "fraction": None if r["fraction"] is None else 100.0 * r["fraction"]}

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 import click
 
@@ -12,63 +11,11 @@ from mobileone_bench.cli._common import (
     emit,
     input_size_option,
     models_argument,
-    progress,
-    select_models,
     weights_option,
     zoo_option,
 )
 
-__all__ = ["export_cmd", "COMMANDS", "run_exports"]
-
-
-def run_exports(specs: list[Any], formats: list[Any], out: Path, options: Any, *, weights: str | None,
-                input_size: tuple[int, int] | None, reparameterize: bool, force: bool,
-                on_step: Any = None) -> list[Any]:
-    """Export every model to every format; a model's failure is a result, the sweep goes on."""
-    from mobileone_bench import pipeline
-    from mobileone_bench.errors import BenchError, UsageError
-    from mobileone_bench.export import FORMATS
-    from mobileone_bench.export._base import FAILED, UNAVAILABLE, ExportResult, export_one
-
-    results: list[ExportResult] = []
-    for spec in specs:
-        if on_step:
-            on_step(spec.name)
-        if not spec.available:
-            for fmt in formats:
-                results.append(ExportResult(spec.name, fmt.name, options.precision_for(fmt), UNAVAILABLE,
-                                            error=spec.reason))
-            continue
-        try:
-            prepared = pipeline.prepare(spec, weights=weights, input_size=input_size, reparameterize=reparameterize,
-                                        check=reparameterize)
-        except UsageError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - recorded per format, the sweep goes on
-            msg = str(exc) if isinstance(exc, BenchError) else f"{type(exc).__name__}: {exc}"
-            for fmt in formats:
-                results.append(ExportResult(spec.name, fmt.name, options.precision_for(fmt), FAILED,
-                                            error=f"model: {msg}"[:400]))
-            continue
-        context: dict[str, Any] = {"out": str(out)}
-        for fmt in formats:
-            if fmt.name == "tensorrt" and "onnx" not in context:
-                onnx = next((r for r in results if r.model == spec.name and r.format == "onnx"), None)
-                if onnx is None:
-                    onnx = export_one(prepared, FORMATS["onnx"], out, _fp32(options), force=force)
-                if onnx.ok:
-                    context.update(onnx=onnx.path, onnx_manifest=onnx.manifest)
-            result = export_one(prepared, fmt, out, options, force=force, context=context)
-            if fmt.name == "onnx" and result.ok:
-                context.update(onnx=result.path, onnx_manifest=result.manifest)
-            results.append(result)
-    return results
-
-
-def _fp32(options: Any) -> Any:
-    from dataclasses import replace
-
-    return replace(options, precision="fp32")
+__all__ = ["export_cmd", "COMMANDS"]
 
 
 @click.command("export")
@@ -111,46 +58,21 @@ def export_cmd(models: tuple[str, ...], zoo: str | None, formats: str, out: str,
       mobileone-bench export 'mobileone*' --format coreml --coreml-input image --precision fp32
       mobileone-bench export mobileone_s1 --format tensorrt          (NVIDIA GPU + tensorrt extra)
     """
-    from mobileone_bench.export import check_format_available, parse_formats
-    from mobileone_bench.export._base import ExportOptions, ensure_writable
+    from mobileone_bench import api
 
-    fmts = parse_formats(formats)
-    options = ExportOptions(precision=precision, opset=opset, dynamic_batch=dynamic_batch, coreml_type=coreml_type,
-                            coreml_target=deployment_target, coreml_input=coreml_input,
-                            trt_workspace_mb=trt_workspace)
-    options.validate()
-    for fmt in fmts:
-        options.precision_for(fmt)  # unsupported precision: one line, before any work
-        check_format_available(fmt)
-        if fmt.needs_gpu:
-            from mobileone_bench.export.tensorrt import require_gpu
-
-            require_gpu()
-    specs = select_models(models, zoo)
-    root = ensure_writable(Path(out))
-    with progress(len(specs), "export") as bar:
-        task = bar.add_task("export", total=len(specs), status="")
-        state = {"first": True}
-
-        def step(name: str) -> None:
-            if not state["first"]:
-                bar.advance(task)
-            state["first"] = False
-            bar.update(task, status=name)
-
-        results = run_exports(specs, fmts, root, options, weights=weights, input_size=input_size,
-                              reparameterize=not no_reparam, force=force, on_step=step)
-        bar.update(task, completed=len(specs), status="done")
-    rows = [r.as_row() for r in results]
+    rows = api.export(models, zoo=zoo, formats=formats, out=out, precision=precision, weights=weights,
+                      input_size=input_size, reparameterize=not no_reparam, force=force, dynamic_batch=dynamic_batch,
+                      opset=opset, coreml_type=coreml_type, deployment_target=deployment_target,
+                      coreml_input=coreml_input, trt_workspace_mb=trt_workspace, progress=True, as_frame=False)
     if as_json:
         click.echo(json.dumps(rows, indent=2, default=str))
     else:
         emit(rows, "table", [("model", "Model"), ("format", "Format"), ("precision", "Precision"),
                              ("status", "Status"), ("parity", "Parity"), ("size_mb", "MB"), ("seconds", "s"),
-                             ("error", "Error")], title=f"Export to {root}")
-    bad = [r for r in results if r.status in ("failed", "parity failed")]
+                             ("error", "Error")], title=f"Export to {Path(out)}")
+    bad = [r for r in rows if r.get("status") in ("failed", "parity failed")]
     if bad:
-        click.echo(f"{len(bad)} of {len(results)} exports failed or failed their parity check.", err=True)
+        click.echo(f"{len(bad)} of {len(rows)} exports failed or failed their parity check.", err=True)
         raise SystemExit(1)
 
 

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import click
 
@@ -12,14 +11,12 @@ from mobileone_bench.cli._common import (
     emit,
     input_size_option,
     models_argument,
-    progress,
-    select_models,
     stdout,
     weights_option,
     zoo_option,
 )
 
-__all__ = ["latency_cmd", "COMMANDS", "latency_rows", "environment_line", "LATENCY_COLUMNS", "run_latency"]
+__all__ = ["latency_cmd", "COMMANDS", "latency_rows", "environment_line", "LATENCY_COLUMNS", "protocol_options"]
 
 LATENCY_COLUMNS = [("model", "Model"), ("runtime", "Runtime"), ("precision", "Prec."), ("threads", "Thr."),
                    ("n", "n"), ("min_ms", "min"), ("median_ms", "median"), ("mean_ms", "mean"), ("std_ms", "std"),
@@ -80,34 +77,6 @@ def environment_line(records: list[dict[str, Any]]) -> str:
     return " | ".join(p for p in parts if p)
 
 
-def run_latency(specs: list[Any], job: Any, store: Any, *, force: bool) -> tuple[list[dict[str, Any]], set[str]]:
-    """Measure every spec (interleaved rounds for several, unless the job says blocked) with a progress bar;
-    returns (records, ids of records reused from the store)."""
-    from mobileone_bench import pipeline
-
-    job = job.for_models(len(specs))
-    with measurement_progress(len(specs), job, "latency") as step:
-        results = pipeline.measure_models(specs, job, store, force=force, on_step=step)
-    records = [rec for rec, _ in results]
-    skipped = {rec["record_id"] for rec, was_skipped in results if was_skipped}
-    return records, skipped
-
-
-@contextlib.contextmanager
-def measurement_progress(n_models: int, job: Any, title: str) -> Iterator[Callable[[str, str], None]]:
-    """A progress bar over the timed blocks of a measurement (``n x rounds`` interleaved, ``n`` blocked); yields the
-    ``on_step(model, what)`` callback of :func:`pipeline.measure_models` and :func:`pipeline.run_models`."""
-    blocks = n_models * (int(job.rounds or 1) if job.protocol == "interleaved" else 1)
-    with progress(blocks, title) as bar:
-        task = bar.add_task(title, total=blocks, status="")
-
-        def step(model: str, what: str) -> None:
-            bar.update(task, status=f"{model}: {what}", advance=1 if what.startswith(("round ", "measure ")) else 0)
-
-        yield step
-        bar.update(task, completed=blocks)
-
-
 def protocol_options(f: Any) -> Any:
     """``--protocol``, ``--rounds``, ``--seed``, ``--wait-quiet`` and ``--ort-spinning``: shared by latency, run and
     ablate."""
@@ -132,19 +101,6 @@ def protocol_options(f: Any) -> Any:
     for option in reversed(options):
         f = option(f)
     return f
-
-
-def wait_until_quiet(seconds: float | None) -> None:
-    """``--wait-quiet``: block until the machine is quiet, or raise one line."""
-    if seconds is None:
-        return
-    from mobileone_bench.cli._common import stderr
-    from mobileone_bench.devices._contention import wait_quiet
-
-    waited = wait_quiet(seconds, on_wait=lambda t, busy: stderr().print(
-        f"waiting for a quiet machine: other processes use {busy:.0%} of the CPUs ({t:.0f} s)", highlight=False))
-    if waited:
-        stderr().print(f"quiet after {waited:.0f} s", highlight=False)
 
 
 @click.command("latency")
@@ -210,55 +166,17 @@ def latency_cmd(models: tuple[str, ...], zoo: str | None, device: str, runtime: 
       mobileone-bench latency --zoo quick --rounds 10 --wait-quiet
       mobileone-bench latency --device iphone --from-report report.json
     """
-    from mobileone_bench import pipeline
-    from mobileone_bench.devices import check_runtime_available, get_runtime
-    from mobileone_bench.errors import UsageError
-    from mobileone_bench.records import ResultsStore
+    from mobileone_bench import api, pipeline
+    from mobileone_bench.cli._common import warn
 
-    store = ResultsStore(results)
-    options: dict[str, Any] = {}
-    if device == "cpu":
-        from mobileone_bench.devices import cpu_runtime_options
-
-        options.update(cpu_runtime_options(runtime, graph_optimization=ort_opt, allow_spinning=ort_spinning))
-    if device == "gpu":
-        options["cuda_graphs"] = not no_cuda_graphs
-    if device in ("iphone", "mac"):
-        options["compute_units"] = compute_units
-    elif reports or destination:
-        raise UsageError("--from-report and --destination apply to --device iphone or mac")
-    job = pipeline.LatencyJob(device=device, runtime=runtime, precision=precision, warmup=warmup, runs=runs,
-                              threads=threads, report=report, runtime_options=tuple(sorted(options.items())),
-                              input_size=input_size, weights=weights, reparameterize=not no_reparam,
-                              models_dir=models_dir, protocol=protocol, rounds=rounds, seed=seed).resolved()
-    skipped: set[str] = set()
-    if device in ("iphone", "mac"):
-        from mobileone_bench.cli._common import warn
-        from mobileone_bench.devices import apple
-
-        before = {r.get("record_id") for r in store.records("latency")}
-        if reports:
-            records = apple.import_reports(list(reports), store, job=job,
-                                           models=select_models(models, zoo) if (models or zoo) else None,
-                                           force=force, on_warning=warn)
-        else:
-            specs = select_models(models, zoo)
-            with progress(len(specs), device) as bar:
-                task = bar.add_task(device, total=len(specs), status="")
-                records = apple.measure(
-                    specs, job, store, destination=destination, force=force, harness_dir=harness, team=team,
-                    bundle_id=bundle_id, on_warning=warn,
-                    on_progress=lambda text, finished: bar.update(task, status=text, advance=int(finished)))
-        skipped = {r["record_id"] for r in records if r.get("record_id") in before}
-    else:
-        check_runtime_available(get_runtime(device, runtime))
-        if device == "gpu":
-            from mobileone_bench.devices.gpu import require_cuda
-
-            require_cuda()
-        specs = select_models(models, zoo)
-        wait_until_quiet(wait_quiet)
-        records, skipped = run_latency(specs, job, store, force=force)
+    done = api.measure(models, zoo=zoo, device=device, runtime=runtime, warmup=warmup, runs=runs, threads=threads,
+                       precision=precision, report=report, ort_opt=ort_opt, cuda_graphs=not no_cuda_graphs,
+                       destination=destination, compute_units=compute_units, from_reports=reports, team=team,
+                       bundle_id=bundle_id, harness=harness, weights=weights, input_size=input_size,
+                       reparameterize=not no_reparam, results=results, models_dir=models_dir, force=force,
+                       protocol=protocol, rounds=rounds, seed=seed, wait_quiet=wait_quiet, ort_spinning=ort_spinning,
+                       progress=True, on_warning=warn)
+    records, skipped, store = done.records, done.reused, done.store
     rows = latency_rows(records, skipped)
     if fmt == "json":
         click.echo(json.dumps(records, indent=2, default=str))

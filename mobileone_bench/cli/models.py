@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any
-
 import click
 
 from mobileone_bench.cli._common import (
@@ -13,12 +10,9 @@ from mobileone_bench.cli._common import (
     format_option,
     input_size_option,
     models_argument,
-    progress,
-    select_models,
     weights_option,
     zoo_option,
 )
-from mobileone_bench.errors import BenchError
 
 __all__ = ["list_cmd", "profile_cmd", "reparam_cmd"]
 
@@ -39,34 +33,15 @@ def list_cmd(pattern: str | None, zoo: str | None, show_zoos: bool, fmt: str) ->
       mobileone-bench list --zoo paper-table9
       mobileone-bench list 'timm:repvgg*' --format json
     """
-    from mobileone_bench import registry
+    from mobileone_bench import api
 
     if show_zoos:
-        rows = [{"zoo": k, "models": len(registry.zoo_models(k)), "description": d}
-                for k, d in registry.list_zoos().items()]
-        emit(rows, fmt, [("zoo", "Zoo"), ("models", "Models"), ("description", "Description")])
+        emit(api.list_zoos(as_frame=False), fmt, [("zoo", "Zoo"), ("models", "Models"), ("description", "Description")])
         return
-    specs = registry.list_models(pattern, zoo)
-    rows = []
-    for s in specs:
-        row = s.as_row()
-        row["input"] = f"{s.input_size[0]}x{s.input_size[1]}"
-        row["branches"] = "?" if s.reparameterizable is None else ("yes" if s.reparameterizable else "no")
-        row["notes"] = s.reason or ", ".join(s.patches)
-        rows.append(row)
+    rows = api.list_models(pattern, zoo, as_frame=False)
     title = f"{len(rows)} models" + (f" in zoo {zoo}" if zoo else "")
     emit(rows, fmt, [("name", "Name"), ("source", "Source"), ("target", "Builds"), ("input", "Input"),
                      ("branches", "Re-param branches"), ("paper_name", "Paper name"), ("notes", "Notes")], title)
-
-
-def _paper_figures(name: str) -> dict[str, Any]:
-    from mobileone_bench.analysis.reference import paper_row
-
-    for table in ("table9", "table13"):
-        row = paper_row(name, table)
-        if row:
-            return {"paper_flops_m": row.get("flops_m"), "paper_params_m": row.get("params_m")}
-    return {}
 
 
 @click.command("profile")
@@ -85,30 +60,10 @@ def profile_cmd(models: tuple[str, ...], zoo: str | None, input_size: tuple[int,
       mobileone-bench profile mobileone_s0 mobilenetv2-x1.0
       mobileone-bench profile --zoo paper-table9 --format csv
     """
-    from mobileone_bench import pipeline
+    from mobileone_bench import api
 
-    specs = select_models(models, zoo)
-    rows: list[dict[str, Any]] = []
-    failed = 0
-    with progress(len(specs), "profile") as bar:
-        task = bar.add_task("profile", total=len(specs), status="")
-        for spec in specs:
-            bar.update(task, status=spec.name)
-            row: dict[str, Any] = {"model": spec.name, **_paper_figures(spec.name)}
-            if not spec.available:
-                row.update(status="unavailable", error=spec.reason)
-            else:
-                try:
-                    prepared = pipeline.prepare(spec, weights=weights, input_size=input_size, check=False)
-                    row.update(pipeline.profile(prepared), status="ok", error=None)
-                    row["input"] = "x".join(str(d) for d in prepared.input_shape[2:])
-                except BenchError as exc:
-                    if len(specs) == 1:
-                        raise
-                    row.update(status="failed", error=str(exc))
-                    failed += 1
-            rows.append(row)
-            bar.advance(task)
+    rows = api.profile(models, zoo=zoo, input_size=input_size, weights=weights, progress=True, as_frame=False)
+    failed = sum(1 for r in rows if r.get("status") == "failed")
     emit(rows, fmt, [("model", "Model"), ("input", "Input"), ("params_m", "Params (M)"), ("flops_m", "FLOPs (M)"),
                      ("paper_params_m", "Paper params (M)"), ("paper_flops_m", "Paper FLOPs (M)"),
                      ("status", "Status"), ("error", "Error")],
@@ -141,33 +96,14 @@ def reparam_cmd(model: str, input_size: tuple[int, int] | None, weights: str | N
     Example:
       mobileone-bench reparam mobileone_s0 --check
     """
-    from mobileone_bench import pipeline
-    from mobileone_bench.complexity import count_params
+    from mobileone_bench import api
     from mobileone_bench.errors import ReparamMismatchError
 
     try:
-        prepared = pipeline.prepare(model, weights=weights, input_size=input_size, check=check, atol=atol, rtol=rtol)
+        row = api.reparam(model, weights=weights, input_size=input_size, check=check, atol=atol, rtol=rtol, save=save)
     except ReparamMismatchError as exc:
         click.echo(f"FAILED: {exc}", err=True)
         raise SystemExit(1) from None
-    row: dict[str, Any] = {
-        "model": prepared.spec.name,
-        "input": "x".join(str(d) for d in prepared.input_shape[2:]),
-        "params_train": count_params(prepared.train_model),
-        "params_infer": count_params(prepared.model),
-        **(prepared.reparam or {}),
-    }
-    if prepared.verify:
-        row.update({"max_abs_err": prepared.verify["max_abs_err"], "max_rel_err": prepared.verify["max_rel_err"],
-                    "check": "passed" if prepared.verify["passed"] else "FAILED"})
-    else:
-        row["check"] = "not run"
-    if save:
-        import torch
-
-        Path(save).parent.mkdir(parents=True, exist_ok=True)
-        torch.save(prepared.model.state_dict(), save)
-        row["saved"] = save
     if fmt == "json":
         emit([row], fmt, [])
         return

@@ -7,8 +7,8 @@ from typing import Any
 
 import click
 
-from mobileone_bench.cli._common import emit, input_size_option, models_argument, select_models, stdout
-from mobileone_bench.cli.latency import measurement_progress, protocol_options, wait_until_quiet
+from mobileone_bench.cli._common import emit, input_size_option, models_argument, stdout
+from mobileone_bench.cli.latency import protocol_options
 
 __all__ = ["run_cmd", "ablate_cmd", "COMMANDS"]
 
@@ -35,90 +35,6 @@ def _measurement_options(f: Any) -> Any:
     return protocol_options(f)
 
 
-def _job(device: str, runtime: str | None, warmup: int | None, runs: int | None, threads: int | None,
-         precision: str | None, models_dir: str, input_size: tuple[int, int] | None = None,
-         compute_units: str | None = None, *, protocol: str | None = None, rounds: int | None = None, seed: int = 0,
-         ort_spinning: bool | None = None) -> Any:
-    from mobileone_bench import pipeline
-    from mobileone_bench.devices import check_runtime_available, get_runtime
-    from mobileone_bench.errors import UsageError
-
-    if device in ("iphone", "mac") and compute_units is not None:
-        return pipeline.LatencyJob(device=device, runtime=runtime, precision=precision, warmup=warmup, runs=runs,
-                                   runtime_options=(("compute_units", compute_units),), input_size=input_size,
-                                   models_dir=models_dir).resolved()
-    if device in ("iphone", "mac"):
-        raise UsageError(f"`run` and `ablate` measure on cpu or gpu; for {device}, export with `export --format "
-                         f"coreml`, then `latency --device {device}` (or import the app's report with --from-report)")
-    check_runtime_available(get_runtime(device, runtime))
-    if device == "gpu":
-        from mobileone_bench.devices.gpu import require_cuda
-
-        require_cuda()
-    from mobileone_bench.devices import ORT_SPINNING_DEFAULT, cpu_runtime_options
-
-    spinning = ORT_SPINNING_DEFAULT if ort_spinning is None else ort_spinning
-    options = cpu_runtime_options(runtime, allow_spinning=spinning) if device == "cpu" else (("cuda_graphs", True),)
-    return pipeline.LatencyJob(device=device, runtime=runtime, precision=precision, warmup=warmup, runs=runs,
-                               threads=threads, runtime_options=options, input_size=input_size,
-                               models_dir=models_dir, protocol=protocol, rounds=rounds, seed=seed).resolved()
-
-
-def _sweep(specs: list[Any], job: Any, store: Any, force: bool, title: str, *,
-           force_latency: bool = False) -> list[dict[str, Any]]:
-    """The pipeline over the specs with one progress bar over the timed blocks (interleaved for several)."""
-    from mobileone_bench import pipeline
-
-    job = job.for_models(len(specs))
-    with measurement_progress(len(specs), job, title) as step:
-        return pipeline.run_models(specs, job, store, force=force, force_latency=force_latency, on_step=step)
-
-
-def _remeasure(rows: list[dict[str, Any]], specs: list[Any], job: Any, store: Any) -> list[dict[str, Any]]:
-    """``--remeasure-flagged``: one more sweep over the models whose latency record is flagged; the new records are
-    appended (readers take the newest per key) and replace the old ones in ``rows``."""
-    from mobileone_bench.cli._common import stderr
-    from mobileone_bench.pipeline import flagged
-
-    again = [spec for spec, row in zip(specs, rows) if flagged(row["latency"])]
-    if not again:
-        stderr().print("--remeasure-flagged: no latency record is flagged", highlight=False)
-        return rows
-    stderr().print(f"--remeasure-flagged: measuring {len(again)} flagged model(s) again: "
-                   f"{', '.join(s.name for s in again)}", highlight=False, markup=False)
-    new = {r["model"]: r for r in _sweep(again, job, store, False, "remeasure", force_latency=True)}
-    still = [name for name, r in new.items() if flagged(r["latency"])]
-    if still:
-        stderr().print(f"--remeasure-flagged: still flagged: {', '.join(still)}", highlight=False, markup=False)
-    return [new.get(row["model"], row) for row in rows]
-
-
-def _summary_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    from mobileone_bench.analysis.reference import paper_row
-    from mobileone_bench.pipeline import is_unavailable
-
-    out = []
-    for r in rows:
-        prof, lat = r["profile"], r["latency"]
-        paper = paper_row(r["model"]) or paper_row(r["model"], "table13") or {}
-        paper_lat = (paper.get("latency_ms") or {}).get(lat.get("device"))
-        state = "ok" if lat.get("status") == "ok" else f"failed: {lat.get('error')}"
-        if is_unavailable(lat):
-            state = str(lat.get("error"))
-        if lat.get("status") == "ok" and r["skipped"]["latency"]:
-            state = "ok (stored)"
-        if lat.get("status") == "ok" and lat.get("contended"):
-            state += f" (contended {lat.get('contended_share') or 0:.0%})"
-        elif lat.get("status") == "ok" and lat.get("noise_warning"):
-            state += " (noisy)"
-        out.append({
-            "model": r["model"], "params_m": prof.get("params_m"), "flops_m": prof.get("flops_m"),
-            "latency_ms": lat.get("latency_ms"), "cv": lat.get("cv"),
-            "paper_latency_ms": paper_lat, "status": state,
-        })
-    return out
-
-
 @click.command("run")
 @models_argument()
 @click.option("--zoo", default=None, metavar="NAME", help="Zoo to run (default: quick; see `list --zoos`).")
@@ -143,27 +59,27 @@ def run_cmd(models: tuple[str, ...], zoo: str | None, device: str, runtime: str 
       mobileone-bench run --zoo paper-table9 --threads 1
       mobileone-bench run 'mobileone*' --runs 300
     """
-    from mobileone_bench.records import ResultsStore
+    from mobileone_bench import api
 
-    job = _job(device, runtime, warmup, runs, threads, precision, models_dir, input_size, protocol=protocol,
-               rounds=rounds, seed=seed, ort_spinning=ort_spinning)
-    specs = select_models(models, zoo, default_zoo="quick")
-    store = ResultsStore(results)
-    wait_until_quiet(wait_quiet)
-    rows = _sweep(specs, job, store, force, "run")
-    if remeasure_flagged:
-        rows = _remeasure(rows, specs, job, store)
-    summary = _summary_rows(rows)
+    done = api.run_study(models, zoo=zoo, device=device, runtime=runtime, warmup=warmup, runs=runs, threads=threads,
+                         precision=precision, results=results, models_dir=models_dir, force=force, protocol=protocol,
+                         rounds=rounds, seed=seed, wait_quiet=wait_quiet, ort_spinning=ort_spinning,
+                         input_size=input_size, remeasure_flagged=remeasure_flagged, progress=True)
+    from mobileone_bench._progress import console
+
+    rows, job, store = done.rows, done.job, done.store
+    for note in done.notes:  # --remeasure-flagged: what was measured again
+        console().print(note, highlight=False, markup=False)
+    summary = done.summary
     if fmt == "json":
-        click.echo(json.dumps({"models": summary, **_report(store, specs, job, as_json=True)}, indent=2,
-                              default=str))
+        click.echo(json.dumps({"models": summary, **_report(done, as_json=True)}, indent=2, default=str))
     else:
         emit(summary, "table", [("model", "Model"), ("params_m", "Params (M)"), ("flops_m", "FLOPs (M)"),
                                 ("latency_ms", f"{job.device} {job.runtime} (ms, {job.report} of {job.runs})"),
                                 ("cv", "CV"), ("paper_latency_ms", f"Paper {job.device} (ms)"), ("status", "Status")],
-             title=f"mobileone-bench run: {len(specs)} models", digits={"params_m": 2, "flops_m": 0, "cv": 3,
+             title=f"mobileone-bench run: {len(rows)} models", digits={"params_m": 2, "flops_m": 0, "cv": 3,
                                                                          "latency_ms": 3})
-        _report(store, specs, job, as_json=False)
+        _report(done, as_json=False)
         from mobileone_bench.cli.latency import environment_line
 
         stdout().print(environment_line([r["latency"] for r in rows]), style="dim", markup=False,
@@ -178,44 +94,34 @@ def run_cmd(models: tuple[str, ...], zoo: str | None, device: str, runtime: str 
         raise SystemExit(1)
 
 
-def _report(store: Any, specs: list[Any], job: Any, *, as_json: bool) -> Any:
+def _report(done: Any, *, as_json: bool) -> Any:
     """The Table 9 layout (with the paper's figures beside ours) and the Spearman correlations (Table 1 layout) of
-    the models just run."""
-    from mobileone_bench.analysis.correlate import correlate_records
-    from mobileone_bench.analysis.tables import build_table, flat_rows
+    the models just run, as :func:`mobileone_bench.api.run_study` computed them."""
+    from mobileone_bench.analysis.tables import flat_rows
     from mobileone_bench.cli.analysis import rich_agreement, rich_correlation, rich_paper_table
-    from mobileone_bench.errors import AnalysisError
 
-    names = [s.name for s in specs]
-    out: dict[str, Any] = {}
-    try:
-        table = build_table(store, "table9", models=names, compare=True, runtimes=[job.runtime],
-                            threads=job.threads, precision=job.precision)
-        out["table"] = flat_rows(table)
-        out["agreement"] = table.get("agreement")
-        if not as_json:
-            stdout().print(rich_paper_table(table))
-            for note in table.get("footnotes") or []:
-                if "contended" in note:  # the other footnotes are `table`'s business
-                    stdout().print(f"  {note}", style="dim", highlight=False, markup=False)
-            if table.get("agreement"):
-                stdout().print(rich_agreement(table))
-    except AnalysisError as exc:
-        out["table"] = None
-        if not as_json:
-            stdout().print(f"Table 9 layout: {exc}")
-    try:
-        corr = correlate_records(store, models=names, device=job.device, runtime=job.runtime, threads=job.threads,
-                                 precision=job.precision)
-        out["correlation"] = corr
-        if not as_json:
-            stdout().print(rich_correlation(corr))
-    except AnalysisError as exc:
-        out["correlation"] = None
-        out["correlation_note"] = str(exc)
-        if not as_json:
-            stdout().print(f"Spearman correlation: {exc}")
+    table, corr = done.table, done.correlation
+    out: dict[str, Any] = {"table": flat_rows(table) if table else None,
+                           "agreement": table.get("agreement") if table else None, "correlation": corr}
+    if corr is None and done.correlation_note:
+        out["correlation_note"] = done.correlation_note
+    if as_json:
+        return out
+    if table:
+        stdout().print(rich_paper_table(table))
+        for note in table.get("footnotes") or []:
+            if "contended" in note:  # the other footnotes are `table`'s business
+                stdout().print(f"  {note}", style="dim", highlight=False, markup=False)
+        if table.get("agreement"):
+            stdout().print(rich_agreement(table))
+    elif done.table_note:
+        stdout().print(f"Table 9 layout: {done.table_note}")
+    if corr:
+        stdout().print(rich_correlation(corr))
+    elif done.correlation_note:
+        stdout().print(f"Spearman correlation: {done.correlation_note}")
     return out
+
 
 
 @click.command("ablate")
@@ -245,64 +151,20 @@ def ablate_cmd(study: str, device: str, runtime: str | None, warmup: int | None,
       mobileone-bench ablate blocks --threads 1 --runs 200
       mobileone-bench ablate activations --device iphone --from-report report.json
     """
-    from pathlib import Path
+    from mobileone_bench import api
 
-    from mobileone_bench.analysis.reference import paper_table
-    from mobileone_bench.cli.export import run_exports
-    from mobileone_bench.export import check_format_available, parse_formats
-    from mobileone_bench.export._base import ExportOptions, ensure_writable
-    from mobileone_bench.records import ResultsStore
-
-    from mobileone_bench.errors import UsageError
-
-    apple = device in ("iphone", "mac")
-    if (reports or destination) and not apple:
-        raise UsageError("--from-report and --destination apply to --device iphone or mac")
-    job = _job(device, runtime, warmup, runs, threads, precision, models_dir,
-               compute_units=compute_units if apple else None, protocol=protocol, rounds=rounds, seed=seed,
-               ort_spinning=ort_spinning)
-    zoo = "ablation-activations" if study == "activations" else "ablation-blocks"
-    specs = select_models((), zoo)
-    fmts = parse_formats(formats)
-    for f in fmts:
-        check_format_available(f)
-    out = ensure_writable(Path(models_dir))
-    exports = run_exports(specs, [f for f in fmts if f.name != "tensorrt"], out, ExportOptions(),
-                          weights=None, input_size=None, reparameterize=True, force=force)
-    store = ResultsStore(results)
-    if apple:
-        rows = _apple_rows(specs, job, store, reports, destination, force)
-    else:
-        wait_until_quiet(wait_quiet)
-        rows = _sweep(specs, job, store, force, f"ablate {study}")
-    table = paper_table("table2" if study == "activations" else "table3")
-    paper = {r["model"]: r for r in table["rows"]}
-    base = next((r["latency"].get("latency_ms") for r in rows if r["model"] == "ablation30-relu"), None)
-    paper_base = paper.get("ablation30-relu", {}).get("latency_ms")
-    out_rows = []
-    for r in rows:
-        lat = r["latency"]
-        p = paper.get(r["model"], {})
-        ours = lat.get("latency_ms") if lat.get("status") == "ok" else None
-        ex = {e.format: e for e in exports if e.model == r["model"]}
-        out_rows.append({
-            "variant": p.get("paper_name") or r["model"].replace("ablation30-", ""),
-            "model": r["model"],
-            "flops_m": r["profile"].get("flops_m"),
-            "latency_ms": ours,
-            "ratio": (ours / base) if ours and base else None,
-            "paper_iphone_ms": p.get("latency_ms"),
-            "paper_ratio": (p["latency_ms"] / paper_base) if p.get("latency_ms") and paper_base else None,
-            **{f"export_{k}": ("ok" if v.ok else f"{v.status}: {v.error}") for k, v in ex.items()},
-            "status": "ok" if lat.get("status") == "ok" else f"failed: {lat.get('error')}",
-        })
+    out_rows, job, fmts = api.ablate_study(
+        study, device=device, runtime=runtime, warmup=warmup, runs=runs, threads=threads, precision=precision,
+        results=results, models_dir=models_dir, force=force, protocol=protocol, rounds=rounds, seed=seed,
+        wait_quiet=wait_quiet, ort_spinning=ort_spinning, formats=formats, destination=destination,
+        compute_units=compute_units, from_reports=reports, progress=True)
     if fmt == "json":
         click.echo(json.dumps(out_rows, indent=2, default=str))
     else:
         cols = [("variant", "Variant"), ("model", "Model"), ("flops_m", "FLOPs (M)"),
                 ("latency_ms", f"{job.device} (ms, {job.report})"), ("ratio", "x ReLU"),
                 ("paper_iphone_ms", "Paper iPhone 12 (ms)"), ("paper_ratio", "Paper x ReLU")]
-        cols += [(f"export_{f.name}", f"{f.name}") for f in fmts if f.name != "tensorrt"]
+        cols += [(f"export_{f.name}", f"{f.name}") for f in fmts]
         cols.append(("status", "Status"))
         title = ("Table 2: activation functions" if study == "activations" else "Table 3: architectural blocks") + \
                 " in the 30-layer network"
@@ -312,26 +174,6 @@ def ablate_cmd(study: str, device: str, runtime: str | None, warmup: int | None,
                        "mobileone_bench/archs/ablation.py.", style="dim")
     if any(str(r["status"]).startswith("failed") for r in out_rows):
         raise SystemExit(1)
-
-
-def _apple_rows(specs: list[Any], job: Any, store: Any, reports: tuple[str, ...], destination: str | None,
-                force: bool) -> list[dict[str, Any]]:
-    """Rows like :func:`pipeline.run_models`' for the iPhone/Mac: profiles here, latencies from the Core ML harness."""
-    from mobileone_bench import pipeline
-    from mobileone_bench.devices import apple
-
-    if reports:
-        records = apple.import_reports(list(reports), store, job=job, models=specs, force=force)
-    else:
-        records = apple.measure(specs, job, store, destination=destination, force=force)
-    by_model = {r.get("model"): r for r in records}
-    rows = []
-    for spec in specs:
-        prof, _ = pipeline.profile_record(spec, store)
-        lat = by_model.get(spec.name) or {"status": "failed", "error": "not in the harness report"}
-        rows.append({"model": spec.name, "profile": prof, "latency": lat,
-                     "skipped": {"profile": True, "latency": False}})
-    return rows
 
 
 COMMANDS = [run_cmd, ablate_cmd]
