@@ -43,7 +43,15 @@ _API = (
 __all__ = ["__version__", *_API]
 
 
+# API functions that share their name with a submodule: the (callable) submodule, see _callable.py
+_SUBMODULES = {"export": "mobileone_bench.export", "reparam": "mobileone_bench.reparam"}
+
+
 def __getattr__(name: str) -> Any:
+    if name in _SUBMODULES:
+        import importlib
+
+        return importlib.import_module(_SUBMODULES[name])
     if name in _API:
         from mobileone_bench import api
 

@@ -163,7 +163,16 @@ def list_models(pattern: str | None = None, zoo: str | None = None, *, as_frame:
 
 
 def list_zoos(*, as_frame: bool = True) -> Any:
-    """The named zoos: ``zoo``, ``models`` (how many), ``description``."""
+    """The named zoos, as ``mobileone-bench list --zoos``.
+
+    Returns:
+        One row per zoo: ``zoo``, ``models`` (how many), ``description``.
+
+    Example:
+        >>> import mobileone_bench as mb
+        >>> "paper-table9" in set(mb.list_zoos()["zoo"])
+        True
+    """
     from mobileone_bench import registry
 
     rows = [{"zoo": k, "models": len(registry.zoo_models(k)), "description": d}
@@ -194,7 +203,7 @@ def create_model(name: str, *, weights: str | None = None, reparameterize: bool 
         >>> import torch, mobileone_bench as mb
         >>> model = mb.create_model("mobileone_tiny")
         >>> model(torch.zeros(1, 3, 64, 64)).shape
-        torch.Size([1, 10])
+        torch.Size([1, 1000])
     """
     from mobileone_bench import pipeline
 
@@ -273,7 +282,7 @@ def profile(models: str | Sequence[str] | None = None, *, zoo: str | None = None
     Example:
         >>> import mobileone_bench as mb
         >>> row = mb.profile("mobileone_tiny", input_size=(64, 64)).iloc[0]
-        >>> row["status"], row["flops"] > 0
+        >>> row["status"], bool(row["flops"] > 0)
         ('ok', True)
     """
     from mobileone_bench import pipeline
@@ -363,7 +372,7 @@ def export(models: str | Sequence[str] | None = None, *, zoo: str | None = None,
     ``mobileone-bench export``; matching artifacts are reused unless ``force``.
 
     Returns:
-        One row per model and format: model, format, precision, status (ok, cached, failed, parity failed,
+        One row per model and format: model, format, precision, status (exported, cached, failed, parity failed,
         unavailable), parity (max errors against PyTorch), size_mb, seconds, error, path.
 
     Example:
@@ -852,7 +861,7 @@ def load_results(results: str | Path = DEFAULT_RESULTS, kind: str | None = "late
 def _correlation_frame(result: dict[str, Any]) -> "pd.DataFrame":
     return _frame(result["rows"], [c[0] for c in result["columns"]], title=result.get("title"),
                   notes=list(result.get("notes") or []), source=result.get("source"),
-                  columns=[list(c) for c in result["columns"]])
+                  headers=[list(c) for c in result["columns"]])
 
 
 def correlation(results: str | Path = DEFAULT_RESULTS, *, devices: str | Sequence[str] | None = None,
@@ -906,7 +915,7 @@ def correlate(results: str | Path = DEFAULT_RESULTS, *, as_frame: bool = True, *
 
     Returns:
         One row per device/runtime: rho, p-value and n against each proxy (``flops_rho``, ``flops_p``, ``n``...);
-        ``attrs`` has ``title``, ``notes`` and ``source``.
+        ``attrs`` has ``title``, ``notes``, ``source`` and ``headers`` (``[column, header]`` pairs).
 
     Example:
         >>> import mobileone_bench as mb

@@ -12,6 +12,8 @@
 * :func:`calibrate_bn` gives a randomly initialised model realistic BatchNorm statistics first: with the default
   running statistics (mean 0, variance 1) activations of a deep random network grow to 1e15 and any comparison is
   meaningless.
+
+Calling this module, ``mobileone_bench.reparam(...)``, is :func:`mobileone_bench.api.reparam`.
 """
 
 from __future__ import annotations
@@ -461,3 +463,9 @@ def verify_reparam(
             f"relative {result.max_rel_err:.3g} (tolerance {atol:g} + {rtol:g} x {result.ref_max_abs:.3g})",
             result.max_abs_err, result.max_rel_err)
     return result
+
+
+# `mobileone_bench.reparam(...)` is the API's reparam(): see mobileone_bench/_callable.py
+from mobileone_bench._callable import make_callable as _make_callable  # noqa: E402
+
+_make_callable(__name__)

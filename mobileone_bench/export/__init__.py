@@ -6,6 +6,8 @@ clear error naming the extra to install, never a crash when the tool starts.
 
 Every format module provides ``export(prepared, workdir, options, context) -> FormatOutput`` (see
 :mod:`mobileone_bench.export._base`).
+
+Calling this module, ``mobileone_bench.export(...)``, is :func:`mobileone_bench.api.export`.
 """
 
 from __future__ import annotations
@@ -93,3 +95,9 @@ def load_format(spec: FormatSpec) -> Any:
     """Import a format's implementation module."""
     check_format_available(spec)
     return importlib.import_module(f"mobileone_bench.export.{spec.name}")
+
+
+# `mobileone_bench.export(...)` is the API's export(): see mobileone_bench/_callable.py
+from mobileone_bench._callable import make_callable as _make_callable  # noqa: E402
+
+_make_callable(__name__)
