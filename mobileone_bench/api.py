@@ -254,7 +254,8 @@ def reparam(name: str, *, weights: str | None = None, input_size: tuple[int, int
     return row
 
 
-PROFILE_COLUMNS = ("model", "input", "params_m", "flops_m", "paper_params_m", "paper_flops_m", "status", "error")
+PROFILE_COLUMNS = ("model", "input", "params_m", "flops_m", "activations_m", "memory_mb_fp32", "memory_mb_fp16", "depth",
+                   "paper_params_m", "paper_flops_m", "status", "error")
 
 
 def _paper_figures(name: str) -> dict[str, Any]:
@@ -930,7 +931,8 @@ def correlate(results: str | Path = DEFAULT_RESULTS, *, as_frame: bool = True, *
 def build_paper_table(layout: str = "table9", *, models: str | Sequence[str] | None = None, zoo: str | None = None,
                       compare: bool = False, all_rows: bool = False, runtimes: str | Sequence[str] = (),
                       threads: int | None = None, precision: str | None = None,
-                      results: str | Path = DEFAULT_RESULTS, include_contended: bool = False) -> dict[str, Any]:
+                      results: str | Path = DEFAULT_RESULTS, include_contended: bool = False,
+                      ci: bool = False) -> dict[str, Any]:
     """:func:`table` as the analysis module's dict (groups, columns, footnotes, agreement)."""
     from mobileone_bench import registry
     from mobileone_bench.analysis._data import open_store
@@ -939,7 +941,7 @@ def build_paper_table(layout: str = "table9", *, models: str | Sequence[str] | N
     names = [s.name for s in registry.expand(_names(models), zoo=zoo)] if (models or zoo) else None
     return build_table(open_store(results), layout, models=names, all_rows=all_rows, compare=compare,
                        runtimes=_names(runtimes), threads=threads, precision=precision,
-                       include_contended=include_contended)
+                       include_contended=include_contended, ci=ci)
 
 
 def table(layout: str = "table9", *, as_frame: bool = True, **options: Any) -> Any:
@@ -950,7 +952,8 @@ def table(layout: str = "table9", *, as_frame: bool = True, **options: Any) -> A
         as_frame: A DataFrame (default) or the table dict (``groups``, ``columns``, ``footnotes``, ``agreement``),
             which :func:`mobileone_bench.analysis.tables.render` turns into Markdown, CSV or LaTeX.
         **options: ``models``, ``zoo``, ``compare`` (the paper's figure beside ours, and the rank agreement),
-            ``all_rows``, ``runtimes``, ``threads``, ``precision``, ``results``, ``include_contended``.
+            ``all_rows``, ``runtimes``, ``threads``, ``precision``, ``results``, ``include_contended``, ``ci``
+            (latencies shown with their 95% interval by the renderers; the bounds are columns either way).
 
     Returns:
         One row per model (the group, Transformer or Convolutional, in a column); ``attrs`` has ``title``,

@@ -87,10 +87,13 @@ def prepare(
 
 
 def profile(prepared: Prepared) -> dict[str, Any]:
-    """Params and FLOPs of a prepared model's inference-time form, as a flat row."""
+    """Params, FLOPs and the other cost proxies (activations, memory traffic, depth: :mod:`mobileone_bench.proxies`)
+    of a prepared model's inference-time form, as a flat row."""
     from mobileone_bench.complexity import profile_model
+    from mobileone_bench.proxies import count_proxies
 
     c = profile_model(prepared.model, prepared.input_shape, reparameterized=True)
+    p = count_proxies(prepared.model, prepared.input_shape).as_dict()
     return {
         "model": prepared.spec.name,
         "input_shape": list(prepared.input_shape),
@@ -100,7 +103,12 @@ def profile(prepared: Prepared) -> dict[str, Any]:
         "flops_m": round(c.flops_m, 2),
         "reparameterized": prepared.reparameterized,
         "flops_by_op": c.flops_by_op,
+        **{k: p[k] for k in PROXY_FIELDS},
     }
+
+
+#: The proxy fields of a profile row and record besides params and FLOPs.
+PROXY_FIELDS = ("activations", "activations_m", "memory_mb_fp32", "memory_mb_fp16", "depth")
 
 
 # ------------------------------------------------------------------------------------------------------ latency
@@ -372,7 +380,7 @@ def _finish(pending: _Pending, store: Any, job: LatencyJob, samples: list[float]
 
     from mobileone_bench.environment import collect
     from mobileone_bench.records import new_record
-    from mobileone_bench.stats import noise_warning, summarize
+    from mobileone_bench.stats import bootstrap_ci, noise_warning, summarize
 
     fields = pending.fields
     fields.update(extra or {})
@@ -385,7 +393,8 @@ def _finish(pending: _Pending, store: Any, job: LatencyJob, samples: list[float]
             fields.update(runtime_settings=settings, clock=settings.get("clock", "perf_counter_ns"))
         if fields["status"] == "ok" and samples:
             stats = summarize(samples)
-            fields.update(stats.as_dict(), latency_ms=stats.value(str(job.report)), noise_warning=noise_warning(stats))
+            fields.update(stats.as_dict(), latency_ms=stats.value(str(job.report)), noise_warning=noise_warning(stats),
+                          **bootstrap_ci(samples, str(job.report)))
     except Exception as exc:  # noqa: BLE001 - a runner that cannot describe itself still has its samples
         fields.update(status="failed", error=_failure_message(exc))
     finally:
@@ -491,6 +500,7 @@ def measure_models(specs: list[ModelSpec], job: LatencyJob, store: Any, *, force
     """
     from mobileone_bench.devices._contention import ContentionSampler
     from mobileone_bench.devices._rounds import Entry, plan_rounds, run_rounds
+    from mobileone_bench.stats import rounds_ci
     from mobileone_bench.stats import summarize
 
     job = job.resolved().for_models(len(specs))
@@ -528,6 +538,7 @@ def measure_models(specs: list[ModelSpec], job: LatencyJob, store: Any, *, force
                     "round_positions": json.dumps(res.positions),
                     "round_values_ms": json.dumps([round(v, 5) for v in values]),
                     "round_cv": round(spread, 5) if spread is not None else None, "models_in_rounds": len(entries),
+                    **rounds_ci(values),
                     **contention, "round_contended": json.dumps(contention["round_contended"])}
 
         try:
@@ -555,7 +566,9 @@ def profile_identity(spec: ModelSpec, input_size: tuple[int, int] | None, weight
     from mobileone_bench import __version__, registry
 
     return {"model": spec.name, "target": spec.target, "patches": list(spec.patches), "weights_sha256": weights_sha256,
-            "input_shape": list(registry.input_shape(spec, input_size)), "counter": f"mobileone-bench {__version__}"}
+            "input_shape": list(registry.input_shape(spec, input_size)),
+            # the counter's version: a profile stored before the proxies existed is made again
+            "counter": f"mobileone-bench {__version__} (flops, params, proxies)"}
 
 
 def profile_record(spec: ModelSpec | str, store: Any, *, input_size: tuple[int, int] | None = None,
@@ -581,7 +594,8 @@ def profile_record(spec: ModelSpec | str, store: Any, *, input_size: tuple[int, 
             prepared = prepare(spec, weights=weights, input_size=input_size, check=False)
         row = profile(prepared)
         fields.update(params=row["params"], flops=row["flops"], params_m=row["params_m"], flops_m=row["flops_m"],
-                      flops_by_op=row["flops_by_op"], reparameterized=True, reparam=prepared.reparam)
+                      flops_by_op=row["flops_by_op"], reparameterized=True, reparam=prepared.reparam,
+                      **{k: row[k] for k in PROXY_FIELDS})
     except UsageError:
         raise
     except Exception as exc:  # noqa: BLE001 - recorded, the sweep goes on

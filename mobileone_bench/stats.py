@@ -6,6 +6,11 @@ CPU, GPU, iPhone and Mac measurements all keep their raw samples and go through 
 Definitions (milliseconds): percentiles by linear interpolation between closest ranks (numpy's default), standard
 deviation with Bessel's correction, coefficient of variation = std / mean, trimmed mean = mean after dropping 10% of
 the samples at each end (``scipy.stats.trim_mean``; the figure Apple's ModelBench app shows).
+
+Confidence intervals (:func:`bootstrap_ci`): a 95% bootstrap interval of the reported statistic from the raw
+samples (``scipy.stats.bootstrap``, 2000 resamples, seeded; BCa, except for the minimum, whose BCa acceleration is
+undefined, where the percentile method is used); and, for interleaved records, a Student-t interval of the mean of
+the per-round statistics (:func:`rounds_ci`), which also covers drift between rounds that the pooled samples hide.
 """
 
 from __future__ import annotations
@@ -15,7 +20,12 @@ from typing import Any, Sequence
 
 import numpy as np
 
-__all__ = ["Stats", "summarize", "REPORTS", "noise_warning", "TRIM_FRACTION", "MIN_RUNS_TO_JUDGE"]
+__all__ = ["Stats", "summarize", "REPORTS", "noise_warning", "TRIM_FRACTION", "MIN_RUNS_TO_JUDGE", "bootstrap_ci",
+           "rounds_ci", "CI_LEVEL", "CI_RESAMPLES", "CI_SEED"]
+
+CI_LEVEL = 0.95
+CI_RESAMPLES = 2000
+CI_SEED = 0
 
 TRIM_FRACTION = 0.1
 REPORTS = ("median", "min", "mean", "trimmed_mean", "p90")
@@ -83,6 +93,71 @@ def summarize(samples: Sequence[float], trim: float = TRIM_FRACTION) -> Stats:
         cv=std / mean if mean > 0 else 0.0,
         trimmed_mean=float(trim_mean(x, trim)),
     )
+
+
+def _vectorized(report: str) -> Any:
+    from scipy.stats import trim_mean
+
+    return {
+        "median": lambda x, axis=-1: np.median(x, axis=axis),
+        "min": lambda x, axis=-1: np.min(x, axis=axis),
+        "mean": lambda x, axis=-1: np.mean(x, axis=axis),
+        "trimmed_mean": lambda x, axis=-1: trim_mean(x, TRIM_FRACTION, axis=axis),
+        "p90": lambda x, axis=-1: np.percentile(x, 90, axis=axis),
+    }[report]
+
+
+def bootstrap_ci(samples: Sequence[float], report: str, *, level: float = CI_LEVEL, resamples: int = CI_RESAMPLES,
+                 seed: int = CI_SEED) -> dict[str, Any]:
+    """A bootstrap confidence interval of the statistic ``report`` of ``samples`` (milliseconds), as record fields.
+
+    Returns:
+        ``ci_low_ms``, ``ci_high_ms`` (``None`` with fewer than 3 samples or identical samples: then the interval
+        is the value itself), ``ci_level``, ``ci_method`` (``BCa`` or ``percentile``), ``ci_resamples``, ``ci_seed``.
+    """
+    import warnings
+
+    from scipy.stats import bootstrap
+
+    if report not in REPORTS:
+        raise ValueError(f"unknown statistic {report!r}; choose from {', '.join(REPORTS)}")
+    x = np.asarray(list(samples), dtype=np.float64)
+    method = "percentile" if report == "min" else "BCa"
+    out: dict[str, Any] = {"ci_low_ms": None, "ci_high_ms": None, "ci_level": level, "ci_method": method,
+                           "ci_resamples": resamples, "ci_seed": seed}
+    if x.size < 3:
+        return out
+    if np.all(x == x[0]):
+        out.update(ci_low_ms=float(x[0]), ci_high_ms=float(x[0]))
+        return out
+    stat = _vectorized(report)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # BCa warns on degenerate distributions; the fallback below handles them
+        res = bootstrap((x,), stat, n_resamples=resamples, confidence_level=level, method=method, vectorized=True,
+                        rng=np.random.default_rng(seed))
+        low, high = float(res.confidence_interval.low), float(res.confidence_interval.high)
+        if not (np.isfinite(low) and np.isfinite(high)):
+            method = "percentile"
+            res = bootstrap((x,), stat, n_resamples=resamples, confidence_level=level, method=method,
+                            vectorized=True, rng=np.random.default_rng(seed))
+            low, high = float(res.confidence_interval.low), float(res.confidence_interval.high)
+    out.update(ci_low_ms=low, ci_high_ms=high, ci_method=method)
+    return out
+
+
+def rounds_ci(values: Sequence[float], *, level: float = CI_LEVEL) -> dict[str, Any]:
+    """The between-round interval: Student-t interval of the mean of the per-round statistics (``None`` bounds
+    with fewer than 2 rounds)."""
+    from scipy.stats import t
+
+    v = np.asarray([float(a) for a in values], dtype=np.float64)
+    out: dict[str, Any] = {"round_ci_low_ms": None, "round_ci_high_ms": None, "round_ci_method": None}
+    if v.size < 2:
+        return out
+    half = float(t.ppf(0.5 + level / 2, v.size - 1) * v.std(ddof=1) / np.sqrt(v.size))
+    out.update(round_ci_low_ms=float(v.mean()) - half, round_ci_high_ms=float(v.mean()) + half,
+               round_ci_method=f"Student t over {v.size} round statistics")
+    return out
 
 
 MIN_RUNS_TO_JUDGE = 5  # fewer runs say nothing about the spread

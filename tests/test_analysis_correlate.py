@@ -126,7 +126,8 @@ def test_correlate_filters_and_table_layout(tmp_path, runner, cli):
         assert text in result.output
     result = runner.invoke(cli, ["correlate", "--results", root, "--device", "cpu", "--format", "csv"])
     header = result.output.splitlines()[0]
-    assert header.startswith("type,runtime,statistic,flops_rho,flops_p,params_rho,params_p")
+    assert header.startswith("type,runtime,statistic,flops_rho,flops_rho_low,flops_rho_high,flops_p,flops_tau,"
+                             "params_rho,params_rho_low,params_rho_high,params_p,params_tau")
 
 
 def test_correlate_uses_only_the_newest_record_of_a_model(tmp_path):

@@ -51,6 +51,9 @@ PAPER_STATISTIC = {"cpu": "median of 100", "gpu": "median of 100", "iphone": "mi
 LONG_COLUMNS = ["model", "paper_name", "device", "runtime", "latency_ms", "flops_m", "params_m", "statistic",
                 "threads", "precision", "input_shape", "machine", "created", "record_id", "env_cpu"]
 
+#: Proxy fields of profile records (besides params and FLOPs), see :mod:`mobileone_bench.proxies`.
+PROFILE_PROXIES = ("activations_m", "memory_mb_fp32", "memory_mb_fp16", "depth")
+
 _SETTINGS = ("threads", "precision", "input_shape", "machine", "report", "runs")
 
 
@@ -267,7 +270,7 @@ def profile_frame(store: Any) -> Any:
     for r in _newest_first(store.latest("profile")):
         k = (str(r.get("model")), str(r.get("input_shape")))
         chosen.setdefault(k, r)
-    cols = ["model", "input_shape", "flops", "params", "flops_m", "params_m"]
+    cols = ["model", "input_shape", "flops", "params", "flops_m", "params_m", *PROFILE_PROXIES]
     rows = [{c: r.get(c) for c in cols} for r in chosen.values()]
     return pd.DataFrame(rows, columns=cols)
 
@@ -284,12 +287,16 @@ def measurements(store: Any, **filters: Any) -> tuple[Any, list[str]]:
     prof = profile_frame(store)
     if lat.empty:
         lat = pd.DataFrame(columns=LONG_COLUMNS)
-    for c in ("flops_m", "params_m", "flops", "params"):
+    for c in ("flops_m", "params_m", "flops", "params", *PROFILE_PROXIES, "memory_mb"):
         if c in lat:
             lat = lat.drop(columns=c)
     if "input_shape" not in lat:
         lat["input_shape"] = None
     merged = lat.merge(prof, on=["model", "input_shape"], how="left")
+    # memory traffic at the precision the latency was measured in
+    fp16 = merged["precision"].astype(str).eq("fp16") if "precision" in merged else False
+    merged["memory_mb"] = pd.to_numeric(merged["memory_mb_fp16"].where(fp16, merged["memory_mb_fp32"]),
+                                        errors="coerce")
     for c in LONG_COLUMNS:
         if c not in merged:
             merged[c] = None

@@ -30,7 +30,17 @@ FIGURES = {
                           "what": "Latency vs parameter count"},
     "accuracy-vs-latency": {"paper": "Figure 1", "x": "latency_ms", "y": "top1", "ylabel": "ImageNet top-1 (%, paper)",
                             "logx": True, "logy": False, "what": "Top-1 accuracy vs latency"},
+    # the other proxies (mobileone_bench.proxies); not in the paper
+    "latency-vs-activations": {"paper": None, "x": "activations_m", "y": "latency_ms", "logx": True, "logy": True,
+                               "xlabel": "Activations (M elements written, log scale)", "what": "Latency vs activations"},
+    "latency-vs-memory": {"paper": None, "x": "memory_mb", "y": "latency_ms", "logx": True, "logy": True,
+                          "xlabel": "Memory traffic (MB at the record's precision, log scale)",
+                          "what": "Latency vs memory traffic"},
+    "latency-vs-depth": {"paper": None, "x": "depth", "y": "latency_ms", "logx": False, "logy": True,
+                         "xlabel": "Depth (longest chain of compute layers)", "what": "Latency vs depth"},
 }
+#: The paper's figures: what `plot` draws when no figure is named.
+PAPER_FIGURES = ("latency-vs-flops", "latency-vs-params", "accuracy-vs-latency")
 OURS_GID = "points-ours"
 PAPER_GID = "points-paper"
 _COLORS = {"convolutional": "#1f77b4", "transformer": "#d62728", "other": "#2ca02c"}
@@ -39,14 +49,14 @@ _PAPER_HW = {"iphone": "iPhone 12", "cpu": "Xeon Gold 5118", "gpu": "RTX-2080Ti"
 
 
 def parse_figures(values: str | Iterable[str] | None) -> list[str]:
-    """Validated figure names (all three when empty).
+    """Validated figure names (the paper's three when empty).
 
     Raises:
         UsageError: An unknown figure.
     """
     from mobileone_bench.analysis._data import parse_choices
 
-    return parse_choices(values, FIGURES, problem="unknown figure", default=FIGURES)
+    return parse_choices(values, FIGURES, problem="unknown figure", default=PAPER_FIGURES)
 
 
 def _paper_info(model: str) -> dict[str, Any]:
@@ -128,7 +138,8 @@ def figure_panels(store: Any | None, figures: Sequence[str], *, devices: Sequenc
                 for _, r in sub.iterrows():
                     info = _paper_info(str(r["model"]))
                     values = {"latency_ms": r.get("latency_ms"), "flops_m": r.get("flops_m"),
-                              "params_m": r.get("params_m"), "top1": info["top1"]}
+                              "params_m": r.get("params_m"), "top1": info["top1"],
+                              **{k: r.get(k) for k in ("activations_m", "memory_mb", "depth")}}
                     x, y = values[spec["x"]], values[spec["y"]]
                     if not _positive(x) or not _positive(y):
                         skipped.append(str(r["model"]))
@@ -140,7 +151,7 @@ def figure_panels(store: Any | None, figures: Sequence[str], *, devices: Sequenc
                 for _, r in ref[ref["device"] == device].iterrows():
                     values = {"latency_ms": r["latency_ms"], "flops_m": r["flops_m"], "params_m": r["params_m"],
                               "top1": r["top1"]}
-                    x, y = values[spec["x"]], values[spec["y"]]
+                    x, y = values.get(spec["x"]), values.get(spec["y"])
                     if _positive(x) and _positive(y):
                         ref_points.append({"model": r["model"], "label": r["paper_name"], "group": r["group"],
                                            "x": float(x), "y": float(y)})
@@ -161,7 +172,8 @@ def figure_panels(store: Any | None, figures: Sequence[str], *, devices: Sequenc
             if hardware:
                 sub_title.append(f"ours: {hardware}")
             if ref_points:
-                sub_title.append(f"paper (Table 9 figures; cf. its {spec['paper']}): {_PAPER_HW.get(device, device)}, "
+                cf = f"; cf. its {spec['paper']}" if spec["paper"] else ""
+                sub_title.append(f"paper (Table 9 figures{cf}): {_PAPER_HW.get(device, device)}, "
                                  f"{PAPER_STATISTIC.get(device, '?')}")
             panels.append({"figure": figure, "device": device, "runtime": rt, "statistic": stat,
                            "title": title, "subtitle": "; ".join(sub_title), "xlabel": _xlabel(figure, device),

@@ -23,7 +23,7 @@ from mobileone_bench.analysis._data import (
 )
 from mobileone_bench.errors import AnalysisError, UsageError
 
-__all__ = ["LAYOUTS", "FORMATS", "build_table", "render", "flat_rows", "format_cell", "format_p", "layout_models"]
+__all__ = ["LAYOUTS", "FORMATS", "build_table", "render", "flat_rows", "format_cell", "table_cell", "format_p", "layout_models"]
 
 LAYOUTS: dict[str, dict[str, Any]] = {
     "table9": {
@@ -109,7 +109,7 @@ def _choose_runtimes(lat: Any, devices: Sequence[str], runtimes: Sequence[str]) 
 
 def build_table(store: Any, layout: str = "table9", *, models: Sequence[str] | None = None, all_rows: bool = False,
                 compare: bool = False, runtimes: Iterable[str] | None = None, threads: int | None = None,
-                precision: str | None = None, include_contended: bool = False) -> dict[str, Any]:
+                precision: str | None = None, include_contended: bool = False, ci: bool = False) -> dict[str, Any]:
     """A paper layout filled from our records.
 
     Args:
@@ -123,6 +123,9 @@ def build_table(store: Any, layout: str = "table9", *, models: Sequence[str] | N
         threads: Keep CPU records measured with this many threads.
         precision: Keep records of this precision.
         include_contended: Keep latency records flagged contended (left out by default, with a footnote).
+        ci: Show each latency with its 95% bootstrap interval, ``2.43 (2.39-2.47)`` (the bounds are in the rows,
+            ``<device>_ci_low_ms`` / ``<device>_ci_high_ms``, either way; a record stored before intervals existed
+            gets one computed from its samples when ``ci`` is asked for).
 
     Returns:
         ``{"layout", "title", "columns": [{"key", "header", "paper"}], "groups": [{"name", "rows"}], "footnotes",
@@ -221,6 +224,8 @@ def build_table(store: Any, layout: str = "table9", *, models: Sequence[str] | N
                 m = mine[(mine["device"] == device) & (mine["runtime"] == chosen[device])]
                 if not m.empty:
                     value = _clean(m.iloc[0]["latency_ms"])
+                    low, high = _interval_of(store, m.iloc[0], compute=ci)
+                    row[f"{device}_ci_low_ms"], row[f"{device}_ci_high_ms"] = low, high
             row[f"{device}_ms"] = value
             if compare:
                 row[f"paper_{device}_ms"] = ((paper or {}).get("latency_ms") or {}).get(device)
@@ -305,7 +310,9 @@ def build_table(store: Any, layout: str = "table9", *, models: Sequence[str] | N
             r.pop("in_layout", None)
             r.pop("paper_order", None)
     return {"layout": layout, "title": spec["title"], "columns": columns, "groups": groups,
-            "footnotes": footnotes, "agreement": agreement, "sort": sort, "compare": compare}
+            "footnotes": footnotes + (["Latency (low-high): 95% bootstrap interval of the statistic over the runs."]
+                                      if ci else []),
+            "agreement": agreement, "sort": sort, "compare": compare, "ci": ci}
 
 
 def _paper_label(device: str, layout: str) -> str:
@@ -367,6 +374,31 @@ def _device_footnote(lat: Any, device: str, runtime: str, wanted: set[str]) -> s
 # ------------------------------------------------------------------------------------------------------ writers
 
 
+def _interval_of(store: Any, record: Any, *, compute: bool) -> tuple[Any, Any]:
+    """The stored interval of a latency record, or (``compute``) one from its samples when it has none."""
+    low, high = _clean(record.get("ci_low_ms")), _clean(record.get("ci_high_ms"))
+    if (low is None or high is None) and compute and record.get("samples_file"):
+        from mobileone_bench.stats import bootstrap_ci
+
+        try:
+            got = bootstrap_ci(store.samples(dict(record)), str(record.get("report") or "median"))
+            low, high = got["ci_low_ms"], got["ci_high_ms"]
+        except Exception:  # noqa: BLE001 - an unreadable samples file leaves the interval out, not the table
+            pass
+    return low, high
+
+
+def table_cell(table: dict[str, Any], row: dict[str, Any], key: str) -> str:
+    """A cell of ``table`` as text: :func:`format_cell`, and with the table's ``ci`` a latency as ``2.43
+    (2.39-2.47)``."""
+    text = format_cell(key, row.get(key))
+    if table.get("ci") and key.endswith("_ms") and not key.startswith("paper_") and text != "-":
+        low, high = row.get(f"{key[:-3]}_ci_low_ms"), row.get(f"{key[:-3]}_ci_high_ms")
+        if _isnum(low) and _isnum(high):
+            text += f" ({format_cell(key, low)}-{format_cell(key, high)})"
+    return text
+
+
 def format_cell(key: str, value: Any) -> str:
     """A cell as text: ``-`` for missing; top-1 with 1 decimal, FLOPs 0, params 1, latencies 2 (as the paper)."""
     value = _clean(value)
@@ -425,7 +457,7 @@ def _markdown(table: dict[str, Any]) -> str:
         if g["name"]:
             lines.append("| " + " | ".join([f"**{esc(g['name'])}**"] + [""] * (len(cols) - 1)) + " |")
         for r in g["rows"]:
-            lines.append("| " + " | ".join(esc(format_cell(c["key"], r.get(c["key"]))) for c in cols) + " |")
+            lines.append("| " + " | ".join(esc(table_cell(table, r, c["key"])) for c in cols) + " |")
     lines.append("")
     lines += [f"- {esc(n)}" for n in table["footnotes"] + _agreement_lines(table)]
     return "\n".join(lines) + "\n"
@@ -437,7 +469,7 @@ def _csv(table: dict[str, Any]) -> str:
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(["Group"] + [c["header"] for c in cols])
     for r in flat_rows(table):
-        writer.writerow([r["group"] or ""] + [format_cell(c["key"], r.get(c["key"])) for c in cols])
+        writer.writerow([r["group"] or ""] + [table_cell(table, r, c["key"]) for c in cols])
     return buf.getvalue()
 
 
@@ -461,7 +493,7 @@ def _latex(table: dict[str, Any]) -> str:
         if g["name"]:
             lines.append(rf"\multicolumn{{{n}}}{{l}}{{\textit{{{_tex(g['name'])}}}}} \\")
         for r in g["rows"]:
-            lines.append(" & ".join(_tex(format_cell(c["key"], r.get(c["key"]))) for c in cols) + r" \\")
+            lines.append(" & ".join(_tex(table_cell(table, r, c["key"])) for c in cols) + r" \\")
     lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}"]
     lines += [f"% {line}" for line in table["footnotes"] + _agreement_lines(table)]
     return "\n".join(lines) + "\n"

@@ -72,7 +72,9 @@ def _emit_for_scripts(result: dict[str, Any], fmt: str) -> bool:
 @click.command("correlate")
 @click.option("--device", "devices", multiple=True, metavar="DEVICE",
               help="cpu, gpu, iphone or mac (repeat or comma-separate; default: every device with records).")
-@click.option("--against", default="flops,params", show_default=True, help="flops and/or params.")
+@click.option("--against", default="flops,params", show_default=True,
+              help="Proxies for the Table 1 columns: flops, params, activations, memory, depth (comma-separated), or "
+                   "all. The ranking below the table always covers every proxy.")
 @click.option("--models", "patterns", multiple=True, metavar="PATTERN",
               help="Names or wildcards of the models to use ('mobileone*'; repeat or comma-separate).")
 @click.option("--exclude", multiple=True, metavar="PATTERN", help="Names or wildcards to leave out ('repvgg*').")
@@ -117,12 +119,45 @@ def correlate_cmd(devices: tuple[str, ...], against: str, patterns: tuple[str, .
     if _emit_for_scripts(result, fmt):
         return
     stdout().print(rich_correlation(result))
+    if result.get("ranking"):
+        stdout().print(rich_ranking(result))
     _print_notes(result["notes"])
 
 
+def _with_intervals(rows: list[dict[str, Any]], columns: list[Any]) -> tuple[list[dict[str, Any]], list[Any]]:
+    """Rows and columns for people: each ``<x>rho`` cell shows its interval, ``0.93 [0.71, 0.99]``, and the
+    ``_low`` / ``_high`` columns go (JSON and CSV keep the numbers)."""
+    from mobileone_bench.cli._common import fmt_num
+
+    shown = []
+    for r in rows:
+        r = dict(r)
+        for key in [k for k, *_ in columns if k.endswith("rho")]:
+            low, high = r.get(f"{key}_low"), r.get(f"{key}_high")
+            if r.get(key) is not None and low is not None and high is not None:
+                r[key] = f"{fmt_num(r[key])} [{fmt_num(low)}, {fmt_num(high)}]"
+        shown.append(r)
+    return shown, [c for c in columns if not c[0].endswith(("rho_low", "rho_high"))]
+
+
 def rich_correlation(result: dict[str, Any]) -> Any:
-    """The Table 1 layout; row notes become numbered footnotes so the table stays narrow."""
-    return _noted_table(result, result["title"], digits={})
+    """The Table 1 layout (each rho with its 95% interval); row notes become numbered footnotes so the table stays
+    narrow."""
+    rows, columns = _with_intervals(result["rows"], result["columns"])
+    shown = dict(result, rows=rows, columns=columns)
+    table = _noted_table(shown, result["title"], digits={})
+    result["notes"] = shown["notes"]
+    return table
+
+
+def rich_ranking(result: dict[str, Any]) -> Any:
+    """Which proxy predicts latency: every proxy per device and runtime, ranked by |rho|, with intervals."""
+    from mobileone_bench.analysis.correlate import RANKING_COLUMNS
+    from mobileone_bench.cli._common import render_table
+
+    rows, columns = _with_intervals(result.get("ranking") or [], RANKING_COLUMNS)
+    rows = [{**r, "p": _fmt_p(r["p"])} for r in rows]
+    return render_table(rows, columns, title="Which proxy predicts latency here: Spearman rho (95% CI), ranked by |rho|")
 
 
 def _noted_table(result: dict[str, Any], title: str, digits: dict[str, int]) -> Any:
@@ -164,7 +199,7 @@ _SUFFIX_FORMATS = {".md": "md", ".markdown": "md", ".csv": "csv", ".tex": "latex
 def rich_paper_table(table: dict[str, Any]) -> Any:
     from rich.table import Table
 
-    from mobileone_bench.analysis.tables import format_cell
+    from mobileone_bench.analysis.tables import table_cell
 
     t = Table(title=table["title"], header_style="bold", show_lines=False)
     for i, c in enumerate(table["columns"]):
@@ -176,7 +211,7 @@ def rich_paper_table(table: dict[str, Any]) -> Any:
         if g["name"]:
             t.add_row(f"[bold italic]{g['name']}[/]", *[""] * (len(table["columns"]) - 1))
         for r in g["rows"]:
-            t.add_row(*[format_cell(c["key"], r.get(c["key"])) for c in table["columns"]])
+            t.add_row(*[table_cell(table, r, c["key"]) for c in table["columns"]])
     return t
 
 
@@ -207,6 +242,7 @@ def rich_agreement(table: dict[str, Any]) -> Any:
               help="Put the paper's figure beside ours in each numeric column, and print the rank agreement "
                    "(Spearman of our latencies vs the paper's, per device).")
 @click.option("--all", "all_rows", is_flag=True, help="Every row of the layout, measured or not.")
+@click.option("--ci", is_flag=True, help="Show each latency with its 95% bootstrap interval: 2.43 (2.39-2.47).")
 @click.option("--runtime", "runtimes", multiple=True, metavar="NAME",
               help="Runtime whose records fill a device column (repeatable; default: the one with most models).")
 @click.option("--threads", type=click.IntRange(min=1), default=None,
@@ -215,8 +251,8 @@ def rich_agreement(table: dict[str, Any]) -> Any:
 @_results_option
 @_contended_option
 def table_cmd(models: tuple[str, ...], zoo: str | None, layout: str, fmt: str | None, out: str | None,
-              compare: bool, all_rows: bool, runtimes: tuple[str, ...], threads: int | None, precision: str | None,
-              results: str, include_contended: bool) -> None:
+              compare: bool, all_rows: bool, ci: bool, runtimes: tuple[str, ...], threads: int | None,
+              precision: str | None, results: str, include_contended: bool) -> None:
     """The paper's Table 9 (Transformer then Convolutional architectures, each sorted by mobile latency,
     descending) or Table 14, filled with your measurements: FLOPs and params from `profile` records, latency per
     device from `latency` records, top-1 from the paper. Missing measurements are '-', as in the paper. Headers
@@ -244,7 +280,7 @@ def table_cmd(models: tuple[str, ...], zoo: str | None, layout: str, fmt: str | 
     fmt = _choice("rich" if fmt.lower() == "table" else fmt, FORMATS + ("markdown", "tex"), "format", "rich")
     table = api.build_paper_table(layout, models=models, zoo=zoo, all_rows=all_rows, compare=compare,
                                   runtimes=runtimes, threads=threads, precision=precision, results=results,
-                                  include_contended=include_contended)
+                                  include_contended=include_contended, ci=ci)
     if fmt == "rich":
         import io
 
@@ -275,7 +311,8 @@ def table_cmd(models: tuple[str, ...], zoo: str | None, layout: str, fmt: str | 
 
 @click.command("plot")
 @click.option("--figure", "figures", multiple=True, metavar="NAME",
-              help="latency-vs-flops, latency-vs-params, accuracy-vs-latency (repeatable; default: all three).")
+              help="latency-vs-flops, latency-vs-params, accuracy-vs-latency (the paper's three, the default), or "
+                   "latency-vs-activations, latency-vs-memory, latency-vs-depth (repeatable).")
 @click.option("--device", "devices", multiple=True, metavar="DEVICE",
               help="cpu, gpu, iphone or mac (repeatable; default: every device with records).")
 @click.option("--runtime", default=None, help="Only records of this runtime.")

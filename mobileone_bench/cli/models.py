@@ -65,10 +65,14 @@ def profile_cmd(models: tuple[str, ...], zoo: str | None, input_size: tuple[int,
     rows = api.profile(models, zoo=zoo, input_size=input_size, weights=weights, progress=True, as_frame=False)
     failed = sum(1 for r in rows if r.get("status") == "failed")
     emit(rows, fmt, [("model", "Model"), ("input", "Input"), ("params_m", "Params (M)"), ("flops_m", "FLOPs (M)"),
+                     ("activations_m", "Activations (M)"), ("memory_mb_fp32", "Memory fp32 (MB)"),
+                     ("memory_mb_fp16", "fp16 (MB)"), ("depth", "Depth"),
                      ("paper_params_m", "Paper params (M)"), ("paper_flops_m", "Paper FLOPs (M)"),
                      ("status", "Status"), ("error", "Error")],
          title="Inference-time complexity (1 FLOP = 1 multiply-add)", digits={"params_m": 3, "flops_m": 1,
-                                                                                "paper_flops_m": 0, "paper_params_m": 1})
+                                                                                "paper_flops_m": 0, "paper_params_m": 1,
+                                                                                "activations_m": 2, "memory_mb_fp32": 1,
+                                                                                "memory_mb_fp16": 1})
     if failed:
         raise SystemExit(1)
 
