@@ -23,22 +23,8 @@ from typing import Any
 
 __version__ = "0.1.0"
 
-_API = (
-    "list_models",
-    "list_zoos",
-    "create_model",
-    "reparam",
-    "profile",
-    "export",
-    "latency",
-    "run",
-    "ablate",
-    "load_results",
-    "correlate",
-    "table",
-    "plot",
-    "roofline",
-)
+# the API's names, from its own list (mobileone_bench.api imports nothing heavy at module level)
+from mobileone_bench.api import __all__ as _API  # noqa: E402
 
 __all__ = ["__version__", *_API]
 
