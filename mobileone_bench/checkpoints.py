@@ -111,7 +111,8 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     """Read a flat ``name -> tensor`` dict from a local checkpoint file.
 
     PyTorch files are read with ``torch.load(weights_only=True)``: a pickle that needs arbitrary code (a whole
-    pickled model, custom classes) is refused, never executed.
+    pickled model, custom classes) is refused, never executed. The one class allowed beyond tensors and containers
+    is :class:`argparse.Namespace` (the training arguments many released checkpoints carry).
 
     Raises:
         CheckpointError: Missing, not a checkpoint, refused, unreadable, or not a state dict.
@@ -124,7 +125,14 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
 
             obj: object = load_file(str(p), device="cpu")
         else:
-            obj = torch.load(str(p), map_location="cpu", weights_only=True)
+            import argparse
+            import contextlib
+
+            # training scripts (MobileNeXt's among them) save their argparse.Namespace next to the weights: a plain
+            # attribute bag, safe to rebuild, so it is allowed; anything else beyond tensors is still refused
+            allow = getattr(torch.serialization, "safe_globals", None)  # torch >= 2.5
+            with allow([argparse.Namespace]) if allow else contextlib.nullcontext():
+                obj = torch.load(str(p), map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - every read failure is the same user-facing problem
         if kind == "torch" and _unpickling_refused(exc):
             raise CheckpointError(

@@ -5,6 +5,13 @@ BatchNorm is folded into the convolutions before counting, so it costs nothing; 
 (activations, additions) are not counted, as in fvcore. Counting uses :class:`torch.utils.flop_counter.FlopCounterMode`,
 which reports ``2 x MACs`` for convolutions and matrix products (and attention); we halve it.
 
+One exception, because it is real work that grows with the feature map: the *dynamic* activations (Dynamic ReLU,
+Dynamic Shift-Max, Mobile-Former's token dynamic ReLU) multiply every element by input-dependent coefficients, one
+multiply(-add) per element per linear piece and mixed copy. Their hyper-functions (linear layers) are counted as
+matrix products anyway; their per-element multiplies are counted by the modules themselves: a module with a method
+``elementwise_macs(x) -> int`` (``x`` its first input) adds that many to the total, reported as the operator
+``dynamic_activation``. This is how MicroNet's and Mobile-Former's authors count them; no static model is affected.
+
 Counting a train-time model is wrong twice over (timm lists MobileOne-S0 at 1.09 GMACs, four times its real cost):
 :func:`profile_model` re-parameterizes first unless told the model already is.
 """
@@ -90,17 +97,28 @@ def count_flops(model: nn.Module, input_shape: tuple[int, ...]) -> tuple[int, di
     flags = [(p, p.requires_grad) for p in model.parameters()]
     for p, _ in flags:
         p.requires_grad_(False)
+    dynamic = [0]
+
+    def _elementwise(module: nn.Module, args: tuple[Any, ...]) -> None:
+        dynamic[0] += int(module.elementwise_macs(args[0]))  # type: ignore[operator]
+
+    hooks = [m.register_forward_pre_hook(_elementwise) for m in model.modules()
+             if callable(getattr(m, "elementwise_macs", None))]
     try:
         with FlopCounterMode(display=False) as counter:
             model(x)
     finally:
+        for hook in hooks:
+            hook.remove()
         for p, flag in flags:
             p.requires_grad_(flag)
     by_op: dict[str, int] = {}
     for op, n in counter.get_flop_counts().get("Global", {}).items():
         name = str(op).split(".")[-1] if "." in str(op) else str(op)
         by_op[name] = by_op.get(name, 0) + int(n) // 2
-    return int(counter.get_total_flops()) // 2, by_op
+    if dynamic[0]:
+        by_op["dynamic_activation"] = dynamic[0]
+    return int(counter.get_total_flops()) // 2 + dynamic[0], by_op
 
 
 def profile_model(model: nn.Module, input_shape: tuple[int, ...], *, reparameterized: bool = False) -> Complexity:

@@ -64,3 +64,19 @@ def randomize_bn(model, seed: int = 0) -> None:
                 m.bias.copy_(torch.randn(n, generator=g) * 0.1)
                 m.running_mean.copy_(torch.randn(n, generator=g) * 0.1)
                 m.running_var.copy_(torch.rand(n, generator=g) + 0.5)
+
+
+UNAVAILABLE = "notbuilt-x1"  # the name of the test-only unavailable model (``unavailable_model``)
+
+
+@pytest.fixture
+def unavailable_model():
+    """Register ``notbuilt-x1``, a name the tool knows but cannot build (every paper row is buildable now), for the
+    tests of the unavailable path; removed again afterwards. Returns its name."""
+    from mobileone_bench import registry
+
+    key = registry._key(UNAVAILABLE)
+    registry.register_unavailable(UNAVAILABLE, paper_name="NotBuilt-X1",
+                                  reason="no implementation of NotBuilt in timm, torchvision or this tool")
+    yield UNAVAILABLE
+    registry._ALIASES.pop(key, None)

@@ -113,6 +113,25 @@ def test_corrupt_and_missing_files(tmp_path):
         load_weights(registry.create_model("mobileone_tiny"), empty)
 
 
+class _TrainConfig:
+    """A custom class pickled next to the weights (what an allow-list must not let through)."""
+
+    lr = 0.1
+
+
+def test_training_args_are_allowed_and_other_objects_refused(tmp_path):
+    import argparse
+
+    state = _trained_like("mobileone_tiny").state_dict()
+    with_args = tmp_path / "with_args.pth.tar"
+    torch.save({"args": argparse.Namespace(lr=0.1, arch="x"), "state_dict": state}, with_args)
+    assert read_state_dict(with_args).keys() == state.keys()
+    other = tmp_path / "with_counter.pth.tar"
+    torch.save({"config": _TrainConfig(), "state_dict": state}, other)  # a class not on the allow-list
+    with pytest.raises(CheckpointError, match="refuses to load"):
+        read_state_dict(other)
+
+
 def test_timm_fused_mobileone_layout(tmp_path):
     src = reparameterize(_trained_like("timm:mobileone_s1"))
     path = tmp_path / "timm_mobileone_s1_deploy.pth"

@@ -133,14 +133,14 @@ def test_format_parsing_and_precision_checks():
         ExportOptions(coreml_target="iOS14").validate()
 
 
-def test_cli_export_summary_and_failure_exit(runner, cli, tmp_path):
+def test_cli_export_summary_and_failure_exit(runner, cli, tmp_path, unavailable_model):
     out = tmp_path / "models"
-    result = runner.invoke(cli, ["export", "mobileone_tiny", "micronet-m1", "--format", "onnx", "--out", str(out),
+    result = runner.invoke(cli, ["export", "mobileone_tiny", unavailable_model, "--format", "onnx", "--out", str(out),
                                  "--json"])
     rows = json.loads(result.stdout)
     by_model = {r["model"]: r for r in rows}
     assert by_model["mobileone_tiny"]["status"] == "exported"
-    assert by_model["micronet-m1"]["status"] == "unavailable"
+    assert by_model[unavailable_model]["status"] == "unavailable"
     assert result.exit_code == 0  # unavailable rows are listed, not failures
     again = runner.invoke(cli, ["export", "mobileone_tiny", "--format", "onnx", "--out", str(out), "--json"])
     assert json.loads(again.stdout)[0]["status"] == "cached"

@@ -94,7 +94,7 @@ def test_blocked_protocol_for_several_models_times_each_in_one_block(tmp_path, s
     assert [r["protocol"] for r, _ in results] == ["blocked", "blocked"]
 
 
-def test_a_failing_model_in_the_rounds_is_recorded_and_the_others_go_on(tmp_path, specs, monkeypatch):
+def test_a_failing_model_in_the_rounds_is_recorded_and_the_others_go_on(tmp_path, specs, monkeypatch, unavailable_model):
     from mobileone_bench import registry
 
     store = ResultsStore(tmp_path / "results")
@@ -123,10 +123,10 @@ def test_a_failing_model_in_the_rounds_is_recorded_and_the_others_go_on(tmp_path
     make_runner.seen = []
     monkeypatch.setattr(pipeline, "_block", flaky)
     monkeypatch.setattr(cpu, "make_runner", make_runner)
-    all_specs = [*specs, registry.resolve("micronet-m1")]
+    all_specs = [*specs, registry.resolve(unavailable_model)]
     results = pipeline.measure_models(all_specs, _job(tmp_path), store, sampler=ScriptedSampler())
     by_model = {r["model"]: r for r, _ in results}
-    assert by_model["micronet-m1"]["status"] == "failed" and pipeline.is_unavailable(by_model["micronet-m1"])
+    assert by_model[unavailable_model]["status"] == "failed" and pipeline.is_unavailable(by_model[unavailable_model])
     failed = by_model[specs[1].name]  # the second runner made fails in its second round
     assert failed["status"] == "failed" and "round 2 of 3: RuntimeError: session lost" in failed["error"]
     assert len(store.samples(failed)) == 2  # the samples of its first round are kept

@@ -52,10 +52,10 @@ def test_rerun_skips_and_force_remeasures_without_losing_anything(tmp_path):
     assert not skipped and other["key"] != first["key"]  # threads are part of the identity
 
 
-def test_failures_are_recorded_and_do_not_raise(tmp_path):
+def test_failures_are_recorded_and_do_not_raise(tmp_path, unavailable_model):
     store = ResultsStore(tmp_path / "results")
-    rec, _ = pipeline.measure_latency("micronet-m1", _job(tmp_path), store)
-    assert rec["status"] == "failed" and "MicroNet" in rec["error"]
+    rec, _ = pipeline.measure_latency(unavailable_model, _job(tmp_path), store)
+    assert rec["status"] == "failed" and "NotBuilt" in rec["error"]
     assert store.records("latency")[0]["status"] == "failed"
     assert "samples_file" not in rec
 

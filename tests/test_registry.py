@@ -61,19 +61,25 @@ def test_wildcards_expand_in_order_without_duplicates():
     assert {"timm:repvgg_a0", "timm:repvgg_a1", "timm:repvgg_a2"} <= {s.name for s in timm_specs}
 
 
-def test_paper_table9_zoo_has_all_30_rows_and_flags_unavailable_ones():
+def test_paper_table9_zoo_has_all_30_rows_available():
     specs = registry.expand([], zoo="paper-table9")
-    assert len(specs) == 30
-    unavailable = {s.name: s.reason for s in specs if not s.available}
-    assert set(unavailable) == {"mobileformer-96", "mobileformer-52", "mobilenext-x1.4", "mobilenext-x1.0"}
-    assert all("MobileFormer" in r or "MobileNeXt" in r for r in unavailable.values())
-    assert len(registry.expand([], zoo="paper-table9", include_unavailable=False)) == 26
+    assert len(specs) == 30 and all(s.available for s in specs)
+    assert {"mobileformer-96", "mobileformer-52", "mobilenext-x1.4", "mobilenext-x1.0"} <= {s.name for s in specs}
+    assert len(registry.expand([], zoo="paper-table9", include_unavailable=False)) == 30
+
+
+def test_unavailable_rows_are_kept_or_dropped(unavailable_model):
+    specs = registry.expand(["mobileone_s0", unavailable_model])
+    assert [s.available for s in specs] == [True, False] and "NotBuilt" in specs[1].reason
+    assert [s.name for s in registry.expand(["mobileone_s0", unavailable_model], include_unavailable=False)] == [
+        "mobileone_s0"]
 
 
 def test_paper_table13_zoo():
     specs = registry.expand([], zoo="paper-table13")
     assert len(specs) == 8
-    assert {s.name for s in specs if not s.available} == {"micronet-m1", "micronet-m2", "micronet-m3"}
+    assert all(s.available for s in specs)
+    assert {"micronet-m1", "micronet-m2", "micronet-m3"} <= {s.name for s in specs}
 
 
 def test_unknown_zoo_is_a_usage_error():
@@ -81,9 +87,9 @@ def test_unknown_zoo_is_a_usage_error():
         registry.zoo_models("paper-table8")
 
 
-def test_unavailable_model_cannot_be_built():
-    with pytest.raises(ModelUnavailableError, match="MicroNet"):
-        registry.create_model("micronet-m1")
+def test_unavailable_model_cannot_be_built(unavailable_model):
+    with pytest.raises(ModelUnavailableError, match="NotBuilt"):
+        registry.create_model(unavailable_model)
 
 
 def test_hardswish_patch_follows_appendix_b():

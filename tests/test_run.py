@@ -91,7 +91,7 @@ def test_interleaved_run_stores_what_it_measured_when_terminated(tmp_path):
     assert len(store.records("latency")) == 2 * len(MODELS)  # the interrupted records are kept
 
 
-def test_run_prints_the_table_and_correlations(runner, cli, tmp_path, monkeypatch):
+def test_run_prints_the_table_and_correlations(runner, cli, tmp_path, monkeypatch, unavailable_model):
     from mobileone_bench import registry
 
     real = registry.create_model
@@ -102,7 +102,7 @@ def test_run_prints_the_table_and_correlations(runner, cli, tmp_path, monkeypatc
         return real(name, **kwargs)
 
     monkeypatch.setattr(registry, "create_model", flaky)
-    result = runner.invoke(cli, _run_args(tmp_path) + ["micronet-m1"])
+    result = runner.invoke(cli, _run_args(tmp_path) + [unavailable_model])
     assert result.exit_code == 1  # one model failed; it is recorded and the others go on
     assert "mobileone_tiny" in result.stdout and "squeezenet1_1" in result.stdout
     assert "simulated out-of-memory" in result.stdout
@@ -112,8 +112,8 @@ def test_run_prints_the_table_and_correlations(runner, cli, tmp_path, monkeypatc
     store = ResultsStore(tmp_path / "results")
     assert {r["model"] for r in store.records("latency") if r["status"] == "ok"} == set(MODELS) - {"mobileone_mu0"}
     # an unavailable row is recorded once, not again on every rerun
-    runner.invoke(cli, _run_args(tmp_path) + ["micronet-m1"])
-    assert sum(r["model"] == "micronet-m1" for r in store.records("latency")) == 1
+    runner.invoke(cli, _run_args(tmp_path) + [unavailable_model])
+    assert sum(r["model"] == unavailable_model for r in store.records("latency")) == 1
 
 
 def test_run_refuses_iphone(runner, cli, tmp_path):
