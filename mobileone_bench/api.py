@@ -368,9 +368,13 @@ def export(models: str | Sequence[str] | None = None, *, zoo: str | None = None,
            input_size: tuple[int, int] | None = None, reparameterize: bool = True, force: bool = False,
            dynamic_batch: bool = False, opset: int = 18, coreml_type: str = "mlprogram",
            deployment_target: str | None = None, coreml_input: str = "tensor", trt_workspace_mb: int = 1024,
+           calibration_images: str | Path | None = None, calibration_samples: int = 16,
            progress: bool = False, as_frame: bool = True) -> Any:
-    """Export models to ONNX, Core ML and/or TensorRT with a parity check and a manifest each, as
+    """Export models to ONNX, Core ML, TensorRT and/or ExecuTorch with a parity check and a manifest each, as
     ``mobileone-bench export``; matching artifacts are reused unless ``force``.
+
+    ExecuTorch int8 (``formats="executorch", precision="int8"``) calibrates on ``calibration_samples`` random inputs,
+    or on the first ``calibration_samples`` images of the folder ``calibration_images``.
 
     Returns:
         One row per model and format: model, format, precision, status (exported, cached, failed, parity failed,
@@ -387,7 +391,9 @@ def export(models: str | Sequence[str] | None = None, *, zoo: str | None = None,
     fmts = parse_formats(formats)
     options = ExportOptions(precision=precision, opset=opset, dynamic_batch=dynamic_batch, coreml_type=coreml_type,
                             coreml_target=deployment_target, coreml_input=coreml_input,
-                            trt_workspace_mb=trt_workspace_mb)
+                            trt_workspace_mb=trt_workspace_mb,
+                            calibration_images=None if calibration_images is None else str(calibration_images),
+                            calibration_samples=calibration_samples)
     options.validate()
     for fmt in fmts:
         options.precision_for(fmt)  # unsupported precision: one line, before any work

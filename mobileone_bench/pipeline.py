@@ -238,7 +238,10 @@ def _runtime_versions(runtime: str) -> dict[str, Any]:
 
     libs = library_versions()
     keep = {"onnxruntime": ("onnxruntime", "onnx", "torch"), "torch": ("torch",), "tensorrt": ("tensorrt", "torch"),
-            "torch-cuda": ("torch",), "coreml": ("coremltools", "torch")}.get(runtime, ())
+            "torch-cuda": ("torch",), "coreml": ("coremltools", "torch"),
+            "executorch": ("executorch", "torchao", "torch")}.get(runtime, ())
+    if runtime == "executorch":
+        libs.update(library_versions(("executorch", "torchao")))
     out = {k: libs.get(k) for k in keep}
     if runtime in ("tensorrt", "torch-cuda"):
         g = gpu_info()
@@ -568,7 +571,7 @@ def profile_identity(spec: ModelSpec, input_size: tuple[int, int] | None, weight
     return {"model": spec.name, "target": spec.target, "patches": list(spec.patches), "weights_sha256": weights_sha256,
             "input_shape": list(registry.input_shape(spec, input_size)),
             # the counter's version: a profile stored before the proxies existed is made again
-            "counter": f"mobileone-bench {__version__} (flops, params, proxies)"}
+            "counter": f"mobileone-bench {__version__} (flops incl. dynamic activations, params, proxies)"}
 
 
 def profile_record(spec: ModelSpec | str, store: Any, *, input_size: tuple[int, int] | None = None,

@@ -29,26 +29,6 @@ def test_import_does_not_import_torch_or_pandas():
     assert out.stdout.strip() == "[]"
 
 
-@pytest.fixture
-def quiet_machine(monkeypatch):
-    """Every timed block reads as uncontended, whatever else this machine runs meanwhile (the analysis leaves
-    contended records out, which would make these tests depend on the machine's load)."""
-    from mobileone_bench.devices import _contention
-
-    class Quiet:
-        def __init__(self, *a, **kw):
-            pass
-
-        def start(self):
-            return None
-
-        def stop(self, token):
-            return {"seconds": 0.01, "other_cpu": 0.0, "other_cpu_s": 0.0, "steal": 0.0, "contended": False,
-                    "load_1m_start": 0.0, "load_1m_end": 0.0, "mhz_start": None, "mhz_end": None}
-
-    monkeypatch.setattr(_contention, "ContentionSampler", Quiet)
-
-
 def test_the_top_level_names_are_the_api():
     for name in mb.__all__:
         if name == "__version__":

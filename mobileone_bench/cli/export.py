@@ -1,4 +1,4 @@
-"""``export``: ONNX, Core ML and TensorRT artifacts with parity checks, a manifest each, and a cache."""
+"""``export``: ONNX, Core ML, TensorRT and ExecuTorch artifacts with parity checks, a manifest each, and a cache."""
 
 from __future__ import annotations
 
@@ -22,11 +22,12 @@ __all__ = ["export_cmd", "COMMANDS"]
 @models_argument()
 @zoo_option()
 @click.option("--format", "formats", default="onnx", show_default=True, metavar="LIST",
-              help="Comma-separated formats: onnx, coreml, tensorrt.")
+              help="Comma-separated formats: onnx, coreml, tensorrt, executorch.")
 @click.option("--out", type=click.Path(file_okay=False), default="models", show_default=True,
               help="Root of the artifact tree: <out>/<model>/<format>-<precision>-<H>x<W>/.")
-@click.option("--precision", type=click.Choice(["fp32", "fp16"]), default=None,
-              help="Artifact precision (default per format: onnx fp32, coreml fp16, tensorrt fp16).")
+@click.option("--precision", type=click.Choice(["fp32", "fp16", "int8"]), default=None,
+              help="Artifact precision (default per format: onnx fp32, coreml fp16, tensorrt fp16, executorch fp32; "
+                   "int8: executorch only).")
 @weights_option()
 @input_size_option()
 @click.option("--no-reparam", is_flag=True, help="Export the train-time model (branches kept); recorded.")
@@ -41,13 +42,18 @@ __all__ = ["export_cmd", "COMMANDS"]
               help="Core ML input as a tensor, or as an image with the ImageNet scale/bias.")
 @click.option("--trt-workspace", type=click.IntRange(min=1), default=1024, show_default=True, metavar="MB",
               help="TensorRT builder workspace limit.")
+@click.option("--calibration-images", type=click.Path(), default=None, metavar="DIR",
+              help="executorch int8: calibrate on the .jpg/.png images of DIR (resized, center-cropped, ImageNet "
+                   "normalisation) instead of random inputs.")
+@click.option("--calibration-samples", type=click.IntRange(min=1), default=16, show_default=True, metavar="N",
+              help="executorch int8: random calibration inputs, or at most N images of --calibration-images.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 def export_cmd(models: tuple[str, ...], zoo: str | None, formats: str, out: str, precision: str | None,
                weights: str | None, input_size: tuple[int, int] | None, no_reparam: bool, force: bool,
                dynamic_batch: bool, opset: int, coreml_type: str, deployment_target: str | None, coreml_input: str,
-               trt_workspace: int, as_json: bool) -> None:
-    """Export models to ONNX, Core ML and/or TensorRT, check each artifact against PyTorch, and write a
-    manifest.json beside it. Matching artifacts are reused (cache); --force redoes them.
+               trt_workspace: int, calibration_images: str | None, calibration_samples: int, as_json: bool) -> None:
+    """Export models to ONNX, Core ML, TensorRT and/or ExecuTorch, check each artifact against PyTorch, and write
+    a manifest.json beside it. Matching artifacts are reused (cache); --force redoes them.
 
     Exits with status 1 if any export failed or failed its parity check.
 
@@ -57,13 +63,17 @@ def export_cmd(models: tuple[str, ...], zoo: str | None, formats: str, out: str,
       mobileone-bench export --zoo paper-table9 --format onnx
       mobileone-bench export 'mobileone*' --format coreml --coreml-input image --precision fp32
       mobileone-bench export mobileone_s1 --format tensorrt          (NVIDIA GPU + tensorrt extra)
+      mobileone-bench export mobileone_s0 --format executorch --precision int8 --calibration-images imgs/
+                                                                     (executorch extra)
     """
     from mobileone_bench import api
 
     rows = api.export(models, zoo=zoo, formats=formats, out=out, precision=precision, weights=weights,
                       input_size=input_size, reparameterize=not no_reparam, force=force, dynamic_batch=dynamic_batch,
                       opset=opset, coreml_type=coreml_type, deployment_target=deployment_target,
-                      coreml_input=coreml_input, trt_workspace_mb=trt_workspace, progress=True, as_frame=False)
+                      coreml_input=coreml_input, trt_workspace_mb=trt_workspace,
+                      calibration_images=calibration_images, calibration_samples=calibration_samples, progress=True,
+                      as_frame=False)
     if as_json:
         click.echo(json.dumps(rows, indent=2, default=str))
     else:

@@ -62,6 +62,14 @@ def environment_line(records: list[dict[str, Any]]) -> str:
     for lib in ("onnxruntime", "torch", "tensorrt", "coremltools"):
         if rec.get(f"env_{lib}"):
             parts.append(f"{lib} {rec.get(f'env_{lib}')}")
+    settings = rec.get("runtime_settings")
+    if isinstance(settings, str):  # records store dicts as JSON
+        try:
+            settings = json.loads(settings)
+        except ValueError:
+            settings = None
+    if rec.get("runtime") == "executorch" and isinstance(settings, dict) and settings.get("executorch"):
+        parts.append(f"executorch {settings['executorch']} (XNNPACK, {settings.get('threadpool_threads')} threads)")
     if rec.get("device") not in ("iphone", "mac"):
         parts.append(str(rec.get("env_os", "")))
     report = rec.get("report")
@@ -109,12 +117,13 @@ def protocol_options(f: Any) -> Any:
 @click.option("--device", type=click.Choice(["cpu", "gpu", "iphone", "mac"]), default="cpu", show_default=True,
               help="Where to measure.")
 @click.option("--runtime", default=None,
-              help="cpu: onnxruntime (default) | torch;  gpu: tensorrt (default) | torch-cuda;  iphone/mac: coreml.")
+              help="cpu: onnxruntime (default) | torch | executorch;  gpu: tensorrt (default) | torch-cuda;  "
+                   "iphone/mac: coreml.")
 @click.option("--warmup", type=click.IntRange(min=0), default=None, help="Untimed runs first (default 10; iPhone/Mac 1).")
 @click.option("--runs", type=click.IntRange(min=1), default=None, help="Timed runs (default 100 on CPU/GPU, 1000 on iPhone/Mac).")
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="CPU threads (default: physical cores).")
-@click.option("--precision", type=click.Choice(["fp32", "fp16"]), default=None,
-              help="Default: fp32 on CPU, fp16 on GPU, iPhone and Mac (as the paper).")
+@click.option("--precision", type=click.Choice(["fp32", "fp16", "int8"]), default=None,
+              help="Default: fp32 on CPU, fp16 on GPU, iPhone and Mac (as the paper); int8: --runtime executorch.")
 @click.option("--report", type=click.Choice(["median", "min", "mean", "trimmed_mean", "p90"]), default=None,
               help="The statistic reported as the latency (default: median on CPU/GPU, min on iPhone/Mac).")
 @click.option("--ort-opt", type=click.Choice(["disable", "basic", "extended", "all"]), default="all",
@@ -162,6 +171,7 @@ def latency_cmd(models: tuple[str, ...], zoo: str | None, device: str, runtime: 
       mobileone-bench latency mobileone_s0 mobilenetv2-x1.0
       mobileone-bench latency --zoo paper-table9 --threads 1 --runs 200
       mobileone-bench latency mobileone_s1 --device cpu --runtime torch
+      mobileone-bench latency mobileone_s0 --runtime executorch --precision int8   (executorch extra)
       mobileone-bench latency mobileone_s1 --device gpu --runtime torch-cuda
       mobileone-bench latency --zoo quick --rounds 10 --wait-quiet
       mobileone-bench latency --device iphone --from-report report.json

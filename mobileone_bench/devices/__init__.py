@@ -10,6 +10,7 @@ device    runtime         artifact     notes
 ========  ==============  ===========  =====================================================
 cpu       onnxruntime     onnx         default; threads and graph optimisation level recorded
 cpu       torch           (none)       PyTorch eager on the inference-time model
+cpu       executorch      executorch   ExecuTorch + XNNPACK (fp32 or int8); needs the executorch extra
 gpu       tensorrt        tensorrt     default, as the paper (fp16, batch 1); needs the tensorrt extra
 gpu       torch-cuda      (none)       fp16 + CUDA graphs; any NVIDIA machine with PyTorch
 iphone    coreml          coreml       the ios_harness app, driven by xcodebuild (macOS + Xcode)
@@ -70,6 +71,8 @@ def _add(spec: RuntimeSpec) -> None:
 _add(RuntimeSpec("onnxruntime", "cpu", "onnx", ("fp32",), "fp32", ("onnxruntime",),
                  "pip install onnxruntime", "cpu"))
 _add(RuntimeSpec("torch", "cpu", None, ("fp32",), "fp32", ("torch",), "pip install torch", "cpu"))
+_add(RuntimeSpec("executorch", "cpu", "executorch", ("fp32", "int8"), "fp32", ("executorch",),
+                 "pip install 'mobileone-bench[executorch]'", "cpu"))
 _add(RuntimeSpec("tensorrt", "gpu", "tensorrt", ("fp16", "fp32"), "fp16", ("tensorrt",),
                  "pip install 'mobileone-bench[tensorrt]' on a machine with an NVIDIA GPU, or use --runtime torch-cuda",
                  "gpu"))
@@ -89,9 +92,12 @@ ORT_SPINNING_DEFAULT = False
 
 def cpu_runtime_options(runtime: str | None, *, graph_optimization: str = "all",
                         allow_spinning: bool = ORT_SPINNING_DEFAULT) -> tuple[tuple[str, Any], ...]:
-    """The recorded runtime options of a CPU runtime (onnxruntime: optimisation level and spin policy)."""
+    """The recorded runtime options of a CPU runtime (onnxruntime: optimisation level and spin policy; executorch:
+    the delegate, since onnxruntime's options do not apply to it)."""
     if (runtime or default_runtime("cpu")) == "onnxruntime":
         return (("allow_spinning", bool(allow_spinning)), ("graph_optimization", graph_optimization))
+    if runtime == "executorch":
+        return (("delegate", "xnnpack"),)
     return (("graph_optimization", graph_optimization),)
 _DEFAULTS = {"cpu": "onnxruntime", "gpu": "tensorrt", "iphone": "coreml", "mac": "coreml"}
 

@@ -26,7 +26,7 @@ class FormatSpec:
     """What the tool knows about an export format before importing anything.
 
     Attributes:
-        name: ``onnx``, ``coreml`` or ``tensorrt``.
+        name: ``onnx``, ``coreml``, ``tensorrt`` or ``executorch``.
         suffix: Suffix of the main artifact file (Core ML's depends on the model type).
         precisions: Precisions the artifact can carry.
         default_precision: What is used when none is asked for (the paper's setting).
@@ -60,12 +60,17 @@ FORMATS: dict[str, FormatSpec] = {
                            "pip install 'mobileone-bench[tensorrt]' on a Linux or Windows machine with an NVIDIA GPU "
                            "and CUDA", True, ("gpu",),
                            "TensorRT engine built from the ONNX artifact (fp16, batch 1, as the paper)"),
+    "executorch": FormatSpec("executorch", ".pte", ("fp32", "int8"), "fp32", ("executorch",),
+                             "pip install 'mobileone-bench[executorch]'", False, ("cpu",),
+                             "ExecuTorch program (.pte) delegated to XNNPACK, the CPU backend of phones; fp32, or "
+                             "int8 by post-training static quantization"),
 }
 
 
 def get_format(name: str) -> FormatSpec:
     key = name.strip().lower().replace("-", "")
-    aliases = {"trt": "tensorrt", "mlpackage": "coreml", "mlmodel": "coreml", "coremltools": "coreml"}
+    aliases = {"trt": "tensorrt", "mlpackage": "coreml", "mlmodel": "coreml", "coremltools": "coreml",
+               "pte": "executorch", "xnnpack": "executorch"}
     key = aliases.get(key, key)
     if key not in FORMATS:
         raise UsageError(f"unknown export format {name!r}; choose from {', '.join(FORMATS)}")
@@ -82,7 +87,7 @@ def parse_formats(text: str | list[str] | tuple[str, ...]) -> list[FormatSpec]:
             if spec not in out:
                 out.append(spec)
     if not out:
-        raise UsageError("name at least one export format (onnx, coreml, tensorrt)")
+        raise UsageError(f"name at least one export format ({', '.join(FORMATS)})")
     return out
 
 

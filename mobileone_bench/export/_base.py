@@ -60,6 +60,9 @@ class ExportOptions:
         trt_workspace_mb: TensorRT builder workspace limit.
         atol: Absolute tolerance of the parity check.
         rtol: Tolerance relative to the largest absolute reference output.
+        calibration_images: ExecuTorch int8: a folder of .jpg/.png images to calibrate on (``None``: random
+            inputs).
+        calibration_samples: ExecuTorch int8: how many random inputs, or at most how many images (by name).
     """
 
     precision: str | None = None
@@ -71,10 +74,20 @@ class ExportOptions:
     trt_workspace_mb: int = 1024
     atol: float = 1e-4
     rtol: float = 1e-3
+    calibration_images: str | None = None
+    calibration_samples: int = 16
 
     def validate(self) -> None:
-        if self.precision not in (None, "fp32", "fp16"):
-            raise UsageError(f"unknown precision {self.precision!r}; choose fp32 or fp16")
+        if self.precision not in (None, "fp32", "fp16", "int8"):
+            raise UsageError(f"unknown precision {self.precision!r}; choose fp32, fp16 or int8")
+        if self.calibration_samples < 1:
+            raise UsageError("--calibration-samples must be at least 1")
+        if self.calibration_images is not None:
+            if self.precision != "int8":
+                raise UsageError("--calibration-images applies to int8 only (--format executorch --precision int8)")
+            from mobileone_bench.export.executorch import image_files
+
+            image_files(self.calibration_images)  # missing, a file, or no image: one line, before any work
         if not 13 <= self.opset <= 23:
             raise UsageError(f"ONNX opset {self.opset} is out of range (13..23)")
         if self.coreml_type not in ("mlprogram", "neuralnetwork"):
@@ -93,7 +106,9 @@ class ExportOptions:
         precision = self.precision or fmt.default_precision
         if precision not in fmt.precisions:
             raise UsageError(f"{fmt.name} artifacts cannot be {precision} (supported: {', '.join(fmt.precisions)})"
-                             + ("; fp16 is applied when TensorRT or Core ML builds from the fp32 ONNX graph"
+                             + ("; int8 is the executorch format's (--format executorch --precision int8)"
+                                if precision == "int8" else
+                                "; fp16 is applied when TensorRT or Core ML builds from the fp32 ONNX graph"
                                 if fmt.name == "onnx" else ""))
         return precision
 
@@ -108,7 +123,21 @@ class ExportOptions:
                     **common}
         if fmt.name == "tensorrt":
             return {"opset": self.opset, "workspace_mb": self.trt_workspace_mb, **common}
+        if fmt.name == "executorch":
+            out: dict[str, Any] = {"delegate": "xnnpack", **common}
+            if self.precision == "int8":
+                out["calibration"] = self._calibration_key()
+            return out
         return common
+
+    def _calibration_key(self) -> dict[str, Any]:
+        """What int8 calibration runs on, as it enters the cache key (the images by content)."""
+        if not self.calibration_images:
+            return {"source": "random", "samples": self.calibration_samples}
+        from mobileone_bench.export.executorch import image_files, images_sha256
+
+        files = image_files(self.calibration_images)[: self.calibration_samples]
+        return {"source": "images", "samples": len(files), "images_sha256": images_sha256(files)}
 
 
 @dataclass
@@ -169,6 +198,8 @@ def artifact_dir(out: Path, model: str, fmt: FormatSpec, precision: str, input_s
         parts.append("nn" if options.coreml_type == "neuralnetwork" else "mlprogram")
         if options.coreml_input == "image":
             parts.append("image")
+    if fmt.name == "executorch" and precision == "int8" and options.calibration_images:
+        parts.append("imagecalib")
     if not reparameterized:
         parts.append("train")
     return Path(out) / safe_name(model) / "-".join(parts)
@@ -231,7 +262,9 @@ def _versions(fmt: FormatSpec) -> dict[str, Any]:
 
     libs = library_versions()
     keep = {"onnx": ("torch", "onnx", "onnxruntime"), "coreml": ("torch", "coremltools"),
-            "tensorrt": ("torch", "onnx", "tensorrt")}[fmt.name]
+            "tensorrt": ("torch", "onnx", "tensorrt"), "executorch": ("torch", "executorch", "torchao")}[fmt.name]
+    if fmt.name == "executorch":
+        libs.update(library_versions(("executorch", "torchao")))
     out: dict[str, Any] = {"mobileone_bench": __version__, **{k: libs.get(k) for k in keep}}
     if fmt.needs_gpu:
         g = gpu_info()

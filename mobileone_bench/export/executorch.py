@@ -1,0 +1,426 @@
+"""ExecuTorch export: a ``.pte`` program whose supported subgraphs are delegated to XNNPACK, the CPU backend that
+PyTorch models use on iPhones and Android phones; fp32, or int8 by post-training static quantization.
+
+fp32: ``torch.export`` -> ``executorch.exir.to_edge_transform_and_lower(..., partitioner=[XnnpackPartitioner()])``
+-> ``.to_executorch()``. int8: the model is first quantized with the XNNPACK quantizer (8-bit symmetric per-channel
+weights, 8-bit asymmetric per-tensor static activations) through torchao's ``prepare_pt2e`` / ``convert_pt2e``,
+calibrated on random inputs or on a folder of images (:func:`calibration_inputs`), then lowered the same way.
+
+The manifest records how many graph nodes went to XNNPACK and which operators stayed outside (run by ExecuTorch's
+portable kernels), and the parity check: for fp32 the tool's tolerance against PyTorch, as ONNX; for int8 the error
+statistics and top-5 agreement against the fp32 PyTorch model, and a check that the ``.pte`` computes what PyTorch's
+own run of the same quantized graph computes (see :func:`int8_parity`).
+
+Needs the ``executorch`` extra (``pip install 'mobileone-bench[executorch]'``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import math
+import operator
+import warnings
+from collections import Counter
+from pathlib import Path
+from typing import Any, Iterable
+
+import torch
+
+from mobileone_bench.errors import ExportError, MissingDependencyError, UsageError
+from mobileone_bench.export._base import ExportOptions, FormatOutput
+
+__all__ = [
+    "export",
+    "calibration_inputs",
+    "image_files",
+    "delegation_summary",
+    "fp32_parity",
+    "int8_parity",
+    "load_method",
+    "images_sha256",
+    "IMAGE_SUFFIXES",
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
+    "INT8_SCHEME",
+    "INSTALL_HINT",
+]
+
+INSTALL_HINT = "pip install 'mobileone-bench[executorch]'"
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+#: What ``--precision int8`` means here (recorded in the manifest).
+INT8_SCHEME = ("post-training static quantization, XNNPACKQuantizer (get_symmetric_quantization_config, "
+               "per-channel): 8-bit symmetric per-channel weights, 8-bit asymmetric per-tensor activations; "
+               "torchao prepare_pt2e / convert_pt2e")
+#: Inputs of the int8 parity check (the first is the fp32 check's input, seed 0).
+INT8_PARITY_INPUTS = 4
+#: The int8 artifact must agree with PyTorch's run of the same quantized graph to within this many output
+#: quantization steps (rounding inside XNNPACK's kernels may differ from the reference by one step per layer).
+INT8_REFERENCE_STEPS = 8.0
+
+
+# ---------------------------------------------------------------------------------------------- libraries
+
+
+def _lowering() -> tuple[Any, Any]:
+    """``(to_edge_transform_and_lower, XnnpackPartitioner)``, or one line saying why they do not import."""
+    try:
+        from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
+        from executorch.exir import to_edge_transform_and_lower
+    except ModuleNotFoundError as exc:
+        raise MissingDependencyError(f"the executorch exporter (Python module '{exc.name}')", INSTALL_HINT) from None
+    except (ImportError, OSError) as exc:  # a native library built against another torch
+        raise MissingDependencyError(
+            "the executorch exporter",
+            f"it does not load beside torch {torch.__version__} ({_one_line(exc)}); install the pinned, tested "
+            f"version: {INSTALL_HINT}") from None
+    return to_edge_transform_and_lower, XnnpackPartitioner
+
+
+def _quantization() -> tuple[Any, Any, Any, Any]:
+    """``(XNNPACKQuantizer, get_symmetric_quantization_config, prepare_pt2e, convert_pt2e)``."""
+    try:
+        from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import (
+            XNNPACKQuantizer,
+            get_symmetric_quantization_config,
+        )
+        from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
+    except ModuleNotFoundError as exc:
+        raise MissingDependencyError(f"int8 quantization for executorch (Python module '{exc.name}')",
+                                     INSTALL_HINT) from None
+    except (ImportError, OSError) as exc:
+        raise MissingDependencyError(
+            "int8 quantization for executorch",
+            f"it does not load beside torch {torch.__version__} ({_one_line(exc)}); {INSTALL_HINT}") from None
+    return XNNPACKQuantizer, get_symmetric_quantization_config, prepare_pt2e, convert_pt2e
+
+
+def load_method(path: Path) -> tuple[Any, Any]:
+    """Load ``forward`` of a ``.pte`` with ExecuTorch's Python runtime; returns ``(program, method)``.
+
+    The program is returned too: the method must not outlive it.
+    """
+    try:
+        from executorch.runtime import Runtime
+    except ModuleNotFoundError as exc:
+        raise MissingDependencyError(f"the executorch runtime (Python module '{exc.name}')", INSTALL_HINT) from None
+    except (ImportError, OSError) as exc:
+        raise MissingDependencyError(
+            "the executorch runtime",
+            f"its native library does not load beside torch {torch.__version__} ({_one_line(exc)}); "
+            f"{INSTALL_HINT}") from None
+    program = Runtime.get().load_program(Path(path))
+    return program, program.load_method("forward")
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if len(text) <= 200 else text[:197] + "..."
+
+
+# -------------------------------------------------------------------------------------------- calibration
+
+
+def image_files(folder: str | Path) -> list[Path]:
+    """The calibration images of a folder (``.jpg``, ``.jpeg``, ``.png``, any case; not recursive), sorted by name.
+
+    Raises:
+        UsageError: The folder does not exist, is a file, or holds no such image.
+    """
+    root = Path(folder)
+    if not root.exists():
+        raise UsageError(f"calibration folder {root} does not exist")
+    if not root.is_dir():
+        raise UsageError(f"calibration images must be a folder of .jpg/.png files; {root} is a file")
+    files = sorted(p for p in root.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise UsageError(f"calibration folder {root} holds no .jpg, .jpeg or .png image")
+    return files
+
+
+def images_sha256(files: Iterable[Path]) -> str:
+    """One hash over the names and contents of the calibration images (a new image is a new artifact)."""
+    h = hashlib.sha256()
+    for p in files:
+        h.update(p.name.encode())
+        h.update(hashlib.sha256(p.read_bytes()).digest())
+    return h.hexdigest()
+
+
+def _preprocess(size: tuple[int, int]) -> tuple[Any, str]:
+    """The ImageNet evaluation transform for an ``(H, W)`` input, and its description."""
+    from torchvision import transforms
+
+    short = int(round(max(size) / 0.875))
+    transform = transforms.Compose([
+        transforms.Resize(short, interpolation=transforms.InterpolationMode.BILINEAR),
+        transforms.CenterCrop(size),
+        transforms.ToTensor(),
+        transforms.Normalize(IMAGENET_MEAN, IMAGENET_STD),
+    ])
+    text = (f"RGB; shorter side resized to {short} (bilinear, {max(size)}/0.875); center crop {size[0]}x{size[1]}; "
+            f"scaled to [0, 1]; ImageNet normalisation mean {list(IMAGENET_MEAN)}, std {list(IMAGENET_STD)}")
+    return transform, text
+
+
+def calibration_inputs(options: ExportOptions, input_shape: tuple[int, ...]) -> tuple[list[torch.Tensor], dict[str, Any]]:
+    """The inputs int8 calibration runs on, and what they were (for the manifest).
+
+    Without ``options.calibration_images``: ``options.calibration_samples`` random N(0, 1) tensors (seeds 1000,
+    1001...; the parity check's inputs use seeds 0-3, so the check never sees a calibration input). With a folder:
+    its first ``calibration_samples`` images by name, each converted to RGB, resized and center-cropped to the input
+    size and normalised with ImageNet's mean and std, as at evaluation time.
+    """
+    n = int(options.calibration_samples)
+    shape = tuple(int(d) for d in input_shape)
+    if not options.calibration_images:
+        xs = [torch.randn(shape, generator=torch.Generator().manual_seed(1000 + i)) for i in range(n)]
+        return xs, {"source": "random", "samples": n, "distribution": "standard normal N(0, 1)",
+                    "seeds": [1000, 1000 + n - 1]}
+    files = image_files(options.calibration_images)[:n]
+    try:
+        from PIL import Image
+    except ImportError:
+        raise MissingDependencyError("calibration on images (Python module 'PIL')", "pip install pillow") from None
+    transform, text = _preprocess((shape[2], shape[3]))
+    xs = []
+    for p in files:
+        try:
+            with Image.open(p) as img:
+                xs.append(transform(img.convert("RGB")).unsqueeze(0).expand(shape[0], -1, -1, -1).contiguous())
+        except Exception as exc:  # noqa: BLE001 - a broken file is one line naming it
+            raise ExportError(f"calibration image {p} cannot be read: {_one_line(exc)}") from None
+    return xs, {"source": "images", "folder": str(Path(options.calibration_images).resolve()),
+                "samples": len(xs), "files": [p.name for p in files], "images_sha256": images_sha256(files),
+                "preprocessing": text}
+
+
+# ------------------------------------------------------------------------------------------------ lowering
+
+
+def _op_name(target: Any) -> str:
+    """``aten.convolution.default`` and the like (edge operators name themselves so)."""
+    return str(getattr(target, "__name__", None) or target)
+
+
+def _compute_nodes(graph: Any) -> Iterable[Any]:
+    """``call_function`` nodes that do work (tuple indexing is bookkeeping)."""
+    for node in graph.nodes:
+        if node.op == "call_function" and node.target is not operator.getitem:
+            yield node
+
+
+def delegation_summary(graph_module: Any) -> dict[str, Any]:
+    """What went to XNNPACK in a lowered edge graph: delegate calls, nodes inside them per operator, and the
+    operators that stayed outside (counted per operator)."""
+    delegated: Counter[str] = Counter()
+    outside: Counter[str] = Counter()
+    calls = 0
+    backends: set[str] = set()
+    for node in _compute_nodes(graph_module.graph):
+        if "executorch_call_delegate" in str(node.target):
+            calls += 1
+            lowered = getattr(graph_module, str(node.args[0].target), None)
+            backends.add(str(getattr(lowered, "backend_id", "?")))
+            inner = getattr(lowered, "original_module", None)
+            if inner is not None:
+                delegated.update(_op_name(n.target) for n in _compute_nodes(inner.graph_module.graph))
+        else:
+            outside[_op_name(node.target)] += 1
+    return {
+        "backend": ", ".join(sorted(backends)) or None,
+        "delegate_calls": calls,
+        "delegated_nodes": sum(delegated.values()),
+        "non_delegated_nodes": sum(outside.values()),
+        "delegated_ops": dict(sorted(delegated.items())),
+        "non_delegated_ops": dict(sorted(outside.items())),
+    }
+
+
+@contextlib.contextmanager
+def _quiet() -> Any:
+    sink = io.StringIO()
+    with warnings.catch_warnings(), contextlib.redirect_stdout(sink):
+        warnings.simplefilter("ignore")
+        yield
+
+
+def _quantize(model: torch.nn.Module, x: torch.Tensor, calibration: list[torch.Tensor]) -> torch.nn.Module:
+    """The int8 model: export, annotate with the XNNPACK quantizer, calibrate, convert."""
+    XNNPACKQuantizer, get_config, prepare_pt2e, convert_pt2e = _quantization()
+    quantizer = XNNPACKQuantizer()
+    quantizer.set_global(get_config(is_per_channel=True))
+    graph = torch.export.export(model, (x,)).module()
+    prepared = prepare_pt2e(graph, quantizer)
+    with torch.no_grad():
+        for c in calibration:
+            prepared(c)
+    return convert_pt2e(prepared)
+
+
+# -------------------------------------------------------------------------------------------------- parity
+
+
+def _run(method: Any, x: torch.Tensor) -> torch.Tensor:
+    out = method.execute((x,))
+    return (out[0] if isinstance(out, (list, tuple)) else out).detach().float()
+
+
+def fp32_parity(method: Any, model: torch.nn.Module, x: torch.Tensor, atol: float, rtol: float) -> dict[str, Any]:
+    """The ``.pte``'s output against PyTorch's on ``x``, with the tool's tolerance (as the ONNX check)."""
+    from mobileone_bench.reparam import compare_outputs
+
+    with torch.no_grad():
+        ref = model(x)
+    got = _run(method, x)
+    result = compare_outputs(ref, got, atol=atol, rtol=rtol).as_dict()
+    result["top5_overlap"] = _top5(ref, got)
+    result["method"] = "ExecuTorch runtime (XNNPACK delegate) vs PyTorch, random input"
+    result["summary"] = (f"max abs {result['max_abs_err']:.2g}, rel {result['max_rel_err']:.2g}"
+                         + ("" if result["passed"] else " (above tolerance)"))
+    return result
+
+
+def _top5(ref: torch.Tensor, got: torch.Tensor) -> int:
+    k = min(5, ref.numel())
+    a = set(torch.topk(ref.flatten().float(), k).indices.tolist())
+    b = set(torch.topk(got.flatten().float(), k).indices.tolist())
+    return len(a & b)
+
+
+def _sqnr_db(ref: torch.Tensor, got: torch.Tensor) -> float | None:
+    signal = float((ref.double() ** 2).sum())
+    noise = float(((ref.double() - got.double()) ** 2).sum())
+    if noise == 0:
+        return None  # identical: infinite SQNR (JSON has no infinity)
+    return 10 * math.log10(signal / noise) if signal > 0 else None
+
+
+def _output_step(quantized: torch.nn.Module) -> float | None:
+    """The quantization step (scale) of the last quantize op before the output of a converted graph."""
+    graph = getattr(quantized, "graph", None)
+    step = None
+    for node in graph.nodes if graph is not None else ():
+        target = str(node.target)
+        if node.op == "call_function" and "quantize_per_tensor" in target and "dequantize" not in target \
+                and len(node.args) > 1 and isinstance(node.args[1], (int, float)):
+            step = float(node.args[1])
+    return step
+
+
+def int8_parity(method: Any, model: torch.nn.Module, quantized: torch.nn.Module, input_shape: tuple[int, ...],
+                inputs: int = INT8_PARITY_INPUTS) -> dict[str, Any]:
+    """Int8 parity on ``inputs`` random inputs (seeds 0, 1...), none of them a calibration input.
+
+    Against the fp32 PyTorch model it records what int8 costs, with no pass/fail tolerance (that is a property of
+    the quantization, not of the export): top-1 agreement, mean and minimum top-5 overlap, max and mean absolute
+    error, the max error relative to the largest output, and the SQNR in dB. Against PyTorch's own run of the same
+    quantized graph (``convert_pt2e``'s output, fake-quantized in fp32) it checks the export: ``passed`` when every
+    output is finite and the largest difference is within :data:`INT8_REFERENCE_STEPS` output quantization steps
+    (or 5% of the largest output when the step cannot be read from the graph).
+    """
+    shape = tuple(int(d) for d in input_shape)
+    top1, top5, max_abs, mean_abs, rel, sqnr, ref_abs = [], [], 0.0, [], 0.0, [], 0.0
+    finite = True
+    scale_max = 0.0
+    for seed in range(inputs):
+        x = torch.randn(shape, generator=torch.Generator().manual_seed(seed))
+        with torch.no_grad():
+            ref = model(x).float()
+            qref = quantized(x).float()
+        got = _run(method, x).reshape(ref.shape)
+        finite = finite and bool(torch.isfinite(got).all())
+        diff = (ref - got).abs()
+        max_abs = max(max_abs, float(diff.max()))
+        mean_abs.append(float(diff.mean()))
+        scale_max = max(scale_max, float(ref.abs().max()))
+        top1.append(int(ref.flatten().argmax()) == int(got.flatten().argmax()))
+        top5.append(_top5(ref, got))
+        s = _sqnr_db(ref, got)
+        if s is not None:
+            sqnr.append(s)
+        ref_abs = max(ref_abs, float((qref - got).abs().max()))
+    rel = max_abs / scale_max if scale_max > 0 else 0.0
+    step = _output_step(quantized)
+    limit = INT8_REFERENCE_STEPS * step if step else 0.05 * scale_max
+    passed = finite and ref_abs <= limit
+    result = {
+        "passed": passed,
+        "criterion": ("int8: the .pte agrees with PyTorch's run of the same quantized graph within "
+                      + (f"{INT8_REFERENCE_STEPS:g} output quantization steps ({limit:.3g})" if step
+                         else f"5% of the largest output ({limit:.3g})")
+                      + "; no tolerance against fp32 (recorded, not judged)"),
+        "inputs": inputs,
+        "top1_agreement": round(sum(top1) / len(top1), 4),
+        "top5_overlap_mean": round(sum(top5) / len(top5), 3),
+        "top5_overlap_min": min(top5),
+        "max_abs_err": max_abs,
+        "mean_abs_err": sum(mean_abs) / len(mean_abs),
+        "max_rel_err": rel,
+        "ref_scale": scale_max,
+        "sqnr_db": round(min(sqnr), 2) if sqnr else None,
+        "vs_quantized_reference_max_abs_err": ref_abs,
+        "output_quantization_step": step,
+        "finite": finite,
+        "method": (f"ExecuTorch runtime (XNNPACK, int8) vs the fp32 PyTorch model and vs PyTorch's quantized "
+                   f"reference graph, {inputs} random inputs"),
+    }
+    result["summary"] = (f"int8: top-1 {result['top1_agreement']:.0%}, top-5 {result['top5_overlap_mean']:.1f}/5, "
+                         f"SQNR {result['sqnr_db']} dB, max abs {max_abs:.2g}"
+                         + ("" if passed else " (differs from the quantized reference)"))
+    return result
+
+
+# -------------------------------------------------------------------------------------------------- export
+
+
+def export(prepared: Any, workdir: Path, precision: str, options: ExportOptions, context: dict[str, Any]) -> FormatOutput:
+    """Write ``workdir/model.pte`` (XNNPACK-delegated; int8 when ``precision == "int8"``) and check it."""
+    to_edge_transform_and_lower, XnnpackPartitioner = _lowering()
+    model = prepared.model.eval()
+    x = torch.randn(prepared.input_shape, generator=torch.Generator().manual_seed(0))
+    meta: dict[str, Any] = {"delegate": "XNNPACK", "partitioner": "XnnpackPartitioner()"}
+    quantized = None
+    try:
+        with _quiet():
+            if precision == "int8":
+                calibration, calib_meta = calibration_inputs(options, prepared.input_shape)
+                quantized = _quantize(model, x, calibration)
+                meta.update(quantization=INT8_SCHEME, calibration=calib_meta)
+                source = quantized
+            else:
+                source = model
+            exported = torch.export.export(source, (x,))
+            edge = to_edge_transform_and_lower(exported, partitioner=[XnnpackPartitioner()])
+            meta["delegation"] = delegation_summary(edge.exported_program().graph_module)
+            program = edge.to_executorch()
+    except (ExportError, UsageError, MissingDependencyError):
+        raise
+    except Exception as exc:  # noqa: BLE001 - torch.export or the lowering cannot take this model
+        raise ExportError(f"ExecuTorch export failed: {type(exc).__name__}: {_one_line(exc)}") from exc
+    path = workdir / "model.pte"
+    with open(path, "wb") as f:
+        program.write_to_file(f)
+    if meta["delegation"]["delegate_calls"] == 0:
+        raise ExportError("XNNPACK took no part of the graph (nothing was delegated); the .pte would run on "
+                          "ExecuTorch's portable kernels only")
+    prog, method = load_method(path)
+    try:
+        if precision == "int8":
+            assert quantized is not None
+            parity = int8_parity(method, model, quantized, prepared.input_shape)
+        else:
+            parity = fp32_parity(method, model, x, options.atol, options.rtol)
+    finally:
+        del method, prog
+    from importlib import metadata
+
+    for lib in ("executorch", "torchao"):
+        try:
+            meta[lib] = metadata.version(lib)
+        except metadata.PackageNotFoundError:
+            meta[lib] = None
+    return FormatOutput("model.pte", parity, meta)
