@@ -15,15 +15,21 @@ public enum TimingThread {
     /// caller's thread is not blocked.
     public static func run<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
         await withCheckedContinuation { (continuation: CheckedContinuation<T, Never>) in
+            let started = DispatchSemaphore(value: 0)
             let thread = Thread {
                 // Named again from inside: Foundation on Linux applies a name set before
-                // `start()` to the Thread object only, not to the running thread.
+                // `start()` to the Thread object only, not to the running thread. And only once
+                // `start()` has returned: until then Foundation may not hold the new thread's
+                // handle yet, the name is lost, and the thread keeps the one it inherited from
+                // its creator (a Swift-concurrency worker's).
+                started.wait()
                 Thread.current.name = name
                 continuation.resume(returning: body())
             }
             thread.name = name
             thread.qualityOfService = qualityOfService
             thread.start()
+            started.signal()
         }
     }
 }
