@@ -11,6 +11,9 @@ Conventions:
 * Results are DataFrames (one row per model or record, the columns of the CLI's CSV/JSON first) unless
   ``as_frame=False``, which gives the same rows as plain dicts. What the CLI prints under a table (notes, footnotes,
   the rank agreement) is in the frame's ``attrs``.
+* The analysis functions (:func:`load_results`, :func:`correlate`, :func:`table`, :func:`plot`, :func:`roofline`)
+  take ``results`` as one folder or a list of folders, read as one (``--results`` given several times);
+  :func:`merge` copies folders into one, :func:`export_results` writes a store for dashboards.
 * Errors are the library's typed errors (:mod:`mobileone_bench.errors`, all :class:`~mobileone_bench.errors.BenchError`);
   nothing calls ``sys.exit`` or prints, except the progress bar when ``progress=True``. In a sweep, a model that
   fails is a row with its status and error, and the others go on.
@@ -30,7 +33,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence, Union
 
 from mobileone_bench._progress import bar
 
@@ -53,10 +56,16 @@ __all__ = [
     "table",
     "plot",
     "roofline",
+    "merge",
+    "export_results",
 ]
 
 DEFAULT_RESULTS = "results"
 DEFAULT_MODELS_DIR = "models"
+
+#: What the analysis functions read: one results folder, or several (their union, read as one store: nothing is
+#: copied, a record in two folders counts once; see :mod:`mobileone_bench.merging`).
+Results = Union[str, Path, Sequence[Union[str, Path]]]
 
 
 # ------------------------------------------------------------------------------------------------------ helpers
@@ -844,12 +853,13 @@ def ablate(study: str, *, as_frame: bool = True, **options: Any) -> Any:
 # ------------------------------------------------------------------------------------------------------ analysis
 
 
-def load_results(results: str | Path = DEFAULT_RESULTS, kind: str | None = "latency", *, latest: bool = True,
+def load_results(results: Results = DEFAULT_RESULTS, kind: str | None = "latency", *, latest: bool = True,
                  as_frame: bool = True) -> Any:
     """The stored records, one row per record.
 
     Args:
-        results: The results folder (written by ``run``, ``latency``, ``profile``).
+        results: The results folder (written by ``run``, ``latency``, ``profile``), or a list of folders read as
+            one (a record in two of them counts once).
         kind: ``latency``, ``profile``, ``peak``, or ``None`` for every kind.
         latest: Only the newest record per key (what the analysis uses); ``False`` for the whole history.
         as_frame: A DataFrame (default) or a list of record dicts.
@@ -871,7 +881,7 @@ def _correlation_frame(result: dict[str, Any]) -> "pd.DataFrame":
                   headers=[list(c) for c in result["columns"]])
 
 
-def correlation(results: str | Path = DEFAULT_RESULTS, *, devices: str | Sequence[str] | None = None,
+def correlation(results: Results = DEFAULT_RESULTS, *, devices: str | Sequence[str] | None = None,
                 against: str | Sequence[str] = "flops,params", models: str | Sequence[str] | None = None,
                 exclude: str | Sequence[str] | None = None, zoo: str | None = None, runtime: str | None = None,
                 threads: int | None = None, precision: str | None = None, reference: str | None = None,
@@ -909,12 +919,13 @@ def correlation(results: str | Path = DEFAULT_RESULTS, *, devices: str | Sequenc
     return result
 
 
-def correlate(results: str | Path = DEFAULT_RESULTS, *, as_frame: bool = True, **options: Any) -> Any:
+def correlate(results: Results = DEFAULT_RESULTS, *, as_frame: bool = True, **options: Any) -> Any:
     """Spearman rank correlation of latency with FLOPs and params per device and runtime (the paper's Table 1),
     as ``mobileone-bench correlate``.
 
     Args:
-        results: The results folder.
+        results: The results folder, or a list of folders read as one (one row per device and runtime, whichever
+            host measured it).
         as_frame: A DataFrame (default) or the dict (``rows``, ``columns``, ``title``, ``notes``, ``source``).
         **options: ``devices``, ``against``, ``models``, ``exclude``, ``zoo``, ``runtime``, ``threads``,
             ``precision``, ``reference="paper"`` (rows from the paper's own Table 9, beside its published Table 1;
@@ -937,7 +948,7 @@ def correlate(results: str | Path = DEFAULT_RESULTS, *, as_frame: bool = True, *
 def build_paper_table(layout: str = "table9", *, models: str | Sequence[str] | None = None, zoo: str | None = None,
                       compare: bool = False, all_rows: bool = False, runtimes: str | Sequence[str] = (),
                       threads: int | None = None, precision: str | None = None,
-                      results: str | Path = DEFAULT_RESULTS, include_contended: bool = False,
+                      results: Results = DEFAULT_RESULTS, include_contended: bool = False,
                       ci: bool = False) -> dict[str, Any]:
     """:func:`table` as the analysis module's dict (groups, columns, footnotes, agreement)."""
     from mobileone_bench import registry
@@ -958,7 +969,8 @@ def table(layout: str = "table9", *, as_frame: bool = True, **options: Any) -> A
         as_frame: A DataFrame (default) or the table dict (``groups``, ``columns``, ``footnotes``, ``agreement``),
             which :func:`mobileone_bench.analysis.tables.render` turns into Markdown, CSV or LaTeX.
         **options: ``models``, ``zoo``, ``compare`` (the paper's figure beside ours, and the rank agreement),
-            ``all_rows``, ``runtimes``, ``threads``, ``precision``, ``results``, ``include_contended``, ``ci``
+            ``all_rows``, ``runtimes``, ``threads``, ``precision``, ``results`` (a folder or a list of folders read as
+            one), ``include_contended``, ``ci``
             (latencies shown with their 95% interval by the renderers; the bounds are columns either way).
 
     Returns:
@@ -974,7 +986,7 @@ def table(layout: str = "table9", *, as_frame: bool = True, **options: Any) -> A
                   agreement=built.get("agreement"))
 
 
-def plot_panels(figures: str | Sequence[str] | None = None, *, results: str | Path = DEFAULT_RESULTS,
+def plot_panels(figures: str | Sequence[str] | None = None, *, results: Results = DEFAULT_RESULTS,
                 devices: str | Sequence[str] | None = None, runtime: str | None = None,
                 models: str | Sequence[str] | None = None, exclude: str | Sequence[str] | None = None,
                 zoo: str | None = None, reference: str | None = None, include_contended: bool = False,
@@ -1014,7 +1026,8 @@ def plot(figures: str | Sequence[str] | None = None, *, out: str | Path | None =
     Args:
         figures: ``latency-vs-flops``, ``latency-vs-params``, ``accuracy-vs-latency`` (default: all three).
         out: Also write ``<name>.png`` and ``<name>.svg`` to this folder (nothing is written otherwise).
-        **options: ``results``, ``devices``, ``runtime``, ``models``, ``exclude``, ``zoo``, ``reference="paper"``
+        **options: ``results`` (a folder or a list of folders read as one), ``devices``, ``runtime``, ``models``,
+            ``exclude``, ``zoo``, ``reference="paper"``
             (overlay the paper's points), ``include_contended``.
 
     Returns:
@@ -1029,7 +1042,7 @@ def plot(figures: str | Sequence[str] | None = None, *, out: str | Path | None =
     return {p["name"]: p["fig"] for p in plot_panels(figures, out=out, **options)}
 
 
-def roofline_report(results: str | Path = DEFAULT_RESULTS, *, models: str | Sequence[str] | None = None,
+def roofline_report(results: Results = DEFAULT_RESULTS, *, models: str | Sequence[str] | None = None,
                     exclude: str | Sequence[str] | None = None, zoo: str | None = None, runtime: str | None = None,
                     threads: int | None = None, remeasure: bool = False, peak_gflops: float | None = None,
                     include_contended: bool = False, announce: Callable[[int], None] | None = None) -> dict[str, Any]:
@@ -1049,14 +1062,82 @@ def roofline_report(results: str | Path = DEFAULT_RESULTS, *, models: str | Sequ
                          include_contended=include_contended)
 
 
-def roofline(results: str | Path = DEFAULT_RESULTS, *, as_frame: bool = True, **options: Any) -> Any:
+def roofline(results: Results = DEFAULT_RESULTS, *, as_frame: bool = True, **options: Any) -> Any:
     """Achieved GFLOP/s of every CPU latency record and its fraction of this CPU's measured float32 peak, as
     ``mobileone-bench roofline`` (the peak is measured once, a few seconds, and stored).
 
     Options: ``models``, ``exclude``, ``zoo``, ``runtime``, ``threads``, ``remeasure``, ``peak_gflops``,
-    ``include_contended``. ``attrs`` has ``peaks`` and ``notes``.
+    ``include_contended``. ``attrs`` has ``peaks`` and ``notes``. With several ``results`` folders, each machine's
+    records use the peak stored for that machine in any of them; a peak measured now is stored in the first.
     """
     result = roofline_report(results, **options)
     if not as_frame:
         return result
     return _frame(result["rows"], [c[0] for c in result["columns"]], peaks=result["peaks"], notes=result["notes"])
+
+
+# ------------------------------------------------------------------------------------------------------ many hosts
+
+
+def merge(sources: str | Path | Sequence[str | Path], into: str | Path, *, dry_run: bool = False,
+          as_frame: bool = True) -> Any:
+    """Copy the records of results folders (from other hosts, say) into one, as ``mobileone-bench merge SRC...
+    --into DIR``: each new record once, verbatim (``record_id``, ``key`` and every field), after its samples file;
+    nothing in ``into`` is rewritten or dropped, and merging again copies nothing.
+
+    A record whose ``record_id`` is already in ``into`` with the same content is "already present"; with different
+    content it is a conflict: ``into``'s is kept and the conflict is reported (the CLI exits with status 1). The
+    merge holds the destination's append lock throughout, so concurrent merges and measurements are safe. See
+    :mod:`mobileone_bench.merging` for how records from different hosts stay distinct.
+
+    Args:
+        sources: One results folder or a list of them.
+        into: The destination (created if needed; an existing folder must be a results folder or empty).
+        dry_run: Say what would be copied, write nothing.
+        as_frame: A DataFrame (one row per source) or the whole report dict.
+
+    Returns:
+        One row per source: source, records, copied, already_present, conflicting, skipped, unreadable_lines,
+        samples_copied, missing_samples, hosts; ``attrs`` has ``into``, ``dry_run``, ``conflicts`` (record_id,
+        kind, model, source, what, fields), ``skipped_records`` and the totals. ``as_frame=False`` gives
+        :func:`mobileone_bench.merging.merge`'s dict.
+
+    Raises:
+        UsageError: A source that is not a results folder, or a destination that cannot be one.
+    """
+    from mobileone_bench import merging
+
+    report = merging.merge(sources, into, dry_run=dry_run)
+    if not as_frame:
+        return report
+    attrs = {k: v for k, v in report.items() if k != "sources"}
+    return _frame(report["sources"], merging.MERGE_COLUMNS, **attrs)
+
+
+def export_results(results: Results = DEFAULT_RESULTS, *, format: str = "csv",  # noqa: A002 - the CLI's name
+                   out: str | Path | None = None, kinds: str | Sequence[str] | None = None,
+                   latest: bool = False) -> dict[str, Any]:
+    """The results store in a form dashboards read, as ``mobileone-bench export-results``: a flat CSV or Parquet
+    table (one row per record, every field a column) or the PyTorch OSS benchmark database's JSON (one entry per
+    latency record and statistic; :mod:`mobileone_bench.results_export` documents the mapping).
+
+    Args:
+        results: A results folder, or a list of folders exported as one (a record in two counts once).
+        format: ``csv``, ``parquet`` (needs pyarrow and ``out``) or ``pytorch-benchmark``.
+        out: The file to write; ``None`` returns the text (CSV and JSON).
+        kinds: Only these kinds of record (``latency``, ``profile``, ``peak``; default all).
+        latest: Only the newest successful record per key instead of the whole history.
+
+    Returns:
+        ``{"format", "out", "records", "rows", "text"}``: how many records were exported, how many rows (or
+        benchmark entries) were written, and the text when ``out`` is ``None``.
+
+    Raises:
+        UsageError: An unknown format or kind, Parquet without ``out``, a file that cannot be written.
+        MissingDependencyError: Parquet without pyarrow (``pip install pyarrow``).
+        AnalysisError: Nothing to export.
+    """
+    from mobileone_bench.analysis._data import open_store
+    from mobileone_bench.results_export import export_store
+
+    return export_store(open_store(results), format, out, kinds=_names(kinds), latest=latest)

@@ -134,27 +134,62 @@ class ResultsStore:
             except OSError as exc:
                 raise RecordsError(f"cannot write samples to {target}: {exc.strerror or exc}") from None
             record["samples_file"] = rel
-        line = json.dumps(record, sort_keys=False, default=str, separators=(",", ":")) + "\n"
-        if "\n" in line[:-1]:
+        line = json.dumps(record, sort_keys=False, default=str, separators=(",", ":"))
+        if "\n" in line or "\r" in line:
             raise RecordsError("a record must not contain raw newlines")
+        with self.lock():
+            self.append_lines_locked([line])
+        return record
+
+    @contextlib.contextmanager
+    def lock(self) -> Iterator[None]:
+        """Hold the store's append lock (the one :meth:`append` takes for each record) across several reads and
+        writes that must not interleave with another writer's, e.g. a merge that reads which records are here and
+        then appends the missing ones (:func:`mobileone_bench.merging.merge`).
+
+        The lock is advisory and not re-entrant: do not call :meth:`append` while holding it (use
+        :meth:`append_lines_locked`).
+
+        Raises:
+            RecordsError: The folder or its lock file cannot be created.
+        """
+        self._ensure()
+        with contextlib.ExitStack() as stack:
+            try:
+                stack.enter_context(_locked(self.root / ".lock"))
+            except OSError as exc:
+                raise RecordsError(f"cannot lock {self.root}: {exc.strerror or exc}") from None
+            yield
+
+    def append_lines_locked(self, lines: list[str]) -> None:
+        """Append already serialized record lines (one JSON object each, no newline inside) in one ``write`` and
+        ``fsync``, starting on a fresh line if a killed writer left a partial one. The caller holds :meth:`lock`.
+
+        Raises:
+            RecordsError: A line holds a raw newline, or the file cannot be written.
+        """
+        if not lines:
+            return
+        if any("\n" in line or "\r" in line for line in lines):
+            raise RecordsError("a record must not contain raw newlines")
+        data = "".join(line + "\n" for line in lines).encode("utf-8")
         try:
-            with _locked(self.root / ".lock"):
-                fd = os.open(self.records_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-                try:
-                    size = os.fstat(fd).st_size
-                    prefix = b""
-                    if size:
-                        with open(self.records_path, "rb") as fh:
-                            fh.seek(size - 1)
-                            if fh.read(1) != b"\n":
-                                prefix = b"\n"  # a killed writer left a partial line: start afresh
-                    os.write(fd, prefix + line.encode("utf-8"))
-                    os.fsync(fd)
-                finally:
-                    os.close(fd)
+            fd = os.open(self.records_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            try:
+                size = os.fstat(fd).st_size
+                if size:
+                    with open(self.records_path, "rb") as fh:
+                        fh.seek(size - 1)
+                        if fh.read(1) != b"\n":
+                            data = b"\n" + data  # a killed writer left a partial line: start afresh
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view):]
+                os.fsync(fd)
+            finally:
+                os.close(fd)
         except OSError as exc:
             raise RecordsError(f"cannot append to {self.records_path}: {exc.strerror or exc}") from None
-        return record
 
     def records(self, kind: str | None = None) -> list[dict[str, Any]]:
         """Every readable record (optionally of one kind), oldest first. Corrupt lines are skipped with a warning."""

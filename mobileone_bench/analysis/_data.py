@@ -57,11 +57,17 @@ PROFILE_PROXIES = ("activations_m", "memory_mb_fp32", "memory_mb_fp16", "depth")
 _SETTINGS = ("threads", "precision", "input_shape", "machine", "report", "runs")
 
 
-def open_store(results: str | Path) -> Any:
-    """The results store at ``results`` (no error when it does not exist: it is then empty)."""
-    from mobileone_bench.records import ResultsStore
+def open_store(results: str | Path | Iterable[str | Path]) -> Any:
+    """The results store at ``results`` (no error when it does not exist: it is then empty), or, for several
+    folders, their union read as one store (:class:`mobileone_bench.merging.StoreUnion`: nothing is copied, a record
+    in two folders counts once, the machine that measured a record is part of its key).
 
-    return ResultsStore(results)
+    Raises:
+        UsageError: One of several folders does not exist or is not a results folder.
+    """
+    from mobileone_bench.merging import open_results
+
+    return open_results(results)
 
 
 def require_records(store: Any, kind: str = "latency") -> list[dict[str, Any]]:

@@ -2,7 +2,9 @@
 Tables 9 and 14, Figures 1 and 2), and how close each model comes to this CPU's peak.
 
 These commands only read the results folder (``roofline`` also stores the CPU's measured peak there); nothing is
-built or measured except that peak.
+built or measured except that peak. ``--results`` given several times reads those folders as one (records from
+other hosts included: one column or row per device and runtime, whichever host measured it); a peak measured now
+is stored in the first.
 """
 
 from __future__ import annotations
@@ -21,8 +23,9 @@ __all__ = ["correlate_cmd", "table_cmd", "plot_cmd", "roofline_cmd", "COMMANDS",
 
 
 def _results_option(f: Any) -> Any:
-    return click.option("--results", default="results", show_default=True, type=click.Path(file_okay=False),
-                        help="Results folder to read (written by `run`, `latency`, `profile`).")(f)
+    from mobileone_bench.cli.results import results_option
+
+    return results_option()(f)
 
 
 def _contended_option(f: Any) -> Any:
@@ -90,7 +93,7 @@ def _emit_for_scripts(result: dict[str, Any], fmt: str) -> bool:
 @_contended_option
 def correlate_cmd(devices: tuple[str, ...], against: str, patterns: tuple[str, ...], exclude: tuple[str, ...],
                   zoo: str | None, runtime: str | None, threads: int | None, precision: str | None,
-                  reference: str | None, fmt: str, results: str, include_contended: bool) -> None:
+                  reference: str | None, fmt: str, results: tuple[str, ...], include_contended: bool) -> None:
     """Spearman rank correlation of latency with FLOPs and with parameter count, per device and runtime, in the
     layout of the paper's Table 1 (rows '<Device> Latency'; corr., p-value and n).
 
@@ -113,7 +116,7 @@ def correlate_cmd(devices: tuple[str, ...], against: str, patterns: tuple[str, .
     from mobileone_bench import api
 
     fmt = _choice(fmt, ("table", "json", "csv"), "format", "table")
-    result = api.correlation(results, devices=devices, against=against, models=patterns, exclude=exclude, zoo=zoo,
+    result = api.correlation(list(results), devices=devices, against=against, models=patterns, exclude=exclude, zoo=zoo,
                              runtime=runtime, threads=threads, precision=precision, reference=reference,
                              include_contended=include_contended)
     if _emit_for_scripts(result, fmt):
@@ -252,7 +255,7 @@ def rich_agreement(table: dict[str, Any]) -> Any:
 @_contended_option
 def table_cmd(models: tuple[str, ...], zoo: str | None, layout: str, fmt: str | None, out: str | None,
               compare: bool, all_rows: bool, ci: bool, runtimes: tuple[str, ...], threads: int | None,
-              precision: str | None, results: str, include_contended: bool) -> None:
+              precision: str | None, results: tuple[str, ...], include_contended: bool) -> None:
     """The paper's Table 9 (Transformer then Convolutional architectures, each sorted by mobile latency,
     descending) or Table 14, filled with your measurements: FLOPs and params from `profile` records, latency per
     device from `latency` records, top-1 from the paper. Missing measurements are '-', as in the paper. Headers
@@ -279,7 +282,7 @@ def table_cmd(models: tuple[str, ...], zoo: str | None, layout: str, fmt: str | 
         fmt = _SUFFIX_FORMATS.get(Path(out).suffix.lower(), "rich") if out else "rich"
     fmt = _choice("rich" if fmt.lower() == "table" else fmt, FORMATS + ("markdown", "tex"), "format", "rich")
     table = api.build_paper_table(layout, models=models, zoo=zoo, all_rows=all_rows, compare=compare,
-                                  runtimes=runtimes, threads=threads, precision=precision, results=results,
+                                  runtimes=runtimes, threads=threads, precision=precision, results=list(results),
                                   include_contended=include_contended, ci=ci)
     if fmt == "rich":
         import io
@@ -320,7 +323,7 @@ def table_cmd(models: tuple[str, ...], zoo: str | None, layout: str, fmt: str | 
 @click.option("--exclude", multiple=True, metavar="PATTERN", help="Names or wildcards to leave out.")
 @zoo_option()
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None, metavar="DIR",
-              help="Folder for the PNG and SVG files (default: <results>/figures).")
+              help="Folder for the PNG and SVG files (default: <results>/figures, the first --results).")
 @click.option("--reference", default=None, metavar="paper",
               help="Overlay the paper's Table 9 points (open diamonds) on ours (filled circles).")
 @click.option("--format", "fmt", default="table", show_default=True, help="How to list what was written: table "
@@ -329,7 +332,7 @@ def table_cmd(models: tuple[str, ...], zoo: str | None, layout: str, fmt: str | 
 @_contended_option
 def plot_cmd(figures: tuple[str, ...], devices: tuple[str, ...], runtime: str | None, patterns: tuple[str, ...],
              exclude: tuple[str, ...], zoo: str | None, out_dir: str | None, reference: str | None, fmt: str,
-             results: str, include_contended: bool) -> None:
+             results: tuple[str, ...], include_contended: bool) -> None:
     """The paper's Figure 2 (latency vs FLOPs, latency vs params; labelled scatter, log axes) and Figure 1 (top-1
     vs latency; top-1 from the paper) from your records, one PNG and one SVG per figure and device/runtime. The
     title names the device, runtime and statistic; colours are the Table 9 families.
@@ -348,8 +351,8 @@ def plot_cmd(figures: tuple[str, ...], devices: tuple[str, ...], runtime: str | 
 
     fmt = _choice(fmt, ("table", "json"), "format", "table")
     parse_figures(figures)  # an unknown figure: one line before any work
-    target = Path(out_dir) if out_dir else Path(results) / "figures"
-    drawn = api.plot_panels(figures, results=results, devices=devices, runtime=runtime, models=patterns,
+    target = Path(out_dir) if out_dir else Path(results[0]) / "figures"
+    drawn = api.plot_panels(figures, results=list(results), devices=devices, runtime=runtime, models=patterns,
                             exclude=exclude, zoo=zoo, reference=reference, include_contended=include_contended,
                             out=target)
     written = [{k: v for k, v in d.items() if k not in ("fig", "name")} for d in drawn]
@@ -379,14 +382,16 @@ def plot_cmd(figures: tuple[str, ...], devices: tuple[str, ...], runtime: str | 
 @_results_option
 @_contended_option
 def roofline_cmd(patterns: tuple[str, ...], exclude: tuple[str, ...], zoo: str | None, runtime: str | None,
-                 threads: int | None, remeasure: bool, peak_gflops: float | None, fmt: str, results: str,
-                 include_contended: bool) -> None:
+                 threads: int | None, remeasure: bool, peak_gflops: float | None, fmt: str,
+                 results: tuple[str, ...], include_contended: bool) -> None:
     """Is each model compute-bound or overhead-bound on this CPU? For every CPU latency record: the achieved
     GFLOP/s (2 x FLOPs / latency: the paper's FLOPs are multiply-adds) and its fraction of this CPU's peak.
 
     The peak is this machine's best float32 matrix multiply (torch.matmul, 2048x2048, a few seconds) at the thread
     count of the records, measured once and stored in the results folder (kind 'peak', per machine and threads;
-    --remeasure to redo it, --peak-gflops to give one).
+    --remeasure to redo it, --peak-gflops to give one). With several --results folders (records from other hosts),
+    each machine's records use the peak stored for that machine in any of them; a peak measured now goes into the
+    first.
 
     \b
     Reading it (rules of thumb):
@@ -409,7 +414,7 @@ def roofline_cmd(patterns: tuple[str, ...], exclude: tuple[str, ...], zoo: str |
         click.echo(f"measuring this CPU's float32 peak at {threads} thread(s) (a few seconds; stored for next "
                    f"time)...", err=True)
 
-    result = api.roofline_report(results, models=patterns, exclude=exclude, zoo=zoo, runtime=runtime,
+    result = api.roofline_report(list(results), models=patterns, exclude=exclude, zoo=zoo, runtime=runtime,
                                  threads=threads, remeasure=remeasure, peak_gflops=peak_gflops,
                                  include_contended=include_contended, announce=announce)
     if _emit_for_scripts(result, fmt):
