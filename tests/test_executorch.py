@@ -156,6 +156,31 @@ def test_cli_bad_calibration_inputs_are_one_line(runner, cli, tmp_path):
     assert "onnxruntime on cpu cannot run int8" in line
 
 
+def test_int8_parity_judges_the_export_not_the_quantization():
+    """Against fp32 the errors are recorded whatever they are; a .pte far below PyTorch's quantized graph fails."""
+    import torch
+
+    from mobileone_bench.export.executorch import int8_parity
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(48, 20)).eval()
+
+    def noisy(scale, seed):
+        g = torch.Generator().manual_seed(seed)
+        return lambda x: model(x) + scale * torch.randn(model(x).shape, generator=g)
+
+    quantized = noisy(0.05, 1)  # PyTorch's int8 graph: some quantization noise
+    method = lambda noise: types.SimpleNamespace(execute=lambda inputs: [noise(inputs[0])])  # noqa: E731
+    good = int8_parity(method(noisy(0.05, 2)), model, quantized, (1, 3, 4, 4))
+    assert good["passed"] and good["inputs"] == 4 and 0 < good["max_abs_err"] < 0.5
+    assert abs(good["sqnr_db"] - good["reference_sqnr_db"]) < 3
+    lossy = int8_parity(method(noisy(2.0, 2)), model, quantized, (1, 3, 4, 4))  # far noisier than the reference
+    assert not lossy["passed"] and lossy["sqnr_db"] < lossy["reference_sqnr_db"] - 3
+    assert lossy["top1_agreement"] < 1 and "below the quantized reference" in lossy["summary"]
+    dead = int8_parity(method(lambda x: torch.full((1, 20), float("nan"))), model, quantized, (1, 3, 4, 4))
+    assert not dead["passed"] and dead["finite"] is False
+
+
 # ------------------------------------------------------------------------------ the thread pool, with a spy
 
 
@@ -316,7 +341,7 @@ def test_int8_export_records_what_int8_costs(int8_export, fp32_export):
     assert manifest["settings"]["calibration"] == {"source": "random", "samples": 16}
     parity = manifest["parity"]
     for key in ("top1_agreement", "top5_overlap_mean", "top5_overlap_min", "max_abs_err", "mean_abs_err",
-                "sqnr_db", "vs_quantized_reference_max_abs_err"):
+                "sqnr_db", "reference_sqnr_db", "vs_quantized_reference_max_abs_err"):
         assert parity[key] is not None, key
     assert parity["passed"] and parity["inputs"] == 4 and parity["finite"]
     assert 0 <= parity["top1_agreement"] <= 1 and 0 <= parity["top5_overlap_min"] <= 5
@@ -329,13 +354,28 @@ def test_int8_export_records_what_int8_costs(int8_export, fp32_export):
 
 
 @pytest.mark.slow
-def test_int8_calibration_on_images(et, tiny, tmp_path):
+def test_int8_calibration_on_images(et, tiny, tmp_path, monkeypatch):
+    """The images reach the quantizer's calibration and the manifest. (The quantization itself is the test above's:
+    here it is replaced by the fp32 model, which keeps this test to seconds.)"""
+    import torch
+
+    from mobileone_bench.export import executorch as et_format
     from mobileone_bench.export._base import EXPORTED, export_one
 
     _images(tmp_path / "imgs", [(120, 110, 100), (30, 60, 90), (250, 5, 5)])
     options = ExportOptions(precision="int8", calibration_images=str(tmp_path / "imgs"), calibration_samples=2)
+    seen = []
+
+    def no_quantization(model, x, calibration):
+        seen.extend(calibration)
+        return model
+
+    monkeypatch.setattr(et_format, "_quantize", no_quantization)
     result = export_one(tiny, FORMATS["executorch"], tmp_path / "m", options)
     assert result.status == EXPORTED, result.error
+    expected, _ = et_format.calibration_inputs(options, tiny.input_shape)
+    assert len(seen) == 2 and all(torch.equal(a, b) for a, b in zip(seen, expected))
+    assert result.manifest["settings"]["calibration"]["source"] == "images"
     calib = result.manifest["format_meta"]["calibration"]
     assert calib["source"] == "images" and calib["files"] == ["img0.JPG", "img1.png"]
     assert calib["folder"] == str((tmp_path / "imgs").resolve()) and "ImageNet" in calib["preprocessing"]

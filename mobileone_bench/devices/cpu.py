@@ -154,10 +154,11 @@ def _executorch_backend() -> Any:
     from types import SimpleNamespace
 
     from mobileone_bench.errors import MissingDependencyError
-    from mobileone_bench.export.executorch import INSTALL_HINT, load_method
+    from mobileone_bench.export.executorch import INSTALL_HINT, load_method, native_quiet
 
     try:
-        from executorch.extension.pybindings import portable_lib
+        with native_quiet():
+            from executorch.extension.pybindings import portable_lib
     except ModuleNotFoundError as exc:
         raise MissingDependencyError(f"the executorch runtime (Python module '{exc.name}')", INSTALL_HINT) from None
     except (ImportError, OSError) as exc:
@@ -169,12 +170,18 @@ def _executorch_backend() -> Any:
     getter = getattr(portable_lib, "_threadpool_get_thread_count", None)
     from importlib import metadata
 
-    return SimpleNamespace(
-        reset_threadpool=portable_lib._unsafe_reset_threadpool,
-        thread_count=(lambda: int(getter())) if getter is not None else (lambda: None),
-        load=load_method,
-        version=metadata.version("executorch"),
-    )
+    def thread_count() -> int | None:
+        if getter is None:
+            return None
+        with native_quiet():  # the first call creates the pool, which logs its CPU probing
+            return int(getter())
+
+    def reset_threadpool(n: int) -> None:
+        with native_quiet():
+            portable_lib._unsafe_reset_threadpool(int(n))
+
+    return SimpleNamespace(reset_threadpool=reset_threadpool, thread_count=thread_count, load=load_method,
+                           version=metadata.version("executorch"))
 
 
 class ExecuTorchRunner:

@@ -8,8 +8,8 @@ calibrated on random inputs or on a folder of images (:func:`calibration_inputs`
 
 The manifest records how many graph nodes went to XNNPACK and which operators stayed outside (run by ExecuTorch's
 portable kernels), and the parity check: for fp32 the tool's tolerance against PyTorch, as ONNX; for int8 the error
-statistics and top-5 agreement against the fp32 PyTorch model, and a check that the ``.pte`` computes what PyTorch's
-own run of the same quantized graph computes (see :func:`int8_parity`).
+statistics and top-5 agreement against the fp32 PyTorch model (recorded, not judged), and a check that the ``.pte``
+is no further from fp32 than PyTorch's own run of the same quantized graph (see :func:`int8_parity`).
 
 Needs the ``executorch`` extra (``pip install 'mobileone-bench[executorch]'``).
 """
@@ -40,6 +40,7 @@ __all__ = [
     "int8_parity",
     "load_method",
     "images_sha256",
+    "native_quiet",
     "IMAGE_SUFFIXES",
     "IMAGENET_MEAN",
     "IMAGENET_STD",
@@ -57,19 +58,60 @@ INT8_SCHEME = ("post-training static quantization, XNNPACKQuantizer (get_symmetr
                "torchao prepare_pt2e / convert_pt2e")
 #: Inputs of the int8 parity check (the first is the fp32 check's input, seed 0).
 INT8_PARITY_INPUTS = 4
-#: The int8 artifact must agree with PyTorch's run of the same quantized graph to within this many output
-#: quantization steps (rounding inside XNNPACK's kernels may differ from the reference by one step per layer).
-INT8_REFERENCE_STEPS = 8.0
+#: How far (in dB of SQNR against fp32) the int8 artifact may fall below PyTorch's run of the same quantized graph.
+#: Measured (random weights, 4 inputs): the two SQNRs agree within about 1 dB on mobileone_tiny, MobileOne-S0,
+#: MobileNetV2/V3-S, ShuffleNetV2 and EfficientNet-B0; a broken export falls to about 0 dB.
+INT8_SQNR_MARGIN_DB = 3.0
+#: A reference closer to fp32 than this (or identical to it) counts as this close.
+INT8_SQNR_CAP_DB = 60.0
 
 
 # ---------------------------------------------------------------------------------------------- libraries
 
 
+@contextlib.contextmanager
+def native_quiet(sink: list[str] | None = None) -> Any:
+    """Keep ExecuTorch's native log lines (cpuinfo probing, "Resetting threadpool...") and torch's import-time
+    pytree notice off the terminal: file descriptor 2 goes to a temporary file for the duration, and its text is
+    appended to ``sink`` (callers put the last line into their error message when something fails)."""
+    import logging
+    import os
+    import sys
+    import tempfile
+
+    pytree = logging.getLogger("torch.utils._pytree")
+    level = pytree.level
+    pytree.setLevel(logging.ERROR)
+    try:
+        sys.stderr.flush()
+    except (AttributeError, OSError, ValueError):
+        pass
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as tmp:
+        os.dup2(tmp.fileno(), 2)
+        try:
+            yield sink
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            pytree.setLevel(level)
+            if sink is not None:
+                tmp.seek(0)
+                sink.append(tmp.read().decode(errors="replace"))
+
+
+def last_native_line(sink: list[str]) -> str:
+    """The last non-empty line ExecuTorch wrote while :func:`native_quiet` held its output ('' if none)."""
+    lines = [line.strip() for text in sink for line in text.splitlines() if line.strip()]
+    return lines[-1][:200] if lines else ""
+
+
 def _lowering() -> tuple[Any, Any]:
     """``(to_edge_transform_and_lower, XnnpackPartitioner)``, or one line saying why they do not import."""
     try:
-        from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
-        from executorch.exir import to_edge_transform_and_lower
+        with native_quiet():
+            from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
+            from executorch.exir import to_edge_transform_and_lower
     except ModuleNotFoundError as exc:
         raise MissingDependencyError(f"the executorch exporter (Python module '{exc.name}')", INSTALL_HINT) from None
     except (ImportError, OSError) as exc:  # a native library built against another torch
@@ -83,11 +125,12 @@ def _lowering() -> tuple[Any, Any]:
 def _quantization() -> tuple[Any, Any, Any, Any]:
     """``(XNNPACKQuantizer, get_symmetric_quantization_config, prepare_pt2e, convert_pt2e)``."""
     try:
-        from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import (
-            XNNPACKQuantizer,
-            get_symmetric_quantization_config,
-        )
-        from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
+        with native_quiet():
+            from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import (
+                XNNPACKQuantizer,
+                get_symmetric_quantization_config,
+            )
+            from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
     except ModuleNotFoundError as exc:
         raise MissingDependencyError(f"int8 quantization for executorch (Python module '{exc.name}')",
                                      INSTALL_HINT) from None
@@ -101,10 +144,13 @@ def _quantization() -> tuple[Any, Any, Any, Any]:
 def load_method(path: Path) -> tuple[Any, Any]:
     """Load ``forward`` of a ``.pte`` with ExecuTorch's Python runtime; returns ``(program, method)``.
 
-    The program is returned too: the method must not outlive it.
+    The program is returned too: the method must not outlive it. ExecuTorch's native log lines are kept off the
+    terminal; the last of them is put into the error when loading fails.
     """
+    sink: list[str] = []
     try:
-        from executorch.runtime import Runtime
+        with native_quiet(sink):
+            from executorch.runtime import Runtime
     except ModuleNotFoundError as exc:
         raise MissingDependencyError(f"the executorch runtime (Python module '{exc.name}')", INSTALL_HINT) from None
     except (ImportError, OSError) as exc:
@@ -112,8 +158,16 @@ def load_method(path: Path) -> tuple[Any, Any]:
             "the executorch runtime",
             f"its native library does not load beside torch {torch.__version__} ({_one_line(exc)}); "
             f"{INSTALL_HINT}") from None
-    program = Runtime.get().load_program(Path(path))
-    return program, program.load_method("forward")
+    try:
+        with native_quiet(sink):
+            program = Runtime.get().load_program(Path(path))
+            method = program.load_method("forward")
+    except Exception as exc:
+        native = last_native_line(sink)
+        raise RuntimeError(f"{_one_line(exc)}" + (f" ({native})" if native else "")) from exc
+    if method is None:
+        raise RuntimeError(f"{path} has no method 'forward'")
+    return program, method
 
 
 def _one_line(exc: BaseException) -> str:
@@ -291,86 +345,77 @@ def _top5(ref: torch.Tensor, got: torch.Tensor) -> int:
     return len(a & b)
 
 
-def _sqnr_db(ref: torch.Tensor, got: torch.Tensor) -> float | None:
-    signal = float((ref.double() ** 2).sum())
-    noise = float(((ref.double() - got.double()) ** 2).sum())
+def _sqnr_db(ref: torch.Tensor | list[torch.Tensor], got: torch.Tensor | list[torch.Tensor]) -> float | None:
+    """Signal-to-quantization-noise ratio of ``got`` against ``ref`` in dB, over all the tensors given; ``None``
+    when they are identical (infinite; JSON has no infinity)."""
+    refs = ref if isinstance(ref, list) else [ref]
+    gots = got if isinstance(got, list) else [got]
+    signal = sum(float((r.double() ** 2).sum()) for r in refs)
+    noise = sum(float(((r.double() - g.double().reshape(r.shape)) ** 2).sum()) for r, g in zip(refs, gots))
     if noise == 0:
-        return None  # identical: infinite SQNR (JSON has no infinity)
-    return 10 * math.log10(signal / noise) if signal > 0 else None
-
-
-def _output_step(quantized: torch.nn.Module) -> float | None:
-    """The quantization step (scale) of the last quantize op before the output of a converted graph."""
-    graph = getattr(quantized, "graph", None)
-    step = None
-    for node in graph.nodes if graph is not None else ():
-        target = str(node.target)
-        if node.op == "call_function" and "quantize_per_tensor" in target and "dequantize" not in target \
-                and len(node.args) > 1 and isinstance(node.args[1], (int, float)):
-            step = float(node.args[1])
-    return step
+        return None
+    return 10 * math.log10(signal / noise) if signal > 0 else -math.inf
 
 
 def int8_parity(method: Any, model: torch.nn.Module, quantized: torch.nn.Module, input_shape: tuple[int, ...],
                 inputs: int = INT8_PARITY_INPUTS) -> dict[str, Any]:
     """Int8 parity on ``inputs`` random inputs (seeds 0, 1...), none of them a calibration input.
 
-    Against the fp32 PyTorch model it records what int8 costs, with no pass/fail tolerance (that is a property of
-    the quantization, not of the export): top-1 agreement, mean and minimum top-5 overlap, max and mean absolute
-    error, the max error relative to the largest output, and the SQNR in dB. Against PyTorch's own run of the same
-    quantized graph (``convert_pt2e``'s output, fake-quantized in fp32) it checks the export: ``passed`` when every
-    output is finite and the largest difference is within :data:`INT8_REFERENCE_STEPS` output quantization steps
-    (or 5% of the largest output when the step cannot be read from the graph).
+    Against the fp32 PyTorch model it records what int8 costs, with no tolerance on it (that is a property of the
+    quantization and the weights, not of the export): top-1 agreement, mean and minimum top-5 overlap, max and mean
+    absolute error, the max error relative to the largest output, and the SQNR in dB over all inputs. The export
+    itself is judged against PyTorch's own run of the same quantized graph (``convert_pt2e``'s output, whose
+    quantize/dequantize ops run in fp32): ``passed`` when every output is finite and the ``.pte`` is no further from
+    fp32 than that reference is, within :data:`INT8_SQNR_MARGIN_DB` dB of SQNR (a reference above
+    :data:`INT8_SQNR_CAP_DB` counts as that). XNNPACK's int8 kernels round
+    differently from the reference, so the two differ by about as much as either differs from fp32: an elementwise
+    tolerance between them could not hold, but a broken export (wrong scales, a lost operator) falls far below.
     """
     shape = tuple(int(d) for d in input_shape)
-    top1, top5, max_abs, mean_abs, rel, sqnr, ref_abs = [], [], 0.0, [], 0.0, [], 0.0
-    finite = True
-    scale_max = 0.0
+    refs, qrefs, gots, top1, top5, mean_abs = [], [], [], [], [], []
     for seed in range(inputs):
         x = torch.randn(shape, generator=torch.Generator().manual_seed(seed))
         with torch.no_grad():
             ref = model(x).float()
             qref = quantized(x).float()
         got = _run(method, x).reshape(ref.shape)
-        finite = finite and bool(torch.isfinite(got).all())
-        diff = (ref - got).abs()
-        max_abs = max(max_abs, float(diff.max()))
-        mean_abs.append(float(diff.mean()))
-        scale_max = max(scale_max, float(ref.abs().max()))
+        refs.append(ref)
+        qrefs.append(qref)
+        gots.append(got)
+        mean_abs.append(float((ref - got).abs().mean()))
         top1.append(int(ref.flatten().argmax()) == int(got.flatten().argmax()))
         top5.append(_top5(ref, got))
-        s = _sqnr_db(ref, got)
-        if s is not None:
-            sqnr.append(s)
-        ref_abs = max(ref_abs, float((qref - got).abs().max()))
-    rel = max_abs / scale_max if scale_max > 0 else 0.0
-    step = _output_step(quantized)
-    limit = INT8_REFERENCE_STEPS * step if step else 0.05 * scale_max
-    passed = finite and ref_abs <= limit
+    finite = all(bool(torch.isfinite(g).all()) for g in gots)
+    max_abs = max(float((r - g).abs().max()) for r, g in zip(refs, gots))
+    scale = max(float(r.abs().max()) for r in refs)
+    sqnr = _sqnr_db(refs, gots) if finite else None
+    sqnr_ref = _sqnr_db(refs, qrefs)
+    bar = min(INT8_SQNR_CAP_DB if sqnr_ref is None else sqnr_ref, INT8_SQNR_CAP_DB) - INT8_SQNR_MARGIN_DB
+    passed = finite and (math.inf if sqnr is None else sqnr) >= bar
     result = {
         "passed": passed,
-        "criterion": ("int8: the .pte agrees with PyTorch's run of the same quantized graph within "
-                      + (f"{INT8_REFERENCE_STEPS:g} output quantization steps ({limit:.3g})" if step
-                         else f"5% of the largest output ({limit:.3g})")
-                      + "; no tolerance against fp32 (recorded, not judged)"),
+        "criterion": (f"int8: outputs finite and SQNR vs fp32 at most {INT8_SQNR_MARGIN_DB:g} dB below that of "
+                      f"PyTorch's run of the same quantized graph (counted at most {INT8_SQNR_CAP_DB:g} dB); the "
+                      f"errors vs fp32 are recorded, not judged"),
         "inputs": inputs,
         "top1_agreement": round(sum(top1) / len(top1), 4),
         "top5_overlap_mean": round(sum(top5) / len(top5), 3),
         "top5_overlap_min": min(top5),
         "max_abs_err": max_abs,
         "mean_abs_err": sum(mean_abs) / len(mean_abs),
-        "max_rel_err": rel,
-        "ref_scale": scale_max,
-        "sqnr_db": round(min(sqnr), 2) if sqnr else None,
-        "vs_quantized_reference_max_abs_err": ref_abs,
-        "output_quantization_step": step,
+        "max_rel_err": max_abs / scale if scale > 0 else 0.0,
+        "ref_max_abs": scale,
+        "sqnr_db": None if sqnr is None else round(sqnr, 2),
+        "reference_sqnr_db": None if sqnr_ref is None else round(sqnr_ref, 2),
+        "vs_quantized_reference_max_abs_err": max(float((q - g).abs().max()) for q, g in zip(qrefs, gots)),
+        "vs_quantized_reference_sqnr_db": (lambda v: None if v is None else round(v, 2))(_sqnr_db(qrefs, gots)),
         "finite": finite,
-        "method": (f"ExecuTorch runtime (XNNPACK, int8) vs the fp32 PyTorch model and vs PyTorch's quantized "
-                   f"reference graph, {inputs} random inputs"),
+        "method": (f"ExecuTorch runtime (XNNPACK, int8) vs the fp32 PyTorch model, and PyTorch's quantized "
+                   f"reference graph vs the same, {inputs} random inputs"),
     }
-    result["summary"] = (f"int8: top-1 {result['top1_agreement']:.0%}, top-5 {result['top5_overlap_mean']:.1f}/5, "
-                         f"SQNR {result['sqnr_db']} dB, max abs {max_abs:.2g}"
-                         + ("" if passed else " (differs from the quantized reference)"))
+    result["summary"] = (f"int8: top-1 {result['top1_agreement']:.0%}, top-5 {result['top5_overlap_mean']:.2g}/5, "
+                         f"SQNR {result['sqnr_db']} dB (PyTorch int8 {result['reference_sqnr_db']} dB)"
+                         + ("" if passed else " (below the quantized reference)"))
     return result
 
 
