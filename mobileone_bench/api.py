@@ -957,7 +957,8 @@ def build_paper_table(layout: str = "table9", *, models: str | Sequence[str] | N
 
     names = [s.name for s in registry.expand(_names(models), zoo=zoo)] if (models or zoo) else None
     return build_table(open_store(results), layout, models=names, all_rows=all_rows, compare=compare,
-                       runtimes=_names(runtimes), threads=threads, precision=precision,
+                       runtimes=[p.strip() for r in _names(runtimes) for p in r.split(",") if p.strip()],
+                       threads=threads, precision=precision,
                        include_contended=include_contended, ci=ci)
 
 

@@ -20,7 +20,8 @@ from mobileone_bench import __version__
 
 __all__ = ["library_versions", "cpu_info", "gpu_info", "collect", "machine_fingerprint"]
 
-_LIBRARIES = ("torch", "torchvision", "timm", "onnx", "onnxruntime", "coremltools", "tensorrt", "numpy")
+_LIBRARIES = ("torch", "torchvision", "timm", "onnx", "onnxruntime", "coremltools", "tensorrt", "executorch", "torchao",
+              "numpy")
 
 
 def library_versions(names: tuple[str, ...] = _LIBRARIES) -> dict[str, str | None]:

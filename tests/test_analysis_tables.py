@@ -123,6 +123,35 @@ def test_runtime_and_threads_choose_the_records(store):
     assert _rows(table)[0]["cpu_ms"] == pytest.approx(7.7)
 
 
+def test_several_runtimes_get_a_column_each(store, runner, cli):
+    from mobileone_bench.analysis.tables import build_table, render
+
+    default = build_table(store, "table9")
+    default_s0 = next(r for r in _rows(default) if r["model"] == "mobileone_s0")["cpu_ms"]
+    assert default_s0 is not None and default_s0 != pytest.approx(3.0)
+    assert not any(c["key"] == "cpu_torch_ms" for c in default["columns"])
+    assert any("also stored: torch" in f for f in default["footnotes"])
+    for asked in (["onnxruntime", "torch"], ["all"]):
+        table = build_table(store, "table9", runtimes=asked)
+        keys = [c["key"] for c in table["columns"]]
+        assert keys.index("cpu_torch_ms") == keys.index("cpu_ms") + 1  # beside the chosen runtime's column
+        headers = [c["header"] for c in table["columns"]]
+        assert "CPU onnxruntime (ms, median of 100)" in headers and "CPU torch (ms, median of 100)" in headers
+        by = {r["model"]: r for r in _rows(table)}
+        assert by["mobileone_s0"]["cpu_torch_ms"] == pytest.approx(3.0) and by["mobileone_s2"]["cpu_torch_ms"] is None
+        assert by["mobileone_s0"]["cpu_ms"] == pytest.approx(default_s0)  # the chosen runtime's column unchanged
+        assert not any("also stored: torch" in f for f in table["footnotes"])
+    torch_first = build_table(store, "table9", runtimes=["torch", "onnxruntime"])
+    assert {c["key"] for c in torch_first["columns"]} >= {"cpu_ms", "cpu_onnxruntime_ms"}
+    assert "CPU torch (ms, median of 100)" == next(c["header"] for c in torch_first["columns"] if c["key"] == "cpu_ms")
+    md = render(build_table(store, "table9", runtimes=["all"]), "md")
+    assert "CPU torch (ms, median of 100)" in md and "CPU onnxruntime (ms, median of 100)" in md
+    result = runner.invoke(cli, ["table", "--results", str(store.root), "--runtime", "onnxruntime,torch",
+                                 "--format", "json"])
+    assert result.exit_code == 0, result.output
+    assert "cpu_torch_ms" in json.loads(result.stdout)["rows"][0]
+
+
 def test_mixed_statistics_are_said(tmp_path):
     from mobileone_bench.analysis.tables import build_table
     from mobileone_bench.records import ResultsStore

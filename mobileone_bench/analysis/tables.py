@@ -107,6 +107,19 @@ def _choose_runtimes(lat: Any, devices: Sequence[str], runtimes: Sequence[str]) 
     return out
 
 
+def _extra_runtimes(lat: Any, chosen: dict[str, str], runtimes: Sequence[str]) -> dict[str, list[str]]:
+    """Per device, the runtimes that get a column of their own beside the chosen one: the other requested runtimes
+    that have records on that device (``all``: every runtime it has), in the order asked (``all``: by name)."""
+    out: dict[str, list[str]] = {}
+    if lat.empty:
+        return out
+    for device, main in chosen.items():
+        present = set(lat[lat["device"] == device]["runtime"])
+        wanted = sorted(present) if "all" in runtimes else list(dict.fromkeys(runtimes))
+        out[device] = [rt for rt in wanted if rt in present and rt != main]
+    return out
+
+
 def build_table(store: Any, layout: str = "table9", *, models: Sequence[str] | None = None, all_rows: bool = False,
                 compare: bool = False, runtimes: Iterable[str] | None = None, threads: int | None = None,
                 precision: str | None = None, include_contended: bool = False, ci: bool = False) -> dict[str, Any]:
@@ -119,7 +132,9 @@ def build_table(store: Any, layout: str = "table9", *, models: Sequence[str] | N
             Default: the layout's rows that have at least one record, or all of them with ``all_rows``.
         all_rows: Show every row of the layout, measured or not.
         compare: Put the paper's figure beside ours for each numeric column, and compute the rank agreement.
-        runtimes: Runtimes to prefer per device (default: the one covering most models).
+        runtimes: Runtimes to prefer per device (default: the one covering most models). The first one a device
+            has fills its column (the one rows are sorted and compared by); every other one it has gets a column of
+            its own beside it (``<device>_<runtime>_ms``); ``all``: every runtime a device has.
         threads: Keep CPU records measured with this many threads.
         precision: Keep records of this precision.
         include_contended: Keep latency records flagged contended (left out by default, with a footnote).
@@ -178,9 +193,11 @@ def build_table(store: Any, layout: str = "table9", *, models: Sequence[str] | N
 
     extra_devices = [d for d in ("mac",) if not lat.empty and d in set(lat["device"])]
     devices = list(spec["devices"]) + extra_devices
-    chosen = _choose_runtimes(lat, devices, runtimes)
+    chosen = _choose_runtimes(lat, devices, [r for r in runtimes if r != "all"])
+    extra = _extra_runtimes(lat, chosen, runtimes)
     for device, rt in chosen.items():
-        others = sorted(set(lat[(lat["device"] == device) & (lat["runtime"] != rt)]["runtime"]))
+        others = sorted(set(lat[(lat["device"] == device) & (lat["runtime"] != rt)]["runtime"])
+                        - set(extra.get(device, [])))
         if others:
             notes.append(f"{DEVICE_LABELS[device]} column: {rt} records; also stored: {', '.join(others)} "
                          f"(choose with --runtime)")
@@ -227,6 +244,12 @@ def build_table(store: Any, layout: str = "table9", *, models: Sequence[str] | N
                     low, high = _interval_of(store, m.iloc[0], compute=ci)
                     row[f"{device}_ci_low_ms"], row[f"{device}_ci_high_ms"] = low, high
             row[f"{device}_ms"] = value
+            for rt in extra.get(device, []):
+                m = mine[(mine["device"] == device) & (mine["runtime"] == rt)]
+                row[f"{device}_{rt}_ms"] = _clean(m.iloc[0]["latency_ms"]) if not m.empty else None
+                if not m.empty:
+                    low, high = _interval_of(store, m.iloc[0], compute=ci)
+                    row[f"{device}_{rt}_ci_low_ms"], row[f"{device}_{rt}_ci_high_ms"] = low, high
             if compare:
                 row[f"paper_{device}_ms"] = ((paper or {}).get("latency_ms") or {}).get(device)
         rows.append(row)
@@ -248,6 +271,10 @@ def build_table(store: Any, layout: str = "table9", *, models: Sequence[str] | N
     for device in devices:
         columns.append({"key": f"{device}_ms", "header": _device_header(lat, device, chosen.get(device), wanted),
                         "paper": False})
+        for rt in extra.get(device, []):
+            columns.append({"key": f"{device}_{rt}_ms", "header": _device_header(lat, device, rt, wanted),
+                            "paper": False})
+            footnotes.append(_device_footnote(lat, device, rt, wanted))
         if compare and device != "mac":
             columns.append({"key": f"paper_{device}_ms", "header": f"Paper {_paper_label(device, layout)}",
                             "paper": True})

@@ -247,7 +247,8 @@ def rich_agreement(table: dict[str, Any]) -> Any:
 @click.option("--all", "all_rows", is_flag=True, help="Every row of the layout, measured or not.")
 @click.option("--ci", is_flag=True, help="Show each latency with its 95% bootstrap interval: 2.43 (2.39-2.47).")
 @click.option("--runtime", "runtimes", multiple=True, metavar="NAME",
-              help="Runtime whose records fill a device column (repeatable; default: the one with most models).")
+              help="Runtime whose records fill a device column (default: the one with most models); repeat it "
+                   "(or comma-separate) for one column per runtime, 'all' for every runtime stored.")
 @click.option("--threads", type=click.IntRange(min=1), default=None,
               help="Only CPU records measured with this many threads.")
 @click.option("--precision", default=None, help="Only records of this precision.")
