@@ -137,9 +137,9 @@ def _typed_frame(rows: list[dict[str, Any]], columns: Sequence[str]) -> Any:
 
 
 def require_parquet() -> None:
-    """Raise :class:`~mobileone_bench.errors.MissingDependencyError` (one line naming ``pip install pyarrow``) when
+    """Raise :class:`~mobileone_bench.errors.MissingDependencyError` (one line naming the ``parquet`` extra) when
     pyarrow is not importable."""
-    require_modules(("pyarrow",), "Parquet export", "pip install pyarrow (or use --format csv)")
+    require_modules(("pyarrow",), "Parquet export", "pip install 'mobileone-bench[parquet]' (pyarrow), or use --format csv")
 
 
 def write_parquet(rows: list[dict[str, Any]], columns: Sequence[str], path: str | Path) -> None:

@@ -398,7 +398,7 @@ def test_parquet_without_pyarrow_is_one_line_naming_the_install(runner, cli, hos
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "pyarrow" else real(name, *a))
     a, _ = hosts
     result = runner.invoke(cli, ["export-results", "--results", str(a), "--out", str(tmp_path / "x.parquet")])
-    _one_line(result, 1, "pip install pyarrow")
+    _one_line(result, 1, "mobileone-bench[parquet]")
     assert not (tmp_path / "x.parquet").exists()
 
 
