@@ -485,13 +485,15 @@ class LatencyOutcome:
     reused: set[str]
     store: Any
     job: Any
+    phones: list[dict[str, Any]] = field(default_factory=list)  # iPhone: one summary per phone measured
 
 
 def measure(models: str | Sequence[str] | None = None, *, zoo: str | None = None, device: str = "cpu",
             runtime: str | None = None, warmup: int | None = None, runs: int | None = None,
             threads: int | None = None, precision: str | None = None, report: str | None = None,
-            ort_opt: str = "all", cuda_graphs: bool = True, destination: str | None = None,
-            compute_units: str = "all", from_reports: Sequence[str] = (), team: str | None = None,
+            ort_opt: str = "all", cuda_graphs: bool = True, destination: str | Sequence[str] | None = None,
+            sequential: bool = False, compute_units: str = "all", from_reports: Sequence[str] = (),
+            team: str | None = None,
             bundle_id: str | None = None, harness: str | None = None, weights: str | None = None,
             input_size: tuple[int, int] | None = None, reparameterize: bool = True,
             results: str | Path = DEFAULT_RESULTS, models_dir: str | Path = DEFAULT_MODELS_DIR, force: bool = False,
@@ -506,6 +508,8 @@ def measure(models: str | Sequence[str] | None = None, *, zoo: str | None = None
     apple = device in ("iphone", "mac")
     if not apple and (from_reports or destination):
         raise UsageError("--from-report and --destination apply to --device iphone or mac")
+    if sequential and (device != "iphone" or from_reports):
+        raise UsageError("--sequential applies to measuring on --device iphone (several --destination)")
     job = latency_job(device, runtime, warmup=warmup, runs=runs, threads=threads, precision=precision,
                       report=report, ort_opt=ort_opt, cuda_graphs=cuda_graphs, compute_units=compute_units,
                       weights=weights, input_size=input_size, reparameterize=reparameterize, models_dir=models_dir,
@@ -522,12 +526,13 @@ def measure(models: str | Sequence[str] | None = None, *, zoo: str | None = None
                                                    force=force, on_warning=warn)
         else:
             specs = select(models, zoo)
-            with bar(progress, len(specs), device) as step:
+            with bar(progress, len(specs) * max(1, len(apple_devices.destinations(destination))), device) as step:
                 records = apple_devices.measure(
-                    specs, job, store, destination=destination, force=force, harness_dir=harness, team=team,
-                    bundle_id=bundle_id, on_warning=warn,
+                    specs, job, store, destination=destination, sequential=sequential, force=force,
+                    harness_dir=harness, team=team, bundle_id=bundle_id, on_warning=warn,
                     on_progress=lambda text, finished: step(text, advance=int(finished)))
-        return LatencyOutcome(records, {r["record_id"] for r in records if r.get("record_id") in before}, store, job)
+        return LatencyOutcome(records, {r["record_id"] for r in records if r.get("record_id") in before}, store, job,
+                              apple_devices.phone_summaries(records))
     specs = select(models, zoo)
     _wait_quiet(wait_quiet, progress)
     job = job.for_models(len(specs))
@@ -546,8 +551,10 @@ def latency(models: str | Sequence[str] | None = None, *, zoo: str | None = None
 
     Several models are measured in interleaved rounds (``protocol="blocked"`` for one block each). An identical
     measurement already stored is reused unless ``force``. Every other option of the CLI is a keyword:
-    ``ort_opt``, ``cuda_graphs``, ``destination``, ``compute_units``, ``from_reports``, ``team``, ``bundle_id``,
-    ``harness``, ``weights``, ``input_size``, ``reparameterize``, ``wait_quiet``, ``ort_spinning``, ``on_warning``.
+    ``ort_opt``, ``cuda_graphs``, ``destination`` (iPhone: a name or UDID, a list of them, or ``"all"``),
+    ``sequential`` (several iPhones: one after the other), ``compute_units``, ``from_reports``, ``team``,
+    ``bundle_id``, ``harness``, ``weights``, ``input_size``, ``reparameterize``, ``wait_quiet``, ``ort_spinning``,
+    ``on_warning``.
 
     Returns:
         One row per model: the full stored record (model, device, runtime, precision, threads, n, min_ms,
@@ -565,7 +572,7 @@ def latency(models: str | Sequence[str] | None = None, *, zoo: str | None = None
                    precision=precision, report=report, results=results, models_dir=models_dir, force=force,
                    protocol=protocol, rounds=rounds, seed=seed, progress=progress, **options)
     return _out(done.records, as_frame, ("model", "device", "runtime", "latency_ms", "status"),
-                reused=sorted(done.reused), results=str(done.store.records_path))
+                reused=sorted(done.reused), results=str(done.store.records_path), phones=done.phones)
 
 
 # ------------------------------------------------------------------------------------------------------ run
@@ -610,6 +617,7 @@ def _summary_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
             "model": r["model"], "params_m": prof.get("params_m"), "flops_m": prof.get("flops_m"),
             "latency_ms": lat.get("latency_ms"), "cv": lat.get("cv"),
             "paper_latency_ms": paper_lat, "status": state,
+            **({"on": r["on"]} if "on" in r else {}),  # run --cluster: the host label it was measured on
         })
     return out
 
@@ -687,10 +695,18 @@ def run_study(models: str | Sequence[str] | None = None, *, zoo: str | None = No
               models_dir: str | Path = DEFAULT_MODELS_DIR, force: bool = False, protocol: str | None = None,
               rounds: int | None = None, seed: int = 0, wait_quiet: float | None = None,
               ort_spinning: bool | None = None, input_size: tuple[int, int] | None = None,
-              remeasure_flagged: bool = False, progress: bool = False) -> RunOutcome:
+              remeasure_flagged: bool = False, progress: bool = False, cluster: str | None = None,
+              on: str | Sequence[str] = (), retries: int = 0) -> RunOutcome:
     """:func:`run`, returning the pipeline's own structures (what the CLI renders)."""
     from mobileone_bench.records import ResultsStore
 
+    if cluster is not None or on or retries:
+        return _run_on_cluster(models, zoo=zoo, device=device, runtime=runtime, warmup=warmup, runs=runs,
+                               threads=threads, precision=precision, results=results, models_dir=models_dir,
+                               force=force, protocol=protocol, rounds=rounds, seed=seed, wait_quiet=wait_quiet,
+                               ort_spinning=ort_spinning, input_size=input_size,
+                               remeasure_flagged=remeasure_flagged, progress=progress, cluster=cluster, on=on,
+                               retries=retries)
     job = _run_job(device, runtime, warmup, runs, threads, precision, models_dir, input_size, protocol=protocol,
                    rounds=rounds, seed=seed, ort_spinning=ort_spinning)
     specs = select(models, zoo, default_zoo="quick")
@@ -704,17 +720,81 @@ def run_study(models: str | Sequence[str] | None = None, *, zoo: str | None = No
     return RunOutcome(rows, _summary_rows(rows), table_, corr, job, store, notes, table_note, corr_note)
 
 
+def _run_on_cluster(models: Any, *, zoo: str | None, device: str, runtime: str | None, warmup: int | None,
+                    runs: int | None, threads: int | None, precision: str | None, results: str | Path,
+                    models_dir: str | Path, force: bool, protocol: str | None, rounds: int | None, seed: int,
+                    wait_quiet: float | None, ort_spinning: bool | None, input_size: tuple[int, int] | None,
+                    remeasure_flagged: bool, progress: bool, cluster: str | None, on: str | Sequence[str],
+                    retries: int) -> RunOutcome:
+    """:func:`run_study` on a Ray cluster (:mod:`mobileone_bench.cluster`): every (model, label) measured on a
+    node with that label, the records written here as they come back."""
+    from dataclasses import replace
+
+    from mobileone_bench import cluster as cluster_mod
+    from mobileone_bench.errors import UsageError
+    from mobileone_bench.pipeline import flagged
+    from mobileone_bench.records import ResultsStore
+
+    labels = [on] if isinstance(on, str) else list(on)
+    if cluster is None:
+        raise UsageError("--on and --retries need --cluster ADDRESS (or auto)")
+    if not labels:
+        raise UsageError("--cluster needs at least one --on LABEL (the hosts to measure on, e.g. --on cpu-x86)")
+    if retries < 0:
+        raise UsageError("--retries must be >= 0")
+    if device not in ("cpu", "gpu"):
+        raise UsageError(f"--cluster measures on cpu or gpu nodes, not {device}")
+    if wait_quiet is not None:
+        raise UsageError("--wait-quiet applies to a run on this machine, not to --cluster")
+    # the runtime need not be installed here, only on the nodes; threads stay the user's (None: each node's cores)
+    job = latency_job(device, runtime, warmup=warmup, runs=runs, threads=threads, precision=precision,
+                      input_size=input_size, models_dir=models_dir, protocol=protocol, rounds=rounds, seed=seed,
+                      ort_spinning=ort_spinning, check_available=False)
+    job = replace(job, threads=threads if device == "cpu" else None)
+    specs = select(models, zoo, default_zoo="quick")
+    store = ResultsStore(results)
+    notes: list[str] = []
+    with cluster_mod.connect(cluster) as executor:
+
+        def sweep(todo: list[Any], force_latency: bool, title: str) -> list[dict[str, Any]]:
+            with bar(progress, len(todo) * len(labels), title) as step:
+                return cluster_mod.drive(todo, labels, job, store, executor, force=force,
+                                         force_latency=force_latency, retries=retries, on_step=lambda m, s: step(
+                                             f"{m}: {s}", advance=1 if s.startswith("measure ") else 0))
+
+        rows = sweep(specs, False, "run")
+        if remeasure_flagged:
+            again = [r for r in rows if flagged(r["latency"])]
+            if not again:
+                notes.append("--remeasure-flagged: no latency record is flagged")
+            else:
+                names = list(dict.fromkeys(r["model"] for r in again))
+                notes.append(f"--remeasure-flagged: measured {len(names)} flagged model(s) again: "
+                             f"{', '.join(names)}")
+                new = {(r["model"], r["on"]): r
+                       for r in sweep([s for s in specs if s.name in names], True, "remeasure")}
+                rows = [new.get((r["model"], r["on"]), r) if flagged(r["latency"]) else r for r in rows]
+    table_, corr, table_note, corr_note = _study_report(store, [s.name for s in specs], job)
+    return RunOutcome(rows, _summary_rows(rows), table_, corr, job, store, notes, table_note, corr_note)
+
+
 def run(models: str | Sequence[str] | None = None, *, zoo: str | None = None, device: str = "cpu",
         runtime: str | None = None, warmup: int | None = None, runs: int | None = None, threads: int | None = None,
         precision: str | None = None, results: str | Path = DEFAULT_RESULTS,
         models_dir: str | Path = DEFAULT_MODELS_DIR, force: bool = False, protocol: str | None = None,
         rounds: int | None = None, seed: int = 0, wait_quiet: float | None = None, ort_spinning: bool | None = None,
         input_size: tuple[int, int] | None = None, remeasure_flagged: bool = False, progress: bool = False,
-        as_frame: bool = True) -> dict[str, Any]:
+        as_frame: bool = True, cluster: str | None = None, on: str | Sequence[str] = (),
+        retries: int = 0) -> dict[str, Any]:
     """The main job, as ``mobileone-bench run``: profile, export and measure every model (the ``quick`` zoo when
     none is named), storing each step; then the Table 9 layout and the Spearman correlations.
 
     A failing model is a row with its error and the rest go on; stored steps are reused unless ``force``.
+
+    With ``cluster`` (a Ray address or ``"auto"``; ``pip install 'mobileone-bench[cluster]'``), every model is
+    measured on a node of each label in ``on`` (``on="cpu-x86"`` or a list), one measurement per node at a time,
+    and the records come back into ``results``; ``retries`` sends a job whose node died again (see
+    :mod:`mobileone_bench.cluster`). The ``models`` rows then have an ``on`` column.
 
     Returns:
         A dict: ``models`` (one row per model: model, params_m, flops_m, latency_ms, cv, paper_latency_ms,
@@ -732,7 +812,8 @@ def run(models: str | Sequence[str] | None = None, *, zoo: str | None = None, de
     done = run_study(models, zoo=zoo, device=device, runtime=runtime, warmup=warmup, runs=runs, threads=threads,
                      precision=precision, results=results, models_dir=models_dir, force=force, protocol=protocol,
                      rounds=rounds, seed=seed, wait_quiet=wait_quiet, ort_spinning=ort_spinning,
-                     input_size=input_size, remeasure_flagged=remeasure_flagged, progress=progress)
+                     input_size=input_size, remeasure_flagged=remeasure_flagged, progress=progress,
+                     cluster=cluster, on=on, retries=retries)
     corr = done.correlation
     table_rows = flat_rows(done.table) if done.table else None
     agreement = (done.table or {}).get("agreement")

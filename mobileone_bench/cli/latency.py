@@ -129,7 +129,10 @@ def protocol_options(f: Any) -> Any:
 @click.option("--ort-opt", type=click.Choice(["disable", "basic", "extended", "all"]), default="all",
               show_default=True, help="onnxruntime graph optimisation level.")
 @click.option("--no-cuda-graphs", is_flag=True, help="torch-cuda: launch eagerly instead of replaying a CUDA graph.")
-@click.option("--destination", default=None, metavar="NAME|UDID", help="iphone: the device to run on.")
+@click.option("--destination", "destinations", multiple=True, metavar="NAME|UDID|all",
+              help="iphone: the device to run on; give it again for several (one xcodebuild runs them "
+                   "concurrently), or 'all' for every connected one.")
+@click.option("--sequential", is_flag=True, help="iphone, several devices: one xcodebuild per device, in turn.")
 @click.option("--compute-units", type=click.Choice(["all", "cpu_only", "cpu_and_gpu", "cpu_and_ne"]), default="all",
               show_default=True, help="iphone/mac: Core ML compute units.")
 @click.option("--from-report", "reports", multiple=True, type=click.Path(exists=True, dir_okay=False),
@@ -152,7 +155,8 @@ def protocol_options(f: Any) -> Any:
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table", show_default=True)
 def latency_cmd(models: tuple[str, ...], zoo: str | None, device: str, runtime: str | None, warmup: int | None,
                 runs: int | None, threads: int | None, precision: str | None, report: str | None, ort_opt: str,
-                no_cuda_graphs: bool, destination: str | None, compute_units: str, reports: tuple[str, ...],
+                no_cuda_graphs: bool, destinations: tuple[str, ...], sequential: bool, compute_units: str,
+                reports: tuple[str, ...],
                 team: str | None, bundle_id: str | None, harness: str | None, weights: str | None,
                 input_size: tuple[int, int] | None, no_reparam: bool, results: str,
                 models_dir: str, force: bool, protocol: str | None, rounds: int, seed: int,
@@ -181,17 +185,20 @@ def latency_cmd(models: tuple[str, ...], zoo: str | None, device: str, runtime: 
 
     done = api.measure(models, zoo=zoo, device=device, runtime=runtime, warmup=warmup, runs=runs, threads=threads,
                        precision=precision, report=report, ort_opt=ort_opt, cuda_graphs=not no_cuda_graphs,
-                       destination=destination, compute_units=compute_units, from_reports=reports, team=team,
+                       destination=list(destinations) or None, sequential=sequential, compute_units=compute_units,
+                       from_reports=reports, team=team,
                        bundle_id=bundle_id, harness=harness, weights=weights, input_size=input_size,
                        reparameterize=not no_reparam, results=results, models_dir=models_dir, force=force,
                        protocol=protocol, rounds=rounds, seed=seed, wait_quiet=wait_quiet, ort_spinning=ort_spinning,
                        progress=True, on_warning=warn)
     records, skipped, store = done.records, done.reused, done.store
     rows = latency_rows(records, skipped)
+    several = len(done.phones) > 1
     if fmt == "json":
         click.echo(json.dumps(records, indent=2, default=str))
     else:
-        emit(rows, fmt, LATENCY_COLUMNS, title=f"Latency (ms) on {device}, stored in {store.records_path}",
+        columns = LATENCY_COLUMNS + [("env_device_name", "Phone")] * several  # several iPhones: which one
+        emit(rows, fmt, columns, title=f"Latency (ms) on {device}, stored in {store.records_path}",
              digits={"cv": 3, "min_ms": 3, "median_ms": 3, "mean_ms": 3, "std_ms": 3, "p90_ms": 3, "p99_ms": 3,
                      "latency_ms": 3})
         if fmt == "table":
@@ -199,6 +206,9 @@ def latency_cmd(models: tuple[str, ...], zoo: str | None, device: str, runtime: 
             for rec in records:
                 if rec.get("noise_warning") and rec.get("record_id") not in skipped:
                     click.echo(f"warning: {rec['model']}: {rec['noise_warning']}", err=True)
+            for phone in done.phones if several else []:  # several iPhones: one line each
+                click.echo(f"{phone['phone']} ({phone['machine']}, {phone['os']}, {phone['device_id']}): "
+                           f"{phone['ok']} ok, {phone['failed']} failed")
     failed = [r for r in records if r.get("status") != "ok" and not pipeline.is_unavailable(r)]
     if failed:
         click.echo(f"{len(failed)} of {len(records)} measurements failed (recorded in {store.records_path}).",

@@ -44,10 +44,19 @@ def _measurement_options(f: Any) -> Any:
 @click.option("--remeasure-flagged", is_flag=True,
               help="After the sweep, measure again every latency that is flagged (contended, or noisy by its CV) "
                    "and append the new records (one more pass; the old records are kept).")
+@click.option("--cluster", default=None, metavar="ADDRESS",
+              help="Measure on a Ray cluster (HOST:PORT, or auto): each model on a node of each --on label, one "
+                   "measurement per node; records come back to --results. Needs "
+                   "pip install 'mobileone-bench[cluster]'.")
+@click.option("--on", "on", multiple=True, metavar="LABEL",
+              help="--cluster: the host label to measure on (cpu-x86, gpu-h100...); repeat for several.")
+@click.option("--retries", type=click.IntRange(min=0), default=0, show_default=True,
+              help="--cluster: send a measurement whose node died again, up to N times.")
 def run_cmd(models: tuple[str, ...], zoo: str | None, device: str, runtime: str | None, warmup: int | None,
             runs: int | None, threads: int | None, precision: str | None, results: str, models_dir: str,
             force: bool, protocol: str | None, rounds: int, seed: int, wait_quiet: float | None,
-            ort_spinning: bool, fmt: str, input_size: tuple[int, int] | None, remeasure_flagged: bool) -> None:
+            ort_spinning: bool, fmt: str, input_size: tuple[int, int] | None, remeasure_flagged: bool,
+            cluster: str | None, on: tuple[str, ...], retries: int) -> None:
     """The main job: for every model of a zoo, profile (params, FLOPs), export and measure latency, storing each
     step; then print the Table 9-style table and the Spearman correlations of latency with FLOPs and params.
 
@@ -59,13 +68,15 @@ def run_cmd(models: tuple[str, ...], zoo: str | None, device: str, runtime: str 
       mobileone-bench run
       mobileone-bench run --zoo paper-table9 --threads 1
       mobileone-bench run 'mobileone*' --runs 300
+      mobileone-bench run --cluster auto --on cpu-x86 --on gpu-h100 --device cpu
     """
     from mobileone_bench import api
 
     done = api.run_study(models, zoo=zoo, device=device, runtime=runtime, warmup=warmup, runs=runs, threads=threads,
                          precision=precision, results=results, models_dir=models_dir, force=force, protocol=protocol,
                          rounds=rounds, seed=seed, wait_quiet=wait_quiet, ort_spinning=ort_spinning,
-                         input_size=input_size, remeasure_flagged=remeasure_flagged, progress=True)
+                         input_size=input_size, remeasure_flagged=remeasure_flagged, progress=True,
+                         cluster=cluster, on=on, retries=retries)
     from mobileone_bench._progress import console
 
     rows, job, store = done.rows, done.job, done.store
@@ -75,7 +86,8 @@ def run_cmd(models: tuple[str, ...], zoo: str | None, device: str, runtime: str 
     if fmt == "json":
         click.echo(json.dumps({"models": summary, **_report(done, as_json=True)}, indent=2, default=str))
     else:
-        emit(summary, "table", [("model", "Model"), ("params_m", "Params (M)"), ("flops_m", "FLOPs (M)"),
+        emit(summary, "table", [("model", "Model"), *([("on", "On")] if cluster else []),
+                                ("params_m", "Params (M)"), ("flops_m", "FLOPs (M)"),
                                 ("latency_ms", f"{job.device} {job.runtime} (ms, {job.report} of {job.runs})"),
                                 ("cv", "CV"), ("paper_latency_ms", f"Paper {job.device} (ms)"), ("status", "Status")],
              title=f"mobileone-bench run: {len(rows)} models", digits={"params_m": 2, "flops_m": 0, "cv": 3,

@@ -24,7 +24,7 @@ from collections import deque
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Mapping
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 from mobileone_bench.errors import (
     DeviceUnavailableError,
@@ -68,6 +68,9 @@ __all__ = [
     "Device",
     "parse_devicectl",
     "select_device",
+    "select_devices",
+    "ALL_DEVICES",
+    "attachment_devices",
     "first_error_line",
     "os_version3",
     "RunResult",
@@ -323,18 +326,29 @@ def devicectl_argv(json_out: Path) -> list[str]:
     return ["xcrun", "devicectl", "list", "devices", "--json-output", str(json_out), "--timeout", "10"]
 
 
-def xcodebuild_argv(project: Path, destination: str, *, team: str, bundle_id: str, result_bundle: Path) -> list[str]:
-    """Build, install and run the headless benchmark test on one device.
+def xcodebuild_argv(project: Path, destination: str | Sequence[str], *, team: str, bundle_id: str,
+                    result_bundle: Path) -> list[str]:
+    """Build, install and run the headless benchmark test on one device, or on several at once.
 
     Args:
         project: ``ios_harness/MobileOneBench.xcodeproj``.
-        destination: The ``-destination`` value (:func:`xcodebuild_destination`), or a bare UDID (``id=UDID``).
+        destination: The ``-destination`` value (:func:`xcodebuild_destination`), or a bare UDID (``id=UDID``); or
+            several of them: one ``-destination`` flag each, and ``-maximum-concurrent-test-device-destinations``
+            set to their number, so that Xcode runs the test on all of them concurrently (one build).
         team: Apple Developer team id (``DEVELOPMENT_TEAM``).
         bundle_id: App bundle id of the team's own (``APP_BUNDLE_ID``).
         result_bundle: Where the ``.xcresult`` goes (must not exist yet).
     """
+    given = [destination] if isinstance(destination, str) else list(destination)
+    if not given:
+        raise UsageError("xcodebuild needs at least one destination")
+    flags: list[str] = []
+    for value in given:
+        flags += ["-destination", value if "=" in value else f"id={value}"]
+    if len(given) > 1:
+        flags += ["-maximum-concurrent-test-device-destinations", str(len(given))]
     return ["xcodebuild", "test", "-project", str(project), "-scheme", "MobileOneBenchApp",
-            "-destination", destination if "=" in destination else f"id={destination}", "-only-testing:MobileOneBenchAppTests/HeadlessBenchmarkTests",
+            *flags, "-only-testing:MobileOneBenchAppTests/HeadlessBenchmarkTests",
             "-resultBundlePath", str(result_bundle), f"DEVELOPMENT_TEAM={team}", f"APP_BUNDLE_ID={bundle_id}",
             "-allowProvisioningUpdates", "-allowProvisioningDeviceRegistration"]
 
@@ -349,6 +363,25 @@ def xcresult_attachments_argv(result_bundle: Path, out_dir: Path) -> list[str]:
     """
     return ["xcrun", "xcresulttool", "export", "attachments", "--path", str(result_bundle),
             "--output-path", str(out_dir)]
+
+
+def attachment_devices(folder: Path) -> dict[str, dict[str, str | None]]:
+    """Which device each exported attachment came from: ``exportedFileName`` -> ``{"id": deviceId, "name":
+    deviceName}``, read from the ``manifest.json`` that ``xcresulttool export attachments`` writes beside the files
+    (a list of tests, each with its ``attachments``). Empty when there is no readable manifest; an attachment
+    without device fields maps to ``None`` values."""
+    try:
+        manifest = json.loads((Path(folder) / "manifest.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    out: dict[str, dict[str, str | None]] = {}
+    for test in manifest if isinstance(manifest, list) else []:
+        for item in (test.get("attachments") or []) if isinstance(test, dict) else []:
+            if isinstance(item, dict) and item.get("exportedFileName"):
+                out[str(item["exportedFileName"])] = {
+                    "id": str(item["deviceId"]) if item.get("deviceId") else None,
+                    "name": str(item["deviceName"]) if item.get("deviceName") else None}
+    return out
 
 
 def devicectl_copy_reports_argv(device: str, bundle_id: str, out_dir: Path) -> list[str]:
@@ -462,6 +495,9 @@ class Device:
         platform: ``iOS``, ``watchOS``...; ``None`` when unknown.
         os_version: ``17.5.1``; ``None`` when unknown.
         connected: Reachable now (wired, on the network, or tunnel up), not merely remembered.
+        paired: ``connectionProperties.pairingState`` is ``paired`` (``True`` when ``devicectl`` does not say).
+        available: Ready for development: its developer disk image services are not reported unavailable and
+            Developer Mode is not reported disabled (``True`` when ``devicectl`` does not say).
     """
 
     udid: str | None
@@ -472,6 +508,8 @@ class Device:
     platform: str | None
     os_version: str | None
     connected: bool
+    paired: bool = True
+    available: bool = True
 
     def label(self) -> str:
         """``Jane's iPhone (iPhone 12, iOS 17.5.1, 00008101-...)``."""
@@ -507,8 +545,28 @@ def parse_devicectl(doc: Mapping[str, Any]) -> list[Device]:
             platform=hw.get("platform"),
             os_version=props.get("osVersionNumber"),
             connected=bool(conn.get("transportType")) or conn.get("tunnelState") == "connected",
+            paired=conn.get("pairingState") in (None, "paired"),
+            available=props.get("ddiServicesAvailable") is not False and props.get("developerModeStatus") != "disabled",
         ))
     return out
+
+
+_HINT = "connect and unlock it, trust this Mac, and turn on Developer Mode (Settings > Privacy & Security)"
+ALL_DEVICES = "all"
+
+
+def _ios(devices: list[Device]) -> list[Device]:
+    return [d for d in devices if d.platform in (None, "iOS")]
+
+
+def _named(ios: list[Device], destination: str) -> Device:
+    """The iOS device named by ``destination`` (UDID, CoreDevice identifier or name, case insensitive)."""
+    wanted = destination.strip().casefold()
+    matches = [d for d in ios if wanted in ((d.udid or "").casefold(), d.identifier.casefold(), d.name.casefold())]
+    if not matches:
+        known = ", ".join(d.label() for d in ios) or "none"
+        raise DeviceUnavailableError(f"no iOS device {destination!r} is known to this Mac (known: {known})")
+    return matches[0]
 
 
 def select_device(devices: list[Device], destination: str | None) -> Device:
@@ -519,26 +577,49 @@ def select_device(devices: list[Device], destination: str | None) -> Device:
         DeviceUnavailableError: No such device, or it is not connected.
         UsageError: Several devices are connected and none was named.
     """
-    ios = [d for d in devices if d.platform in (None, "iOS")]
-    hint = "connect and unlock it, trust this Mac, and turn on Developer Mode (Settings > Privacy & Security)"
+    ios = _ios(devices)
     if destination:
-        wanted = destination.strip().casefold()
-        matches = [d for d in ios
-                   if wanted in ((d.udid or "").casefold(), d.identifier.casefold(), d.name.casefold())]
-        if not matches:
-            known = ", ".join(d.label() for d in ios) or "none"
-            raise DeviceUnavailableError(f"no iOS device {destination!r} is known to this Mac (known: {known})")
-        device = matches[0]
+        device = _named(ios, destination)
         if not device.connected:
-            raise DeviceUnavailableError(f"{device.label()} is paired but not connected: {hint}")
+            raise DeviceUnavailableError(f"{device.label()} is paired but not connected: {_HINT}")
         return device
     connected = [d for d in ios if d.connected]
     if not connected:
-        raise DeviceUnavailableError(f"no iPhone is connected to this Mac: {hint}")
+        raise DeviceUnavailableError(f"no iPhone is connected to this Mac: {_HINT}")
     if len(connected) > 1:
         raise UsageError("several devices are connected: " + "; ".join(d.label() for d in connected)
-                         + "; choose one with --destination NAME|UDID")
+                         + "; choose one with --destination NAME|UDID, several with --destination given more "
+                           "than once, or all of them with --destination all")
     return connected[0]
+
+
+def select_devices(devices: list[Device], destinations: Sequence[str]) -> list[Device]:
+    """The iOS devices of a run on several: each one named in ``destinations`` (as :func:`select_device` matches
+    it), once, in the order named, connected or not (the caller records a device that is not connected as failed);
+    or, for ``["all"]``, every connected, paired and available iOS device.
+
+    Raises:
+        UsageError: No destination, an empty one, or ``all`` beside other destinations.
+        DeviceUnavailableError: A name no iOS device of this Mac has; ``all`` and no device is ready; or none of
+            the named devices is connected.
+    """
+    names = [str(d) for d in destinations]
+    if not names or any(not n.strip() for n in names):
+        raise UsageError("--destination needs a device name, UDID or CoreDevice identifier (or 'all')")
+    ios = _ios(devices)
+    if any(n.strip().casefold() == ALL_DEVICES for n in names):
+        if len(names) > 1:
+            raise UsageError("--destination all means every connected iPhone; give it alone, or name the devices")
+        ready = [d for d in ios if d.connected and d.paired and d.available]
+        if not ready:
+            raise DeviceUnavailableError(f"--destination all: no connected, paired and available iOS device "
+                                         f"(known: {', '.join(d.label() for d in ios) or 'none'}): {_HINT}")
+        return ready
+    chosen = list(dict.fromkeys(_named(ios, n) for n in names))
+    if not any(d.connected for d in chosen):
+        raise DeviceUnavailableError(f"none of the named devices is connected "
+                                     f"({'; '.join(d.label() for d in chosen)}): {_HINT}")
+    return chosen
 
 
 def result_conditions(result: Mapping[str, Any], device: Mapping[str, Any]) -> dict[str, Any]:

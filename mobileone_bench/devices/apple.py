@@ -21,7 +21,12 @@ Records have the fields of the CPU/GPU path (``status``, ``error``, ``report``, 
 ``noise_warning``, ``runtime_settings``, ``clock``, ``artifact_*``, ``source``) plus ``load_ms``, ``first_run_ms``,
 ``compute_units`` and where the report came from. Their ``env_*`` fields describe the phone (or Mac) that ran the
 model, and the identity's ``machine`` is its model identifier (``iPhone13,2``), so that phone and host measurements
-never share a key. A result of an existing key is not stored again unless forced: importing a file twice adds nothing.
+never share a key; a measured iPhone's identity also holds ``device_id``, its UDID (the CoreDevice identifier when
+``devicectl`` gives no UDID), so that two phones of the same model never share one either (imported reports carry no
+UDID and have none). Several iPhones can be measured in one run (``--destination`` given more than once, or
+``all``): one ``xcodebuild test`` with a ``-destination`` per phone, run concurrently by Xcode, or one after the other
+(``sequential``); every phone gets its own records, and a phone that fails gets failed records. A result of an
+existing key is not stored again unless forced: importing a file twice adds nothing.
 """
 
 from __future__ import annotations
@@ -35,9 +40,10 @@ import sys
 import tempfile
 import time
 import warnings
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 from mobileone_bench.devices import _harness
 from mobileone_bench.errors import (
@@ -54,6 +60,8 @@ from mobileone_bench.registry import ModelSpec
 __all__ = [
     "import_reports",
     "measure",
+    "destinations",
+    "phone_summaries",
     "HarnessWarning",
     "harness_name",
     "resolve_harness_model",
@@ -166,11 +174,15 @@ class _Recorder:
         force: Store even when the key exists.
         source: ``report`` (imported) or ``measured`` (this tool drove the harness).
         warn: Where warnings go.
+        phone: The iPhone measured (``devicectl``'s description): its UDID (or CoreDevice identifier) goes into
+            the identity as ``device_id`` and its name and ids into the ``env_device_*`` fields.
     """
 
-    def __init__(self, store: Any, job: Any, *, force: bool, source: str, warn: Warn):
+    def __init__(self, store: Any, job: Any, *, force: bool, source: str, warn: Warn,
+                 phone: _harness.Device | None = None):
         from mobileone_bench.checkpoints import file_sha256
 
+        self.phone = phone
         self.store = store
         self.job = job
         self.force = force
@@ -199,6 +211,7 @@ class _Recorder:
             "runtime_options": {"compute_units": compute_units, "runner": runner},
             "machine": device.get("model_identifier"),
             "versions": {"os": _os_text(device)},
+            **({"device_id": self.phone.udid or self.phone.identifier} if self.phone is not None else {}),
         }
 
     def planned(self, spec: ModelSpec, device: dict[str, Any], runner: str) -> dict[str, Any] | None:
@@ -225,6 +238,9 @@ class _Recorder:
                 samples: list[float] | None) -> dict[str, Any]:
         from mobileone_bench.records import new_record
 
+        if self.phone is not None:
+            env = {**env, "env_device_name": self.phone.name, "env_device_udid": self.phone.udid,
+                   "env_device_identifier": self.phone.identifier}
         stored = self.store.append(new_record("latency", identity, fields, env), samples)
         self._records.append(stored)
         return stored
@@ -506,9 +522,18 @@ class _Collector:
 
 
 def _log_path(store: Any, tool: str) -> Path:
-    """``<results>/logs/<tool>-<UTC time>.log``: the whole output of a harness run, kept for diagnosis."""
+    """``<results>/logs/<tool>-<UTC time>.log``: the whole output of a harness run, kept for diagnosis (a ``-2``...
+    suffix when that name is taken: runs one after the other within a second, one per phone)."""
+    from mobileone_bench.export._base import safe_name
+
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    return Path(store.root) / "logs" / f"{tool}-{stamp}.log"
+    folder = Path(store.root) / "logs"
+    path = folder / f"{safe_name(tool)}-{stamp}.log"
+    n = 1
+    while path.exists():
+        n += 1
+        path = folder / f"{safe_name(tool)}-{stamp}-{n}.log"
+    return path
 
 
 def _stream(argv: list[str], collector: _Collector) -> _harness.RunResult:
@@ -526,19 +551,29 @@ def _check(result: _harness.RunResult, what: str) -> None:
         raise MeasurementError(f"{what} failed (exit {result.returncode}): {reason}")
 
 
-def measure(specs: list[ModelSpec], job: Any, store: Any, *, destination: str | None = None, force: bool = False,
-            harness_dir: str | Path | None = None, team: str | None = None, bundle_id: str | None = None,
-            on_progress: Progress | None = None, on_warning: Warn | None = None) -> list[dict[str, Any]]:
-    """Measure models on the connected iPhone (``job.device == "iphone"``) or on this Mac (``"mac"``).
+def measure(specs: list[ModelSpec], job: Any, store: Any, *, destination: str | Sequence[str] | None = None,
+            sequential: bool = False, force: bool = False, harness_dir: str | Path | None = None,
+            team: str | None = None, bundle_id: str | None = None, on_progress: Progress | None = None,
+            on_warning: Warn | None = None) -> list[dict[str, Any]]:
+    """Measure models on the connected iPhone(s) (``job.device == "iphone"``) or on this Mac (``"mac"``).
 
     A model already measured the same way on the same device is not measured again unless ``force``. A model that
     fails (export, compile, load on the device, or no result at all) is stored as a failed record; the others go on.
+
+    Several iPhones (``destination`` a list of more than one, or ``"all"``): the models are exported and compiled
+    once, then measured on every phone by one ``xcodebuild test`` with one ``-destination`` per phone (Xcode runs
+    them concurrently), or by one ``xcodebuild test`` per phone, one after the other (``sequential``). Each phone
+    gets its own records (``device_id`` in the identity); a phone that is not connected, that Xcode could not
+    build for or install on, or whose reports are missing gets failed records, and the other phones' records are
+    stored.
 
     Args:
         specs: The models.
         job: The latency job (warmup, runs, precision, ``compute_units`` in ``runtime_options``...).
         store: The results store.
-        destination: iPhone: device name or UDID (default: the only connected one).
+        destination: iPhone: device name, UDID or CoreDevice identifier (default: the only connected one); a list
+            of them; or ``"all"``: every connected, paired and available iOS device.
+        sequential: iPhone, several devices: one ``xcodebuild test`` per device, one after the other.
         force: Measure (and re-export) even if stored.
         harness_dir: The ``ios_harness`` folder (default: the checkout's).
         team: iPhone: Apple Developer team id used to sign the app.
@@ -547,22 +582,49 @@ def measure(specs: list[ModelSpec], job: Any, store: Any, *, destination: str | 
         on_warning: Receives warnings (default: :class:`HarnessWarning` through :mod:`warnings`).
 
     Returns:
-        One record per spec, in order.
+        One record per spec, in order; with several iPhones, one per spec for each phone (phone after phone, in
+        the order named or listed by ``devicectl``).
 
     Raises:
-        DeviceUnavailableError: Not macOS, Xcode/XcodeGen missing, or no such device connected.
-        UsageError: No team for the iPhone, several devices and no ``destination``, bad compute units.
-        MeasurementError: The harness ran but reported nothing (build, signing or install failure).
+        DeviceUnavailableError: Not macOS, Xcode/XcodeGen missing, no such device, or none of them connected.
+        UsageError: No team for the iPhone, several devices and no ``destination``, ``all`` beside other
+            destinations, bad compute units.
+        MeasurementError: One iPhone: the harness ran but reported nothing (build, signing or install failure).
     """
     job = job.resolved()
     progress = on_progress or (lambda _text, _done: None)
     warn = on_warning or _default_warn
     if job.device == "iphone":
-        return _measure_iphone(specs, job, store, destination=destination, force=force, harness_dir=harness_dir,
-                               team=team, bundle_id=bundle_id, progress=progress, warn=warn)
+        return _measure_iphone(specs, job, store, destination=destination, sequential=sequential, force=force,
+                               harness_dir=harness_dir, team=team, bundle_id=bundle_id, progress=progress, warn=warn)
+    if sequential:
+        raise UsageError("--sequential applies to --device iphone with several --destination")
     if job.device == "mac":
         return _measure_mac(specs, job, store, force=force, harness_dir=harness_dir, progress=progress, warn=warn)
     raise UsageError(f"apple.measure runs on iphone or mac, not {job.device}")
+
+
+def destinations(destination: str | Sequence[str] | None) -> list[str]:
+    """``--destination`` as a list (``None`` -> ``[]``, one name -> ``[name]``)."""
+    if destination is None:
+        return []
+    return [destination] if isinstance(destination, str) else [str(d) for d in destination]
+
+
+def phone_summaries(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One summary per iPhone of measured records, in the order met: ``phone`` (its name), ``device_id``,
+    ``machine``, ``os``, ``ok``, ``failed``, ``records``. Records without a phone (imported, Mac) are left out."""
+    out: dict[str, dict[str, Any]] = {}
+    for rec in records:
+        ident = rec.get("device_id")
+        if not ident:
+            continue
+        row = out.setdefault(str(ident), {"phone": rec.get("env_device_name"), "device_id": ident,
+                                          "machine": rec.get("machine"), "os": rec.get("env_os"), "ok": 0,
+                                          "failed": 0, "records": 0})
+        row["records"] += 1
+        row["ok" if rec.get("status") == "ok" else "failed"] += 1
+    return list(out.values())
 
 
 def _pending(specs: list[ModelSpec], recorder: _Recorder, device: dict[str, Any], runner: str,
@@ -598,9 +660,31 @@ def _record_runs(runs: list[dict[str, Any]], recorder: _Recorder, exports: dict[
                                                   extra=_artifact_fields(export))
 
 
-def _measure_iphone(specs: list[ModelSpec], job: Any, store: Any, *, destination: str | None, force: bool,
-                    harness_dir: str | Path | None, team: str | None, bundle_id: str | None, progress: Progress,
-                    warn: Warn) -> list[dict[str, Any]]:
+@dataclass
+class _Phone:
+    """One iPhone of a run: what ``devicectl`` says of it, its recorder, and its records so far (by model)."""
+
+    device: _harness.Device
+    recorder: _Recorder
+    tag: str
+    done: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def info(self) -> dict[str, Any]:
+        """The device fields of records made before the harness reported (devicectl's view of the phone)."""
+        d = self.device
+        return {"model_identifier": d.product_type or d.udid or d.identifier, "os_name": "iOS",
+                "os_version": _harness.os_version3(d.os_version) if d.os_version else None}
+
+    def fail(self, spec: ModelSpec, message: str, export: Any = None) -> None:
+        self.done[spec.name] = self.recorder.failure(spec, self.info, RUNNER_IOS_APP, message,
+                                                     _artifact_fields(export) if export is not None else None)
+
+
+def _measure_iphone(specs: list[ModelSpec], job: Any, store: Any, *, destination: str | Sequence[str] | None,
+                    sequential: bool, force: bool, harness_dir: str | Path | None, team: str | None,
+                    bundle_id: str | None, progress: Progress, warn: Warn) -> list[dict[str, Any]]:
+    names = destinations(destination)
     _require_xcode()
     if not team:
         raise UsageError("--team TEAM_ID is needed to sign the app for the iPhone (your Apple Developer team id: "
@@ -612,12 +696,26 @@ def _measure_iphone(specs: list[ModelSpec], job: Any, store: Any, *, destination
         tmp = Path(tmp_dir)
         progress("looking for the iPhone (xcrun devicectl)", False)
         _check(_harness._run(_harness.devicectl_argv(tmp / "devices.json")), "xcrun devicectl list devices")
-        phone = _harness.select_device(_harness.parse_devicectl(_read_json(tmp / "devices.json")), destination)
-        device = {"model_identifier": phone.product_type or phone.udid or phone.identifier, "os_name": "iOS",
-                  "os_version": _harness.os_version3(phone.os_version) if phone.os_version else None}
-        recorder = _Recorder(store, job, force=force, source="measured", warn=warn)
-        done, exports = _pending(specs, recorder, device, RUNNER_IOS_APP, progress)
-        compiled = _compile(exports, tmp, recorder, device, done, progress)
+        known = _harness.parse_devicectl(_read_json(tmp / "devices.json"))
+        several = len(names) > 1 or any(n.strip().casefold() == _harness.ALL_DEVICES for n in names)
+        chosen = (_harness.select_devices(known, names) if several
+                  else [_harness.select_device(known, names[0] if names else None)])
+        several = len(chosen) > 1
+        phones = [_Phone(d, _Recorder(store, job, force=force, source="measured", warn=warn, phone=d),
+                         f"{d.name}: " if several else "") for d in chosen]
+        for phone in phones:
+            if not phone.device.connected:
+                for spec in specs:
+                    stored = phone.recorder.planned(spec, phone.info, RUNNER_IOS_APP)
+                    if stored is not None:  # measured before: its record stands
+                        phone.done[spec.name] = stored
+                    else:
+                        phone.fail(spec, f"{phone.device.label()} is paired but not connected: connect and unlock "
+                                         f"it, trust this Mac, and turn on Developer Mode")
+                progress(f"{phone.tag}not connected", False)
+        live = [phone for phone in phones if phone.device.connected]
+        exports = _pending_phones(specs, live, progress)
+        compiled = _compile(exports, tmp, live, progress)
         if compiled:
             _harness.stage_models(harness, compiled)
             from mobileone_bench import __version__
@@ -628,29 +726,91 @@ def _measure_iphone(specs: list[ModelSpec], job: Any, store: Any, *, destination
             _harness.write_run_config(harness / "App" / "run_config.json", config)
             progress("xcodegen generate", False)
             _check(_harness._run(_harness.xcodegen_argv(), cwd=harness), "xcodegen generate")
-            progress(f"building and installing on {phone.name}", False)
             app_id = bundle_id or f"com.example.mobileone-bench.{team.lower()}"
-            argv = _harness.xcodebuild_argv(harness / "MobileOneBench.xcodeproj", _harness.xcodebuild_destination(phone),
-                                            team=team, bundle_id=app_id, result_bundle=tmp / "test.xcresult")
-            runs, exit_code, log = _headless_test(argv, tmp, store, progress, warn, staged=list(compiled),
-                                                  device_id=phone.identifier, bundle_id=app_id)
-            _record_runs(runs, recorder, exports, done, where=str(log), runner=RUNNER_IOS_APP)
-            for name in compiled:
-                spec, export = exports[name]
-                if spec.name not in done:
-                    done[spec.name] = recorder.failure(
-                        spec, device, RUNNER_IOS_APP,
-                        f"no result from the harness (xcodebuild exit {exit_code}; log: {log}; not in the result "
-                        f"bundle's attachments nor in the app's {_harness.APP_REPORTS_DIR} either)",
-                        _artifact_fields(export))
-                    progress(f"{spec.name}: no result", True)
-    return [done[spec.name] for spec in specs]
+            project = harness / "MobileOneBench.xcodeproj"
+            staged = list(compiled)
+            # only the phones that still need a model run the test
+            todo = [ph for ph in live if any(exports[n][0].name not in ph.done for n in staged)]
+            if len(todo) > 1 and not sequential:
+                progress(f"building and installing on {', '.join(ph.device.name for ph in todo)}", False)
+                argv = _harness.xcodebuild_argv(project, [_harness.xcodebuild_destination(ph.device) for ph in todo],
+                                                team=team, bundle_id=app_id, result_bundle=tmp / "test.xcresult")
+                outcome = _headless_test_phones(argv, tmp, store, progress, warn, staged=staged, phones=todo,
+                                                bundle_id=app_id)
+                for phone, (runs, reason) in zip(todo, outcome.per_phone):
+                    _finish_phone(phone, runs, exports, staged, outcome.exit_code, outcome.log, reason, progress)
+            else:
+                for i, phone in enumerate(todo):
+                    progress(f"building and installing on {phone.device.name}", False)
+                    work = tmp / f"phone-{i}" if several else tmp
+                    work.mkdir(exist_ok=True)
+                    argv = _harness.xcodebuild_argv(project, _harness.xcodebuild_destination(phone.device),
+                                                    team=team, bundle_id=app_id,
+                                                    result_bundle=work / "test.xcresult")
+                    try:
+                        runs, exit_code, log = _headless_test(
+                            argv, work, store, progress, warn, staged=staged, device_id=phone.device.identifier,
+                            bundle_id=app_id, log_name=f"xcodebuild-{phone.device.udid or phone.device.identifier}"
+                            if several else "xcodebuild")
+                    except MeasurementError as exc:
+                        if not several:
+                            raise
+                        for name in staged:
+                            spec, export = exports[name]
+                            if spec.name not in phone.done:
+                                phone.fail(spec, f"on {phone.device.label()}: {exc}", export)
+                        progress(f"{phone.tag}no model reported", True)
+                        continue
+                    _finish_phone(phone, runs, exports, staged, exit_code, log, None, progress)
+    return [phone.done[spec.name] for phone in phones for spec in specs]
 
 
-def _compile(exports: dict[str, tuple[ModelSpec, Any]], tmp: Path, recorder: _Recorder, device: dict[str, Any],
-             done: dict[str, dict[str, Any]], progress: Progress) -> dict[str, Path]:
-    """``xcrun coremlcompiler compile`` each package; returns harness name -> ``.mlmodelc`` (failures go to
-    ``done`` as failed records)."""
+def _pending_phones(specs: list[ModelSpec], phones: list[_Phone],
+                    progress: Progress) -> dict[str, tuple[ModelSpec, Any]]:
+    """Each phone's stored records into its ``done``; the models some phone still needs, exported once (by harness
+    name); a failed export is a failed record of every phone that needs the model."""
+    exports: dict[str, tuple[ModelSpec, Any]] = {}
+    for spec in specs:
+        for phone in phones:
+            stored = phone.recorder.planned(spec, phone.info, RUNNER_IOS_APP)
+            if stored is not None:
+                phone.done[spec.name] = stored
+                progress(f"{phone.tag}{spec.name}: already measured", True)
+        needing = [phone for phone in phones if spec.name not in phone.done]
+        if not needing:
+            continue
+        job = needing[0].recorder.job
+        progress(f"{spec.name}: export Core ML {job.precision}", False)
+        try:
+            exports[harness_name(spec)] = (spec, _export(spec, job, needing[0].recorder.force))
+        except UsageError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - one model's failure is data; the others go on
+            for phone in needing:
+                phone.fail(spec, f"export: {_one_line(exc)}")
+                progress(f"{phone.tag}{spec.name}: export failed", True)
+    return exports
+
+
+def _finish_phone(phone: _Phone, runs: list[dict[str, Any]], exports: dict[str, tuple[ModelSpec, Any]],
+                  staged: list[str], exit_code: int, log: Path, reason: str | None, progress: Progress) -> None:
+    """Store a phone's results, and a failed record for each staged model it has no result for."""
+    _record_runs(runs, phone.recorder, exports, phone.done, where=str(log), runner=RUNNER_IOS_APP)
+    for name in staged:
+        spec, export = exports[name]
+        if spec.name not in phone.done:
+            where = f" on {phone.device.label()}" if phone.tag else ""
+            why = f": {reason}" if reason else ""
+            phone.fail(spec, f"no result from the harness{where} (xcodebuild exit {exit_code}{why}; log: {log}; "
+                             f"not in the result bundle's attachments nor in the app's {_harness.APP_REPORTS_DIR} "
+                             f"either)", export)
+            progress(f"{phone.tag}{spec.name}: no result", True)
+
+
+def _compile(exports: dict[str, tuple[ModelSpec, Any]], tmp: Path, phones: list[_Phone],
+             progress: Progress) -> dict[str, Path]:
+    """``xcrun coremlcompiler compile`` each package; returns harness name -> ``.mlmodelc`` (a failure is a failed
+    record of every phone that needs the model)."""
     compiled: dict[str, Path] = {}
     for name, (spec, export) in exports.items():
         progress(f"{spec.name}: xcrun coremlcompiler compile", False)
@@ -662,15 +822,17 @@ def _compile(exports: dict[str, tuple[ModelSpec, Any]], tmp: Path, recorder: _Re
             compiled[name] = bundles[0]
             continue
         reason = _harness.first_error_line(result.tail) or f"exit {result.returncode}, no .mlmodelc"
-        done[spec.name] = recorder.failure(spec, device, RUNNER_IOS_APP, f"compile: {reason}",
-                                           _artifact_fields(export))
-        progress(f"{spec.name}: compile failed", True)
+        for phone in phones:
+            if spec.name not in phone.done:
+                phone.fail(spec, f"compile: {reason}", export)
+                progress(f"{phone.tag}{spec.name}: compile failed", True)
     return compiled
 
 
 def _headless_test(argv: list[str], tmp: Path, store: Any, progress: Progress, warn: Warn, *,
-                   staged: list[str], device_id: str, bundle_id: str) -> tuple[list[dict[str, Any]], int, Path]:
-    """Run ``xcodebuild test`` and collect the runs; returns ``(runs, exit status, log)``.
+                   staged: list[str], device_id: str, bundle_id: str,
+                   log_name: str = "xcodebuild") -> tuple[list[dict[str, Any]], int, Path]:
+    """Run ``xcodebuild test`` on one device and collect the runs; returns ``(runs, exit status, log)``.
 
     Three channels, each carrying every model as soon as it is done: the marked lines of the output; for every
     staged model without a complete marked line (whatever the exit status), the result bundle's attachments
@@ -681,7 +843,7 @@ def _headless_test(argv: list[str], tmp: Path, store: Any, progress: Progress, w
         MeasurementError: No model reported (build, signing, install or launch failed), with the first error line.
     """
     started = datetime.now(timezone.utc)
-    collector = _Collector(_log_path(store, "xcodebuild"), progress, warn)
+    collector = _Collector(_log_path(store, log_name), progress, warn)
     result = _stream(argv, collector)
     runs = _harness.merge_runs(collector.reports)
     missing = _missing(runs, staged)
@@ -707,6 +869,103 @@ def _headless_test(argv: list[str], tmp: Path, store: Any, progress: Progress, w
         raise MeasurementError(f"xcodebuild test (exit {result.returncode}) reported no model: {reason} "
                                f"(log: {collector.log_path})")
     return runs, result.returncode, collector.log_path
+
+
+@dataclass
+class _PhonesOutcome:
+    """What one ``xcodebuild test`` on several phones gave: per phone (in order) its runs and, when it has none,
+    the first error line about it; the exit status; the log."""
+
+    per_phone: list[tuple[list[dict[str, Any]], str | None]]
+    exit_code: int
+    log: Path
+
+
+def _owner(device: dict[str, Any], phones: list[_Phone]) -> int | None:
+    """The index of the only phone a report's ``device`` can be (same model identifier and iOS version, where
+    ``devicectl`` knows them), or ``None`` when it could be several (two phones of one model on one iOS) or none:
+    a harness report does not name the phone, so such a report is taken from a channel that does."""
+    fits = [i for i, ph in enumerate(phones)
+            if ph.device.product_type in (None, device.get("model_identifier"))
+            and (ph.device.os_version is None
+                 or _harness.os_version3(ph.device.os_version) == device.get("os_version"))]
+    return fits[0] if len(fits) == 1 else None
+
+
+def _attachment_owner(meta: dict[str, str | None] | None, phones: list[_Phone]) -> int | None:
+    """The index of the phone an attachment's manifest entry names (``deviceId``: UDID or CoreDevice identifier;
+    else ``deviceName``), or ``None``."""
+    if not meta:
+        return None
+    ident, name = (meta.get("id") or "").casefold(), (meta.get("name") or "").casefold()
+    for i, ph in enumerate(phones):
+        if ident and ident in ((ph.device.udid or "").casefold(), ph.device.identifier.casefold()):
+            return i
+    named = [i for i, ph in enumerate(phones) if name and ph.device.name.casefold() == name]
+    return named[0] if len(named) == 1 else None
+
+
+def _about(lines: tuple[str, ...], device: _harness.Device) -> str | None:
+    """The first error line of an xcodebuild output that names ``device`` (its name, UDID or identifier)."""
+    marks = [m.casefold() for m in (device.name, device.udid, device.identifier) if m]
+    return _harness.first_error_line([ln for ln in lines if any(m in ln.casefold() for m in marks)])
+
+
+def _headless_test_phones(argv: list[str], tmp: Path, store: Any, progress: Progress, warn: Warn, *,
+                          staged: list[str], phones: list[_Phone], bundle_id: str) -> _PhonesOutcome:
+    """Run one ``xcodebuild test`` on several phones and sort the runs by phone, never raising for one phone.
+
+    The three channels of :func:`_headless_test`, kept apart per phone: a marked line of the shared output goes to
+    the only phone whose model identifier and iOS version its report has (else it is left to the other channels);
+    the result bundle's attachments go to the phone their ``manifest.json`` entry names (``deviceId``), or by the
+    same rule as the marked lines; each phone's own ``Documents/reports`` is copied with ``devicectl`` into a
+    folder of its own.
+    """
+    started = datetime.now(timezone.utc)
+    collector = _Collector(_log_path(store, "xcodebuild"), progress, warn)
+    result = _stream(argv, collector)
+    per: list[list[dict[str, Any]]] = [[] for _ in phones]
+    for run in _harness.merge_runs(collector.reports):
+        owner = _owner(run["device"], phones)
+        if owner is not None:
+            per[owner].append(run)
+    if any(_missing(runs, staged) for runs in per):
+        bundle = Path(argv[argv.index("-resultBundlePath") + 1])
+        folder = tmp / "attachments"
+        folder.mkdir(exist_ok=True)
+        if _harness._run(_harness.xcresult_attachments_argv(bundle, folder)).returncode == 0:
+            meta = _harness.attachment_devices(folder)
+            found: list[list[dict[str, Any]]] = [[] for _ in phones]
+            for path in sorted(folder.rglob("*.json")):
+                try:
+                    file_runs = _harness.reports_in_folder_file(path)
+                except ReportError as exc:
+                    warn(str(exc))
+                    continue
+                for run in file_runs:
+                    owner = _attachment_owner(meta.get(path.name), phones)
+                    owner = _owner(run["device"], phones) if owner is None else owner
+                    if owner is not None:
+                        found[owner].append(run)
+            for i, runs in enumerate(found):
+                missing = _missing(per[i], staged)
+                if missing:
+                    per[i] += _only(sorted(runs, key=lambda r: r["created"]), missing)
+        else:
+            warn("xcresulttool export attachments failed (it needs Xcode 16 or later); trying the apps' containers")
+    for i, phone in enumerate(phones):
+        missing = _missing(per[i], staged)
+        if not missing:
+            continue
+        folder = tmp / "containers" / f"{i}-{phone.device.udid or phone.device.identifier}"
+        folder.mkdir(parents=True, exist_ok=True)
+        copy = _harness.devicectl_copy_reports_argv(phone.device.identifier, bundle_id, folder)
+        if _harness._run(copy).returncode == 0:
+            recent = [r for r in _folder_runs(folder, warn) if _created_since(r, started)]
+            per[i] += _only(recent[-1:], missing)
+    general = _harness.first_error_line(result.tail)
+    return _PhonesOutcome([(runs, None if runs else (_about(result.tail, ph.device) or general))
+                           for runs, ph in zip(per, phones)], result.returncode, collector.log_path)
 
 
 def _missing(runs: list[dict[str, Any]], staged: list[str]) -> list[str]:
