@@ -42,7 +42,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any, Iterable, Sequence
 
 from mobileone_bench.errors import BenchWarning, RecordsError, UsageError
-from mobileone_bench.records import RECORDS_FILE, SAMPLES_DIR, ResultsStore
+from mobileone_bench.records import RECORDS_FILE, SAMPLES_DIR, ResultsStore, parse_line
 
 __all__ = ["StoreUnion", "open_results", "merge", "record_identity", "results_folder", "MERGE_COLUMNS"]
 
@@ -139,12 +139,8 @@ def _read_lines(root: Path) -> tuple[list[_Line], int]:
         raw = line.strip()
         if not raw:
             continue
-        try:
-            rec = json.loads(raw)
-        except ValueError:
-            bad += 1
-            continue
-        if not isinstance(rec, dict) or "key" not in rec:
+        rec = parse_line(raw)
+        if rec is None:
             bad += 1
             continue
         out.append(_Line(raw, rec, _canonical(rec), record_identity(rec)))

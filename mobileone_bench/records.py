@@ -34,7 +34,7 @@ from typing import Any, Iterator
 
 from mobileone_bench.errors import RecordsError
 
-__all__ = ["ResultsStore", "record_key", "new_record", "flatten", "DEFAULT_RESULTS", "RECORDS_FILE"]
+__all__ = ["ResultsStore", "record_key", "new_record", "parse_line", "flatten", "DEFAULT_RESULTS", "RECORDS_FILE"]
 
 DEFAULT_RESULTS = "results"
 RECORDS_FILE = "records.jsonl"
@@ -69,6 +69,16 @@ def as_list(value: Any) -> list[Any]:
             return [int(v) for v in value.split("x")] if all(p.isdigit() for p in value.split("x")) else [value]
         return out if isinstance(out, list) else [out]
     return [value]
+
+
+def parse_line(line: str) -> dict[str, Any] | None:
+    """One line of ``records.jsonl`` as a record, or ``None`` when it is not one (corrupt, a partial line a killed
+    writer left, or JSON without a ``key``)."""
+    try:
+        rec = json.loads(line)
+    except ValueError:
+        return None
+    return rec if isinstance(rec, dict) and "key" in rec else None
 
 
 def new_record(kind: str, identity: dict[str, Any], fields: dict[str, Any], env: dict[str, Any]) -> dict[str, Any]:
@@ -204,12 +214,8 @@ class ResultsStore:
         for line in lines:
             if not line.strip():
                 continue
-            try:
-                rec = json.loads(line)
-            except ValueError:
-                bad += 1
-                continue
-            if not isinstance(rec, dict) or "key" not in rec:
+            rec = parse_line(line)
+            if rec is None:
                 bad += 1
                 continue
             if kind is None or rec.get("kind") == kind:

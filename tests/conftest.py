@@ -82,21 +82,24 @@ def unavailable_model():
     registry._ALIASES.pop(key, None)
 
 
+class QuietSampler:
+    """A contention sampler that reads every timed block as uncontended (see :func:`quiet_machine`)."""
+
+    def __init__(self, *a, **kw):
+        pass
+
+    def start(self):
+        return None
+
+    def stop(self, token):
+        return {"seconds": 0.01, "other_cpu": 0.0, "other_cpu_s": 0.0, "steal": 0.0, "contended": False,
+                "load_1m_start": 0.0, "load_1m_end": 0.0, "mhz_start": None, "mhz_end": None}
+
+
 @pytest.fixture
 def quiet_machine(monkeypatch):
     """Every timed block reads as uncontended, whatever else this machine runs meanwhile (the analysis leaves
     contended records out, which would make these tests depend on the machine's load)."""
     from mobileone_bench.devices import _contention
 
-    class Quiet:
-        def __init__(self, *a, **kw):
-            pass
-
-        def start(self):
-            return None
-
-        def stop(self, token):
-            return {"seconds": 0.01, "other_cpu": 0.0, "other_cpu_s": 0.0, "steal": 0.0, "contended": False,
-                    "load_1m_start": 0.0, "load_1m_end": 0.0, "mhz_start": None, "mhz_end": None}
-
-    monkeypatch.setattr(_contention, "ContentionSampler", Quiet)
+    monkeypatch.setattr(_contention, "ContentionSampler", QuietSampler)

@@ -12,7 +12,7 @@ import xml.etree.ElementTree as ET
 import numpy as np
 import pytest
 
-from tests.conftest import flat
+from tests.conftest import QuietSampler, flat
 
 MODELS = ["mobileone_tiny", "mobileone_mu0"]
 RUNS, ROUNDS = 12, 3
@@ -25,20 +25,9 @@ def study(tmp_path_factory):
     from mobileone_bench.devices import _contention
     from mobileone_bench.records import ResultsStore
 
-    class Quiet:  # every block reads as uncontended, whatever else the machine runs (see conftest.quiet_machine)
-        def __init__(self, *a, **kw):
-            pass
-
-        def start(self):
-            return None
-
-        def stop(self, token):
-            return {"seconds": 0.01, "other_cpu": 0.0, "other_cpu_s": 0.0, "steal": 0.0, "contended": False,
-                    "load_1m_start": 0.0, "load_1m_end": 0.0, "mhz_start": None, "mhz_end": None}
-
     root = tmp_path_factory.mktemp("uncertainty")
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(_contention, "ContentionSampler", Quiet)
+        mp.setattr(_contention, "ContentionSampler", QuietSampler)  # as conftest.quiet_machine
         mb.run(MODELS, results=root / "results", models_dir=root / "models", runtime="torch", warmup=1, runs=RUNS,
                threads=1, input_size=(32, 32), rounds=ROUNDS)
     return root / "results", ResultsStore(root / "results")
