@@ -433,7 +433,7 @@ def latency_job(device: str = "cpu", runtime: str | None = None, *, warmup: int 
                 report: str | None = None, ort_opt: str = "all", cuda_graphs: bool = True,
                 compute_units: str = "all", weights: str | None = None, input_size: tuple[int, int] | None = None,
                 reparameterize: bool = True, models_dir: str | Path = DEFAULT_MODELS_DIR,
-                protocol: str | None = None, rounds: int | None = None, seed: int = 0,
+                protocol: str | None = None, rounds: int | None = None, seed: int = 0, max_extra_rounds: int | None = None, extra_time: float | None = None,
                 ort_spinning: bool | None = None, check_available: bool = True) -> Any:
     """The :class:`~mobileone_bench.pipeline.LatencyJob` of a measurement, every default filled in and the runtime
     checked (installed, a GPU for ``gpu``) unless ``check_available`` is false (importing iPhone reports)."""
@@ -453,7 +453,8 @@ def latency_job(device: str = "cpu", runtime: str | None = None, *, warmup: int 
                               threads=threads, report=report, runtime_options=tuple(sorted(options.items())),
                               input_size=input_size, weights=weights, reparameterize=reparameterize,
                               models_dir=str(models_dir), protocol=protocol,
-                              rounds=DEFAULT_ROUNDS if rounds is None else rounds, seed=seed).resolved()
+                              rounds=DEFAULT_ROUNDS if rounds is None else rounds, seed=seed, max_extra_rounds=max_extra_rounds,
+                              extra_time_share=extra_time).resolved()
     if check_available and device in ("cpu", "gpu"):
         check_runtime_available(get_runtime(device, runtime))
         if device == "gpu":
@@ -497,7 +498,7 @@ def measure(models: str | Sequence[str] | None = None, *, zoo: str | None = None
             bundle_id: str | None = None, harness: str | None = None, weights: str | None = None,
             input_size: tuple[int, int] | None = None, reparameterize: bool = True,
             results: str | Path = DEFAULT_RESULTS, models_dir: str | Path = DEFAULT_MODELS_DIR, force: bool = False,
-            protocol: str | None = None, rounds: int | None = None, seed: int = 0, wait_quiet: float | None = None,
+            protocol: str | None = None, rounds: int | None = None, seed: int = 0, max_extra_rounds: int | None = None, extra_time: float | None = None, wait_quiet: float | None = None,
             ort_spinning: bool | None = None, progress: bool = False,
             on_warning: Callable[[str], None] | None = None) -> LatencyOutcome:
     """:func:`latency`, returning the records together with which were reused (what the CLI shows)."""
@@ -513,7 +514,7 @@ def measure(models: str | Sequence[str] | None = None, *, zoo: str | None = None
     job = latency_job(device, runtime, warmup=warmup, runs=runs, threads=threads, precision=precision,
                       report=report, ort_opt=ort_opt, cuda_graphs=cuda_graphs, compute_units=compute_units,
                       weights=weights, input_size=input_size, reparameterize=reparameterize, models_dir=models_dir,
-                      protocol=protocol, rounds=rounds, seed=seed, ort_spinning=ort_spinning)
+                      protocol=protocol, rounds=rounds, seed=seed, max_extra_rounds=max_extra_rounds, extra_time=extra_time, ort_spinning=ort_spinning)
     store = ResultsStore(results)
     warn = _warner(on_warning)
     if apple:
@@ -545,7 +546,7 @@ def latency(models: str | Sequence[str] | None = None, *, zoo: str | None = None
             runtime: str | None = None, warmup: int | None = None, runs: int | None = None,
             threads: int | None = None, precision: str | None = None, report: str | None = None,
             results: str | Path = DEFAULT_RESULTS, models_dir: str | Path = DEFAULT_MODELS_DIR, force: bool = False,
-            protocol: str | None = None, rounds: int | None = None, seed: int = 0, progress: bool = False,
+            protocol: str | None = None, rounds: int | None = None, seed: int = 0, max_extra_rounds: int | None = None, extra_time: float | None = None, progress: bool = False,
             as_frame: bool = True, **options: Any) -> Any:
     """Measure latency with the paper's protocol and store every record, as ``mobileone-bench latency``.
 
@@ -570,7 +571,7 @@ def latency(models: str | Sequence[str] | None = None, *, zoo: str | None = None
     """
     done = measure(models, zoo=zoo, device=device, runtime=runtime, warmup=warmup, runs=runs, threads=threads,
                    precision=precision, report=report, results=results, models_dir=models_dir, force=force,
-                   protocol=protocol, rounds=rounds, seed=seed, progress=progress, **options)
+                   protocol=protocol, rounds=rounds, seed=seed, max_extra_rounds=max_extra_rounds, extra_time=extra_time, progress=progress, **options)
     return _out(done.records, as_frame, ("model", "device", "runtime", "latency_ms", "status"),
                 reused=sorted(done.reused), results=str(done.store.records_path), phones=done.phones)
 
@@ -625,7 +626,7 @@ def _summary_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def _run_job(device: str, runtime: str | None, warmup: int | None, runs: int | None, threads: int | None,
              precision: str | None, models_dir: str | Path, input_size: tuple[int, int] | None = None,
              compute_units: str | None = None, *, protocol: str | None = None, rounds: int | None = None,
-             seed: int = 0, ort_spinning: bool | None = None, what: str = "run") -> Any:
+             seed: int = 0, max_extra_rounds: int | None = None, extra_time: float | None = None, ort_spinning: bool | None = None, what: str = "run") -> Any:
     from mobileone_bench.errors import UsageError
 
     if device in ("iphone", "mac"):
@@ -636,7 +637,7 @@ def _run_job(device: str, runtime: str | None, warmup: int | None, runs: int | N
                            compute_units=compute_units, input_size=input_size, models_dir=models_dir,
                            check_available=False)
     return latency_job(device, runtime, warmup=warmup, runs=runs, threads=threads, precision=precision,
-                       input_size=input_size, models_dir=models_dir, protocol=protocol, rounds=rounds, seed=seed,
+                       input_size=input_size, models_dir=models_dir, protocol=protocol, rounds=rounds, seed=seed, max_extra_rounds=max_extra_rounds, extra_time=extra_time,
                        ort_spinning=ort_spinning)
 
 
@@ -693,7 +694,7 @@ def run_study(models: str | Sequence[str] | None = None, *, zoo: str | None = No
               runtime: str | None = None, warmup: int | None = None, runs: int | None = None,
               threads: int | None = None, precision: str | None = None, results: str | Path = DEFAULT_RESULTS,
               models_dir: str | Path = DEFAULT_MODELS_DIR, force: bool = False, protocol: str | None = None,
-              rounds: int | None = None, seed: int = 0, wait_quiet: float | None = None,
+              rounds: int | None = None, seed: int = 0, max_extra_rounds: int | None = None, extra_time: float | None = None, wait_quiet: float | None = None,
               ort_spinning: bool | None = None, input_size: tuple[int, int] | None = None,
               remeasure_flagged: bool = False, progress: bool = False, cluster: str | None = None,
               on: str | Sequence[str] = (), retries: int = 0) -> RunOutcome:
@@ -703,12 +704,12 @@ def run_study(models: str | Sequence[str] | None = None, *, zoo: str | None = No
     if cluster is not None or on or retries:
         return _run_on_cluster(models, zoo=zoo, device=device, runtime=runtime, warmup=warmup, runs=runs,
                                threads=threads, precision=precision, results=results, models_dir=models_dir,
-                               force=force, protocol=protocol, rounds=rounds, seed=seed, wait_quiet=wait_quiet,
+                               force=force, protocol=protocol, rounds=rounds, seed=seed, max_extra_rounds=max_extra_rounds, extra_time=extra_time, wait_quiet=wait_quiet,
                                ort_spinning=ort_spinning, input_size=input_size,
                                remeasure_flagged=remeasure_flagged, progress=progress, cluster=cluster, on=on,
                                retries=retries)
     job = _run_job(device, runtime, warmup, runs, threads, precision, models_dir, input_size, protocol=protocol,
-                   rounds=rounds, seed=seed, ort_spinning=ort_spinning)
+                   rounds=rounds, seed=seed, max_extra_rounds=max_extra_rounds, extra_time=extra_time, ort_spinning=ort_spinning)
     specs = select(models, zoo, default_zoo="quick")
     store = ResultsStore(results)
     _wait_quiet(wait_quiet, progress)
@@ -722,7 +723,7 @@ def run_study(models: str | Sequence[str] | None = None, *, zoo: str | None = No
 
 def _run_on_cluster(models: Any, *, zoo: str | None, device: str, runtime: str | None, warmup: int | None,
                     runs: int | None, threads: int | None, precision: str | None, results: str | Path,
-                    models_dir: str | Path, force: bool, protocol: str | None, rounds: int | None, seed: int,
+                    models_dir: str | Path, force: bool, protocol: str | None, rounds: int | None, seed: int, max_extra_rounds: int | None, extra_time: float | None,
                     wait_quiet: float | None, ort_spinning: bool | None, input_size: tuple[int, int] | None,
                     remeasure_flagged: bool, progress: bool, cluster: str | None, on: str | Sequence[str],
                     retries: int) -> RunOutcome:
@@ -748,7 +749,7 @@ def _run_on_cluster(models: Any, *, zoo: str | None, device: str, runtime: str |
         raise UsageError("--wait-quiet applies to a run on this machine, not to --cluster")
     # the runtime need not be installed here, only on the nodes; threads stay the user's (None: each node's cores)
     job = latency_job(device, runtime, warmup=warmup, runs=runs, threads=threads, precision=precision,
-                      input_size=input_size, models_dir=models_dir, protocol=protocol, rounds=rounds, seed=seed,
+                      input_size=input_size, models_dir=models_dir, protocol=protocol, rounds=rounds, seed=seed, max_extra_rounds=max_extra_rounds, extra_time=extra_time,
                       ort_spinning=ort_spinning, check_available=False)
     job = replace(job, threads=threads if device == "cpu" else None)
     specs = select(models, zoo, default_zoo="quick")
@@ -782,7 +783,7 @@ def run(models: str | Sequence[str] | None = None, *, zoo: str | None = None, de
         runtime: str | None = None, warmup: int | None = None, runs: int | None = None, threads: int | None = None,
         precision: str | None = None, results: str | Path = DEFAULT_RESULTS,
         models_dir: str | Path = DEFAULT_MODELS_DIR, force: bool = False, protocol: str | None = None,
-        rounds: int | None = None, seed: int = 0, wait_quiet: float | None = None, ort_spinning: bool | None = None,
+        rounds: int | None = None, seed: int = 0, max_extra_rounds: int | None = None, extra_time: float | None = None, wait_quiet: float | None = None, ort_spinning: bool | None = None,
         input_size: tuple[int, int] | None = None, remeasure_flagged: bool = False, progress: bool = False,
         as_frame: bool = True, cluster: str | None = None, on: str | Sequence[str] = (),
         retries: int = 0) -> dict[str, Any]:
@@ -811,7 +812,7 @@ def run(models: str | Sequence[str] | None = None, *, zoo: str | None = None, de
 
     done = run_study(models, zoo=zoo, device=device, runtime=runtime, warmup=warmup, runs=runs, threads=threads,
                      precision=precision, results=results, models_dir=models_dir, force=force, protocol=protocol,
-                     rounds=rounds, seed=seed, wait_quiet=wait_quiet, ort_spinning=ort_spinning,
+                     rounds=rounds, seed=seed, max_extra_rounds=max_extra_rounds, extra_time=extra_time, wait_quiet=wait_quiet, ort_spinning=ort_spinning,
                      input_size=input_size, remeasure_flagged=remeasure_flagged, progress=progress,
                      cluster=cluster, on=on, retries=retries)
     corr = done.correlation
@@ -838,7 +839,7 @@ def run(models: str | Sequence[str] | None = None, *, zoo: str | None = None, de
 def ablate_study(study: str, *, device: str = "cpu", runtime: str | None = None, warmup: int | None = None,
                  runs: int | None = None, threads: int | None = None, precision: str | None = None,
                  results: str | Path = DEFAULT_RESULTS, models_dir: str | Path = DEFAULT_MODELS_DIR,
-                 force: bool = False, protocol: str | None = None, rounds: int | None = None, seed: int = 0,
+                 force: bool = False, protocol: str | None = None, rounds: int | None = None, seed: int = 0, max_extra_rounds: int | None = None, extra_time: float | None = None,
                  wait_quiet: float | None = None, ort_spinning: bool | None = None,
                  formats: str | Sequence[str] = "onnx,coreml", destination: str | None = None,
                  compute_units: str = "all", from_reports: Sequence[str] = (), progress: bool = False) -> Any:
@@ -855,7 +856,7 @@ def ablate_study(study: str, *, device: str = "cpu", runtime: str | None = None,
     if (from_reports or destination) and not apple:
         raise UsageError("--from-report and --destination apply to --device iphone or mac")
     job = _run_job(device, runtime, warmup, runs, threads, precision, models_dir,
-                   compute_units=compute_units if apple else None, protocol=protocol, rounds=rounds, seed=seed,
+                   compute_units=compute_units if apple else None, protocol=protocol, rounds=rounds, seed=seed, max_extra_rounds=max_extra_rounds, extra_time=extra_time,
                    ort_spinning=ort_spinning, what="ablate")
     specs = select((), "ablation-activations" if study == "activations" else "ablation-blocks")
     fmts = parse_formats(formats)

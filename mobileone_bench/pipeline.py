@@ -7,11 +7,11 @@ failure as data and goes on.
 
 from __future__ import annotations
 
-import contextlib
 import json
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
+from mobileone_bench._interrupt import deferred, handling
 from mobileone_bench.registry import ModelSpec
 
 __all__ = ["Prepared", "prepare", "profile", "LatencyJob", "latency_identity", "measure_latency", "measure_models",
@@ -168,6 +168,11 @@ class LatencyJob:
             interleaved when several models are measured together, blocked for one.
         rounds: Rounds of the interleaved protocol (``DEFAULT_ROUNDS`` if ``None``).
         seed: Seed of the interleaved visiting orders.
+        max_extra_rounds: Interleaved: replacement rounds a model may get for its contended rounds (``None``: as
+            many as ``rounds``; 0: flag only). Not part of the record's identity: it changes which rounds count,
+            not what is measured.
+        extra_time_share: Interleaved: the time all replacement rounds may take, as a share of the planned rounds'
+            time (``None``: :data:`~mobileone_bench.devices._rounds.DEFAULT_EXTRA_TIME_SHARE`).
     """
 
     device: str = "cpu"
@@ -185,6 +190,8 @@ class LatencyJob:
     protocol: str | None = None
     rounds: int | None = None
     seed: int = 0
+    max_extra_rounds: int | None = None
+    extra_time_share: float | None = None
 
     def resolved(self) -> "LatencyJob":
         """The job with every default filled in, after checking the combination makes sense."""
@@ -218,11 +225,20 @@ class LatencyJob:
 
         if self.protocol not in (None, "blocked", "interleaved"):
             raise UsageError(f"unknown protocol {self.protocol!r}; choose blocked or interleaved")
+        from mobileone_bench.devices._rounds import DEFAULT_EXTRA_TIME_SHARE
+
         rounds = DEFAULT_ROUNDS if self.rounds is None else self.rounds
         if rounds < 1:
             raise UsageError("--rounds must be >= 1")
+        rounds = min(rounds, runs)
+        extra = rounds if self.max_extra_rounds is None else self.max_extra_rounds
+        share = DEFAULT_EXTRA_TIME_SHARE if self.extra_time_share is None else self.extra_time_share
+        if extra < 0:
+            raise UsageError("--max-extra-rounds must be >= 0")
+        if not share >= 0:
+            raise UsageError("--extra-time must be >= 0")
         return replace(self, runtime=rt.name, precision=precision, warmup=warmup, runs=runs, threads=threads,
-                       report=report, rounds=min(rounds, runs))
+                       report=report, rounds=rounds, max_extra_rounds=extra, extra_time_share=float(share))
 
     def for_models(self, n: int) -> "LatencyJob":
         """The job with its protocol decided for ``n`` models measured together (interleaved for more than one)."""
@@ -312,6 +328,12 @@ class _Pending:
     runner: Any
     started: float
 
+    @property
+    def key(self) -> str:
+        from mobileone_bench.records import record_key
+
+        return record_key(self.identity)
+
 
 def _block(runner: Any) -> Callable[[int, int], list[float]]:
     """``block(warmup, runs) -> samples`` of a runner: its own clock (CUDA events) if it has one, else the protocol's."""
@@ -377,8 +399,13 @@ def _begin(spec: ModelSpec, job: LatencyJob, store: Any, *, force: bool, prepare
 
 
 def _finish(pending: _Pending, store: Any, job: LatencyJob, samples: list[float] | None, *,
-            extra: dict[str, Any] | None = None, error: str | None = None, status: str = "failed") -> dict[str, Any]:
-    """Summarize the samples, close the runner and append the record (a failure keeps the samples it has)."""
+            extra: dict[str, Any] | None = None, error: str | None = None, status: str = "failed",
+            all_samples: list[float] | None = None) -> dict[str, Any]:
+    """Summarize the samples, close the runner and append the record (a failure keeps the samples it has).
+
+    ``samples`` are those the statistics come from; ``all_samples`` (replaced rounds included) are what the samples
+    file keeps, when given.
+    """
     import time as _time
 
     from mobileone_bench.environment import collect
@@ -409,36 +436,13 @@ def _finish(pending: _Pending, store: Any, job: LatencyJob, samples: list[float]
             pending.runner = None
     fields["seconds"] = round(_time.perf_counter() - pending.started, 2)
     record = new_record("latency", pending.identity, fields, collect(gpu=job.device == "gpu"))
-    return store.append(record, samples or None)
+    return store.append(record, (all_samples if all_samples is not None else samples) or None)
 
 
 def _contention_fields(readings: list[dict[str, Any]], block_sizes: list[int]) -> dict[str, Any]:
     from mobileone_bench.devices._contention import summarize_contention
 
     return summarize_contention(readings, block_sizes)
-
-
-@contextlib.contextmanager
-def _terminate_as_interrupt() -> Iterator[None]:
-    """While rounds run, SIGTERM (a CI timeout, ``kill``) is a ``KeyboardInterrupt``, so what was measured is stored.
-
-    Only SIGKILL (or a crash) loses the rounds in progress; profiles and exports are stored before them.
-    """
-    import signal
-    import threading
-
-    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "SIGTERM"):
-        yield
-        return
-
-    def handler(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt("terminated (SIGTERM)")
-
-    previous = signal.signal(signal.SIGTERM, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 def measure_latency(spec: ModelSpec | str, job: LatencyJob, store: Any, *, force: bool = False,
@@ -459,6 +463,7 @@ def measure_latency(spec: ModelSpec | str, job: LatencyJob, store: Any, *, force
     if isinstance(spec, str):
         spec = registry.resolve(spec)
     job = replace_protocol(job.resolved(), "blocked")
+    store.check_writable()
     step = on_step or (lambda _s: None)
     record, skipped, pending = _begin(spec, job, store, force=force, prepared=prepared, step=step)
     if pending is None:
@@ -468,17 +473,19 @@ def measure_latency(spec: ModelSpec | str, job: LatencyJob, store: Any, *, force
     step(f"measure {job.warmup}+{job.runs} runs")
     token = sampler.start()
     try:
-        with _terminate_as_interrupt():
+        with handling():
             samples = _block(pending.runner)(int(job.warmup), int(job.runs))
     except KeyboardInterrupt:
-        _finish(pending, store, job, None, error="interrupted", status="interrupted")
+        with deferred():
+            _finish(pending, store, job, None, error="interrupted", status="interrupted")
         raise
     except Exception as exc:  # noqa: BLE001 - one model's failure is data
         return _finish(pending, store, job, None, error=_failure_message(exc)), False
     reading = sampler.stop(token)
     contention = _contention_fields([reading], [len(samples)])
     contention["round_contended"] = json.dumps(contention["round_contended"])
-    return _finish(pending, store, job, samples, extra=contention), False
+    with deferred():
+        return _finish(pending, store, job, samples, extra=contention), False
 
 
 def replace_protocol(job: LatencyJob, protocol: str) -> LatencyJob:
@@ -489,7 +496,8 @@ def replace_protocol(job: LatencyJob, protocol: str) -> LatencyJob:
 
 def measure_models(specs: list[ModelSpec], job: LatencyJob, store: Any, *, force: bool = False,
                    prepared: dict[str, Prepared] | None = None, on_step: Callable[[str, str], None] | None = None,
-                   sampler: Any = None) -> list[tuple[dict[str, Any], bool]]:
+                   sampler: Any = None,
+                   before: Callable[[ModelSpec], Prepared | None] | None = None) -> list[tuple[dict[str, Any], bool]]:
     """Measure several models, interleaved in rounds unless the job says ``blocked``; one record each, in order.
 
     Interleaved: every model is built, exported and loaded first (its runner kept), then timed in ``job.rounds``
@@ -497,6 +505,13 @@ def measure_models(specs: list[ModelSpec], job: LatencyJob, store: Any, *, force
     taken over all of a model's samples, and each record also carries the per-round statistic, its spread, the
     visiting positions and the contention readings. Stored measurements are skipped as with one model. An
     interruption stores what was measured (status ``interrupted``) before it propagates.
+
+    Memory: each model is built, exported and loaded in turn and only its runner is kept (a PyTorch model only
+    where the runtime is PyTorch), so a zoo's peak is the runtimes' sessions plus one model being built.
+
+    Args:
+        before: Called with each spec just before it is built and exported (``run`` profiles it there); may return
+            the prepared model to use.
 
     Returns:
         ``(record, skipped)`` per spec, in the order of ``specs``.
@@ -509,57 +524,148 @@ def measure_models(specs: list[ModelSpec], job: LatencyJob, store: Any, *, force
     job = job.resolved().for_models(len(specs))
     step = on_step or (lambda _m, _s: None)
     prepared = prepared or {}
+    store.check_writable()  # before anything is measured, not after
+
+    def prepared_for(spec: ModelSpec) -> Prepared | None:
+        got = before(spec) if before is not None else None
+        return prepared.pop(spec.name, None) or got
+
     if job.protocol == "blocked":
-        return [measure_latency(spec, job, store, force=force, prepared=prepared.get(spec.name),
-                                on_step=lambda s, n=spec.name: step(n, s), sampler=sampler) for spec in specs]
+        with handling():
+            return [measure_latency(spec, job, store, force=force, prepared=prepared_for(spec),
+                                    on_step=lambda s, n=spec.name: step(n, s), sampler=sampler) for spec in specs]
     results: dict[str, tuple[dict[str, Any], bool]] = {}
     pendings: list[_Pending] = []
-    for spec in specs:
-        record, skipped, pending = _begin(spec, job, store, force=force, prepared=prepared.pop(spec.name, None),
-                                          step=lambda s, n=spec.name: step(n, s))
-        if pending is None:
-            assert record is not None
-            results[spec.name] = (record, skipped)
-        else:
-            pendings.append(pending)
-    if pendings:
-        plan = plan_rounds(int(job.runs), int(job.warmup), int(job.rounds or 1), seed=job.seed)
-        entries = [Entry(p.spec.name, _block(p.runner)) for p in pendings]
-        sampler = sampler if sampler is not None else ContentionSampler()
+    with handling():
+        for spec in specs:
+            record, skipped, pending = _begin(spec, job, store, force=force, prepared=prepared_for(spec),
+                                              step=lambda s, n=spec.name: step(n, s))
+            if pending is None:
+                assert record is not None
+                results[spec.name] = (record, skipped)
+            else:
+                pendings.append(pending)
+        if pendings:
+            for spec_name, record in _measure_in_rounds(pendings, job, store, step, sampler).items():
+                results[spec_name] = (record, False)
+    return [results[spec.name] for spec in specs]
 
-        def progress(r: int, name: str) -> None:
-            step(name, f"round {r + 1}/{plan.rounds}")
 
-        def extra(res: Any) -> dict[str, Any]:
-            values = [summarize(block).value(str(job.report)) for block in res.round_samples() if block]
-            mean = sum(values) / len(values) if values else 0.0
-            spread = (sum((v - mean) ** 2 for v in values) / (len(values) - 1)) ** 0.5 / mean \
-                if len(values) > 1 and mean > 0 else None
-            contention = _contention_fields(res.contention, res.block_sizes)
-            # lists as JSON text (records are flat; read them back with records.as_list)
-            return {**plan.as_dict(), "runs_per_round": json.dumps(res.block_sizes),
-                    "round_positions": json.dumps(res.positions),
-                    "round_values_ms": json.dumps([round(v, 5) for v in values]),
-                    "round_cv": round(spread, 5) if spread is not None else None, "models_in_rounds": len(entries),
-                    **rounds_ci(values),
-                    **contention, "round_contended": json.dumps(contention["round_contended"])}
+def _round_plan(job: LatencyJob) -> Any:
+    from mobileone_bench.devices._rounds import plan_rounds
 
+    return plan_rounds(int(job.runs), int(job.warmup), int(job.rounds or 1), seed=job.seed,
+                       max_extra_rounds=int(job.max_extra_rounds or 0),
+                       extra_time_share=float(job.extra_time_share if job.extra_time_share is not None else 0.0))
+
+
+def _resume_from_journal(pendings: list[_Pending], plan: Any, store: Any,
+                         step: Callable[[str, str], None]) -> dict[str, Any]:
+    """The journaled state of each model whose earlier run was killed with the same settings and plan."""
+    from mobileone_bench.devices._rounds import EntryResult
+
+    resume: dict[str, Any] = {}
+    for p in pendings:
+        key = p.key
+        entry = store.journal_read(key)
+        if entry is None:
+            continue
+        if not plan.same_blocks(entry.get("plan") or {}):
+            step(p.spec.name, "journal of an earlier run with another round plan ignored")
+            continue
         try:
-            with _terminate_as_interrupt():
-                measured = run_rounds(entries, plan, sampler=sampler, on_progress=progress)
-        except KeyboardInterrupt as exc:
-            partial = getattr(exc, "partial", {})
+            res = EntryResult.from_journal(entry["state"])
+        except (KeyError, TypeError, ValueError, IndexError):
+            step(p.spec.name, "unreadable journal ignored")
+            continue
+        resume[p.spec.name] = res
+        step(p.spec.name, f"resumed from the journal of an earlier run (pid {entry.get('pid')}, "
+                          f"{entry.get('updated')}): {len(res.block_sizes)} round(s), {len(res.samples)} samples")
+    return resume
+
+
+def _rounds_fields(plan: Any, res: Any, job: LatencyJob, models_in_rounds: int) -> dict[str, Any]:
+    """The interleaved record's fields: per-round values, which rounds count, the contention of those, replacements."""
+    from mobileone_bench.stats import rounds_ci, summarize
+
+    blocks = res.round_samples()
+    used = res.used_flags()
+    values_all = [summarize(block).value(str(job.report)) if block else None for block in blocks]
+    values = [v for v, keep in zip(values_all, used) if keep and v is not None]
+    mean = sum(values) / len(values) if values else 0.0
+    spread = (sum((v - mean) ** 2 for v in values) / (len(values) - 1)) ** 0.5 / mean \
+        if len(values) > 1 and mean > 0 else None
+    kept = [(r, n) for r, n, keep in zip(res.contention, res.block_sizes, used) if keep]
+    contention = _contention_fields([r for r, _ in kept], [n for _, n in kept])
+    contention["round_contended"] = [r.get("contended") for r in res.contention]
+    # lists as JSON text (records are flat; read them back with records.as_list)
+    return {**plan.as_dict(), "runs_per_round": json.dumps(res.block_sizes),
+            "round_positions": json.dumps(res.positions),
+            "round_values_ms": json.dumps([None if v is None else round(v, 5) for v in values_all]),
+            "round_used": json.dumps(used), "rounds_replaced": used.count(False),
+            "extra_rounds": res.extra_rounds, "replacement_budget_exhausted": res.budget_exhausted,
+            "rounds_resumed": res.resumed_blocks,
+            "round_cv": round(spread, 5) if spread is not None else None, "models_in_rounds": models_in_rounds,
+            **rounds_ci(values),
+            **contention, "round_contended": json.dumps(contention["round_contended"])}
+
+
+def _measure_in_rounds(pendings: list[_Pending], job: LatencyJob, store: Any, step: Callable[[str, str], None],
+                       sampler: Any) -> dict[str, dict[str, Any]]:
+    """Time the prepared models in interleaved rounds, journaling every finished round, and store one record each.
+
+    Statistics come from the rounds that count (a contended round that was replaced does not); every round is kept
+    in the samples file and described in the record. An interruption stores what was measured (status
+    ``interrupted``) and keeps the journals, so the next run with the same settings goes on from there.
+    """
+    import datetime
+    import os
+
+    from mobileone_bench.devices._contention import ContentionSampler
+    from mobileone_bench.devices._rounds import Entry, run_rounds
+
+    plan = _round_plan(job)
+    by_name = {p.spec.name: p for p in pendings}
+    resume = _resume_from_journal(pendings, plan, store, step)
+    entries = [Entry(p.spec.name, _block(p.runner)) for p in pendings]
+    sampler = sampler if sampler is not None else ContentionSampler()
+
+    def progress(r: int, name: str) -> None:
+        res = by_name[name]
+        extra = " (replacement)" if r >= plan.rounds else ""
+        step(name, f"round {r + 1}/{plan.rounds}{extra}")
+
+    def journal(name: str, res: Any) -> None:
+        p = by_name[name]
+        store.journal_write(p.key, {
+            "model": name, "key": p.key, "plan": plan.as_dict(), "pid": os.getpid(),
+            "updated": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "state": res.as_journal()})
+
+    out: dict[str, dict[str, Any]] = {}
+    try:
+        measured = run_rounds(entries, plan, sampler=sampler, on_progress=progress, on_block=journal,
+                              resume=resume)
+    except KeyboardInterrupt as exc:
+        partial = getattr(exc, "partial", {})
+        with deferred():
             for p in pendings:
                 res = partial.get(p.spec.name)
-                _finish(p, store, job, res.samples if res else None, extra=extra(res) if res else None,
-                        error=f"interrupted after {len(res.block_sizes) if res else 0} of {plan.rounds} rounds",
-                        status="interrupted")
-            raise
+                done = sum(1 for u in res.used_flags() if u) if res else 0
+                _finish(p, store, job, res.used_samples() if res else None,
+                        extra=_rounds_fields(plan, res, job, len(entries)) if res else None,
+                        error=f"interrupted after {done} of {plan.rounds} rounds (the finished rounds are "
+                              f"journaled: the same command goes on from there)", status="interrupted",
+                        all_samples=res.samples if res else None)
+        raise
+    with deferred():  # a signal now waits until every finished measurement is stored
         for p in pendings:
             res = measured[p.spec.name]
-            record = _finish(p, store, job, res.samples, extra=extra(res), error=res.error)
-            results[p.spec.name] = (record, False)
-    return [results[spec.name] for spec in specs]
+            out[p.spec.name] = _finish(p, store, job, res.used_samples(),
+                                       extra=_rounds_fields(plan, res, job, len(entries)), error=res.error,
+                                       all_samples=res.samples)
+            store.journal_remove(p.key)
+    return out
 
 
 # ------------------------------------------------------------------------------------------------------ profile
@@ -632,8 +738,9 @@ def run_models(specs: list[ModelSpec], job: LatencyJob, store: Any, *, force: bo
     step = on_step or (lambda _m, _s: None)
     weights_sha = _weights_sha(job.weights)
     profiles: dict[str, tuple[dict[str, Any], bool]] = {}
-    prepared_by_name: dict[str, Prepared] = {}
-    for spec in specs:
+
+    def before(spec: ModelSpec) -> Prepared | None:
+        """Build the model once for both steps and store its profile, just before its latency step."""
         need_profile = force or record_key(profile_identity(spec, job.input_size, weights_sha)) not in store.keys(
             "profile")
         need_latency = force or force_latency or record_key(latency_identity(spec, job, weights_sha)) not in \
@@ -648,10 +755,10 @@ def run_models(specs: list[ModelSpec], job: LatencyJob, store: Any, *, force: bo
         step(spec.name, "profile")
         profiles[spec.name] = profile_record(spec, store, input_size=job.input_size, weights=job.weights,
                                              force=force, prepared=prepared)
-        if prepared is not None:
-            prepared_by_name[spec.name] = prepared
-    latencies = measure_models(specs, job, store, force=force or force_latency, prepared=prepared_by_name,
-                               on_step=step)
+        return prepared
+
+    with handling():
+        latencies = measure_models(specs, job, store, force=force or force_latency, on_step=step, before=before)
     rows = []
     for spec, (lat, lat_skipped) in zip(specs, latencies):
         prof, prof_skipped = profiles[spec.name]

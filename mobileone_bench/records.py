@@ -5,6 +5,7 @@ Store layout (``results/`` by default)::
 
     records.jsonl          one JSON object per line, appended
     samples/<id>.json      the raw latency samples of a record (written before its record line)
+    journal/<key>.json     the finished rounds of a measurement still in progress (see below)
     .lock                  advisory lock serialising appends from concurrent runs
 
 Safety:
@@ -13,7 +14,12 @@ Safety:
   whole line with one ``write`` and ``fsync``\\ s it: a kill leaves at worst one partial last line, which readers skip
   (with a warning) and the next append steps over;
 * the samples file is written to a temporary name and renamed into place before the record that points to it;
-* nothing is ever overwritten: a forced re-measurement appends a new record, and readers take the latest one per key.
+* nothing is ever overwritten: a forced re-measurement appends a new record, and readers take the latest one per key;
+* an append holds SIGINT/SIGTERM until the record and its samples are written (:mod:`mobileone_bench._interrupt`);
+* the journal: while interleaved rounds run, every finished round's samples (with the round's size, position and
+  contention reading) are written atomically to ``journal/<key>.json``, so a run killed by SIGKILL, the OOM killer or
+  a power cut loses at most the round in progress. The next run with the same settings (the same record key and the
+  same round plan) says what it found and goes on from there; the journal is removed once the record is stored.
 
 A record's ``key`` hashes what identifies a measurement (model, weights, input, runtime, device, precision, threads,
 warmup and runs, runtime options, machine, library versions); a rerun skips keys that already have a successful
@@ -34,11 +40,28 @@ from typing import Any, Iterator
 
 from mobileone_bench.errors import RecordsError
 
-__all__ = ["ResultsStore", "record_key", "new_record", "parse_line", "flatten", "DEFAULT_RESULTS", "RECORDS_FILE"]
+__all__ = ["ResultsStore", "record_key", "new_record", "parse_line", "flatten", "DEFAULT_RESULTS", "RECORDS_FILE",
+           "SAVED"]
 
 DEFAULT_RESULTS = "results"
 RECORDS_FILE = "records.jsonl"
 SAMPLES_DIR = "samples"
+JOURNAL_DIR = "journal"
+
+#: What this process stored, in order (kind, status, model, record id): what an interruption message reports.
+SAVED: list[dict[str, Any]] = []
+
+
+def _atomic_write(target: Path, text: str, what: str = "") -> None:
+    """Write ``text`` to ``target`` through a temporary file and a rename (readers see the old or the new file)."""
+    tmp = target.with_name(f"{target.name}.tmp-{os.getpid()}")
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, target)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise RecordsError(f"cannot write {what}{target}: {exc.strerror or exc}") from None
 
 
 def record_key(identity: dict[str, Any]) -> str:
@@ -130,26 +153,77 @@ class ResultsStore:
             raise RecordsError(f"cannot create results folder {self.root}: {exc.strerror or exc}") from None
 
     def append(self, record: dict[str, Any], samples: list[float] | None = None) -> dict[str, Any]:
-        """Store one record (and its raw samples). Returns the record as stored."""
-        self._ensure()
-        record = dict(record)
-        if samples is not None:
-            rel = f"{SAMPLES_DIR}/{record['record_id']}.json"
-            target = self.root / rel
-            tmp = target.with_suffix(f".tmp-{os.getpid()}")
-            try:
-                tmp.write_text(json.dumps({"record_id": record["record_id"], "unit": "ms", "samples": samples}),
-                               encoding="utf-8")
-                os.replace(tmp, target)
-            except OSError as exc:
-                raise RecordsError(f"cannot write samples to {target}: {exc.strerror or exc}") from None
-            record["samples_file"] = rel
-        line = json.dumps(record, sort_keys=False, default=str, separators=(",", ":"))
-        if "\n" in line or "\r" in line:
-            raise RecordsError("a record must not contain raw newlines")
-        with self.lock():
-            self.append_lines_locked([line])
+        """Store one record (and its raw samples). Returns the record as stored.
+
+        SIGINT and SIGTERM are held until both are written (a record is never half stored).
+        """
+        from mobileone_bench._interrupt import deferred
+
+        with deferred():
+            self._ensure()
+            record = dict(record)
+            if samples is not None:
+                rel = f"{SAMPLES_DIR}/{record['record_id']}.json"
+                target = self.root / rel
+                _atomic_write(target, json.dumps({"record_id": record["record_id"], "unit": "ms",
+                                                  "samples": samples}), what="samples to ")
+                record["samples_file"] = rel
+            line = json.dumps(record, sort_keys=False, default=str, separators=(",", ":"))
+            if "\n" in line or "\r" in line:
+                raise RecordsError("a record must not contain raw newlines")
+            with self.lock():
+                self.append_lines_locked([line])
+            SAVED.append({"kind": record.get("kind"), "status": record.get("status"), "model": record.get("model"),
+                          "record_id": record.get("record_id"), "n": len(samples) if samples else 0})
         return record
+
+    def check_writable(self) -> None:
+        """Fail now, before anything is measured, if records cannot be stored here: the folder, its lock and a
+        samples file are created and the probe removed.
+
+        Raises:
+            RecordsError: One line saying what cannot be written.
+        """
+        self._ensure()
+        with self.lock():
+            pass
+        probe = self.root / SAMPLES_DIR / f".probe-{os.getpid()}"
+        _atomic_write(probe, "{}")
+        with contextlib.suppress(OSError):
+            probe.unlink()
+
+    # -------------------------------------------------------------------------------------------- the journal
+
+    def _journal_path(self, key: str) -> Path:
+        if not key or not all(c.isalnum() or c in "-_" for c in key):
+            raise RecordsError(f"not a record key: {key!r}")
+        return self.root / JOURNAL_DIR / f"{key}.json"
+
+    def journal_write(self, key: str, entry: dict[str, Any]) -> None:
+        """Replace the journal of the measurement ``key`` (atomically: a kill leaves the previous one)."""
+        path = self._journal_path(key)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise RecordsError(f"cannot create {path.parent}: {exc.strerror or exc}") from None
+        _atomic_write(path, json.dumps(entry, default=str, separators=(",", ":")))
+
+    def journal_read(self, key: str) -> dict[str, Any] | None:
+        """The journal of ``key``, or ``None`` when there is none or it cannot be read (a warning then)."""
+        path = self._journal_path(key)
+        if not path.exists():
+            return None
+        try:
+            entry = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            warnings.warn(f"{path}: unreadable journal ignored ({exc})", stacklevel=2)
+            return None
+        return entry if isinstance(entry, dict) else None
+
+    def journal_remove(self, key: str) -> None:
+        """Remove the journal of ``key`` (its record is stored)."""
+        with contextlib.suppress(OSError):
+            self._journal_path(key).unlink()
 
     @contextlib.contextmanager
     def lock(self) -> Iterator[None]:

@@ -228,3 +228,108 @@ def test_the_real_sampler_reads_this_machine():
     if reading["other_cpu"] is not None:  # Linux (/proc/stat) or psutil
         assert 0.0 <= reading["other_cpu"] <= 1.0 and 0.0 <= reading["steal"] <= 1.0
         assert isinstance(reading["contended"], bool)
+
+
+# ------------------------------------------------------------------------------------------ replacement rounds
+
+
+class _Contended:
+    """A contention sampler whose n-th reading (0-based) is contended when ``n`` is in ``busy``."""
+
+    def __init__(self, busy):
+        self.busy, self.calls = set(busy), 0
+
+    def start(self):
+        return None
+
+    def stop(self, token):
+        self.calls += 1
+        return {"contended": (self.calls - 1) in self.busy}
+
+
+class _TickingClock:
+    """A clock that advances ``step`` seconds at every read: each block then 'takes' ``step`` seconds."""
+
+    def __init__(self, step=1.0):
+        self.now, self.step = 0.0, step
+
+    def __call__(self):
+        self.now += self.step / 2
+        return self.now
+
+
+def test_a_contended_block_is_replaced_after_the_planned_ones():
+    log = []
+    plan = plan_rounds(6, 3, 3, round_warmup=1, seed=2, max_extra_rounds=3, extra_time_share=10)
+    first = plan.order(0, 2)[0]  # the block read first is contended
+    names = ["a", "b"]
+    results = run_rounds([Entry(n, _Fake(n, log)) for n in names], plan, sampler=_Contended({0}),
+                         clock=_TickingClock())
+    hit = results[names[first]]
+    other = results[names[1 - first]]
+    assert hit.block_sizes == [2, 2, 2, 2] and hit.used == [False, True, True, True]
+    assert hit.extra_rounds == 1 and not hit.budget_exhausted and len(hit.used_samples()) == 6
+    assert other.block_sizes == [2, 2, 2] and other.used == [True, True, True] and other.extra_rounds == 0
+    assert log[-1][0] == names[first]  # the replacement comes after every planned block
+    assert [w for n, w, _ in log if n == names[first]] == [3, 1, 1, 1]  # full warm-up only the first time
+
+
+def test_replacements_stop_at_max_extra_rounds_and_the_last_contended_block_counts():
+    plan = plan_rounds(4, 0, 2, max_extra_rounds=2, extra_time_share=10)
+    results = run_rounds([Entry("a", _Fake("a", []))], plan, sampler=_Contended(range(100)), clock=_TickingClock())
+    res = results["a"]
+    assert res.extra_rounds == 2 and res.budget_exhausted
+    assert res.used == [False, False, True, True]  # two replaced; the replacements, contended too, count
+    assert len(res.used_samples()) == 4
+
+
+def test_replacements_stop_when_their_time_budget_is_spent():
+    # every block 'takes' 1 s; 2 planned blocks -> 2 s; a share of 0.5 leaves room for one 1 s replacement
+    plan = plan_rounds(4, 0, 2, max_extra_rounds=10, extra_time_share=0.5)
+    res = run_rounds([Entry("a", _Fake("a", []))], plan, sampler=_Contended(range(100)),
+                     clock=_TickingClock(1.0))["a"]
+    assert res.extra_rounds == 1 and res.budget_exhausted
+    assert len(res.block_sizes) == 3 and sum(res.used) == 2  # the requested blocks count, contended or not
+    assert len(res.used_samples()) == 4
+
+
+def test_unknown_contention_is_not_replaced():
+    class Unknown:
+        def start(self):
+            return None
+
+        def stop(self, token):
+            return {"contended": None}
+
+    plan = plan_rounds(4, 0, 2, max_extra_rounds=5)
+    res = run_rounds([Entry("a", _Fake("a", []))], plan, sampler=Unknown())["a"]
+    assert res.used == [True, True] and res.extra_rounds == 0 and not res.budget_exhausted
+
+
+def test_every_finished_block_is_handed_to_the_journal_and_a_run_resumes_from_it():
+    from mobileone_bench.devices._rounds import EntryResult
+
+    plan = plan_rounds(6, 4, 3, round_warmup=1, seed=1)
+    journal = {}
+    log = []
+    entries = [Entry("a", _Fake("a", log)), Entry("b", _Fake("b", log, interrupt_at=2))]
+    with pytest.raises(KeyboardInterrupt):
+        run_rounds(entries, plan, on_block=lambda name, res: journal.__setitem__(name, res.as_journal()))
+    assert journal["b"]["block_sizes"] == [2]  # b's first block was journaled before its second was interrupted
+    resume = {name: EntryResult.from_journal(state) for name, state in journal.items()}
+    log2 = []
+    results = run_rounds([Entry("a", _Fake("a", log2)), Entry("b", _Fake("b", log2))], plan, resume=resume)
+    for name in ("a", "b"):
+        assert results[name].block_sizes == [2, 2, 2] and len(results[name].samples) == 6
+        assert results[name].resumed_blocks == len(journal[name]["block_sizes"])
+    # only the missing blocks are timed, each model's first block in this process with the full warm-up
+    assert sum(1 for n, _, _ in log2 if n == "b") == 2
+    assert [w for n, w, _ in log2 if n == "b"] == [4, 1]
+
+
+def test_a_journal_that_disagrees_with_itself_is_refused():
+    from mobileone_bench.devices._rounds import EntryResult
+
+    with pytest.raises(ValueError):
+        EntryResult.from_journal({"samples": [1.0], "block_sizes": [2], "positions": [0], "used": [True],
+                                  "queue": []})

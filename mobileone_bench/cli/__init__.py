@@ -68,9 +68,11 @@ class _Group(click.Group):
              standalone_mode: bool = True, **extra: Any) -> Any:
         if not standalone_mode:
             return super().main(args, prog_name, complete_var, standalone_mode, **extra)
+        from mobileone_bench._interrupt import handling
+
         try:
             argv = list(args) if args is not None else sys.argv[1:]
-            with _clean_warnings(debug="--debug" in argv):
+            with _clean_warnings(debug="--debug" in argv), handling():
                 rv = super().main(args, prog_name, complete_var, False, **extra)
         except _NO_ARGS_IS_HELP as exc:  # bare `mobileone-bench`: the help, as click shows it
             click.echo(exc.format_message(), err=True)
@@ -88,8 +90,14 @@ class _Group(click.Group):
         sys.exit(rv if isinstance(rv, int) else 0)
 
     def invoke(self, ctx: click.Context) -> Any:
+        from mobileone_bench._interrupt import check
+        from mobileone_bench.records import SAVED
+
+        saved_before = len(SAVED)
         try:
-            return super().invoke(ctx)
+            rv = super().invoke(ctx)
+            check()  # a signal held while an error went up is not lost
+            return rv
         except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
             raise
         except BenchError as exc:
@@ -97,9 +105,11 @@ class _Group(click.Group):
                 raise
             click.echo(f"Error: {_one_line(exc)}", err=True)
             sys.exit(exc.exit_code)
-        except KeyboardInterrupt:
-            click.echo("Interrupted (what was already measured is saved).", err=True)
-            sys.exit(130)
+        except KeyboardInterrupt as exc:
+            from mobileone_bench._interrupt import exit_status
+
+            click.echo(_interrupted_line(exc, saved_before), err=True)
+            sys.exit(exit_status(exc))
         except Exception as exc:  # noqa: BLE001 - last line of defence: never a bare traceback
             if _debug_requested(ctx):
                 raise
@@ -127,6 +137,31 @@ def _clean_warnings(debug: bool = False) -> Iterator[None]:
     with warnings.catch_warnings():
         warnings.showwarning = show
         yield
+
+
+def _interrupted_line(exc: BaseException, saved_before: int) -> str:
+    """One line: which signal stopped the run, what this run stored, and how to go on."""
+    from mobileone_bench._interrupt import signal_name
+    from mobileone_bench.records import SAVED
+
+    saved = SAVED[saved_before:]
+    what = signal_name(getattr(exc, "signum", None))
+    parts = []
+    for kind in ("profile", "latency"):
+        mine = [r for r in saved if r.get("kind") == kind]
+        if not mine:
+            continue
+        broken = sum(1 for r in mine if r.get("status") == "interrupted")
+        text = f"{len(mine)} {kind} record{'s' if len(mine) != 1 else ''}"
+        if broken:
+            text += f" ({broken} interrupted, with the samples of their finished rounds)"
+        parts.append(text)
+    others = [r for r in saved if r.get("kind") not in ("profile", "latency")]
+    if others:
+        parts.append(f"{len(others)} other record{'s' if len(others) != 1 else ''}")
+    stored = ("stored " + ", ".join(parts)) if parts else "nothing new was stored in this run"
+    return (f"Interrupted ({what}): {stored}; what was not finished is not stored (finished rounds are kept in the "
+            f"store's journal). Run the same command again to go on: stored steps are reused.")
 
 
 def _one_line(exc: BaseException) -> str:

@@ -79,17 +79,26 @@ def environment_line(records: list[dict[str, Any]]) -> str:
         from mobileone_bench.records import as_list
 
         sizes = as_list(rec.get("runs_per_round"))
-        parts.append(f"interleaved: {len(sizes)} rounds x {max(sizes) if sizes else '?'} runs over "
-                     f"{rec.get('models_in_rounds')} models, {rec.get('round_warmup')} warmup per round, "
-                     f"seed {rec.get('round_seed')}")
+        rounds = rec.get("rounds") or len(sizes)
+        text = (f"interleaved: {rounds} rounds x {max(sizes) if sizes else '?'} runs over "
+                f"{rec.get('models_in_rounds')} models, {rec.get('round_warmup')} warmup per round, "
+                f"seed {rec.get('round_seed')}")
+        replaced = int(rec.get("rounds_replaced") or 0)
+        if replaced:
+            text += f", {replaced} contended round{'s' if replaced != 1 else ''} replaced"
+        if rec.get("replacement_budget_exhausted"):
+            text += " (replacement budget ran out)"
+        if rec.get("rounds_resumed"):
+            text += f", {rec.get('rounds_resumed')} round(s) resumed from a journal"
+        parts.append(text)
     return " | ".join(p for p in parts if p)
 
 
 def protocol_options(f: Any) -> Any:
-    """``--protocol``, ``--rounds``, ``--seed``, ``--wait-quiet`` and ``--ort-spinning``: shared by latency, run and
-    ablate."""
+    """``--protocol``, ``--rounds``, ``--seed``, ``--max-extra-rounds``, ``--extra-time``, ``--wait-quiet`` and
+    ``--ort-spinning``: shared by latency, run and ablate."""
     from mobileone_bench.devices import ORT_SPINNING_DEFAULT
-    from mobileone_bench.devices._rounds import DEFAULT_ROUNDS
+    from mobileone_bench.devices._rounds import DEFAULT_EXTRA_TIME_SHARE, DEFAULT_ROUNDS
 
     options = [
         click.option("--protocol", type=click.Choice(["interleaved", "blocked"]), default=None,
@@ -100,6 +109,13 @@ def protocol_options(f: Any) -> Any:
                           "fresh random order)."),
         click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
                      help="Seed of the interleaved visiting orders (recorded)."),
+        click.option("--max-extra-rounds", type=click.IntRange(min=0), default=None, metavar="N",
+                     help="Interleaved: a round read as contended does not count and the model gets a replacement "
+                          "round, up to N per model (default: as many as --rounds; 0: only flag)."),
+        click.option("--extra-time", type=click.FloatRange(min=0), default=None, metavar="SHARE",
+                     help="Interleaved: replacement rounds may take this share of the planned rounds' time "
+                          f"(default {DEFAULT_EXTRA_TIME_SHARE:g}: the timed part takes at most "
+                          f"{1 + DEFAULT_EXTRA_TIME_SHARE:g}x)."),
         click.option("--wait-quiet", type=click.FloatRange(min=0), default=None, is_flag=False, flag_value=60.0,
                      metavar="[SECONDS]", help="Before measuring, wait until other processes use < 10% of the CPUs "
                                                "(give up after SECONDS, default 60)."),
@@ -159,7 +175,7 @@ def latency_cmd(models: tuple[str, ...], zoo: str | None, device: str, runtime: 
                 reports: tuple[str, ...],
                 team: str | None, bundle_id: str | None, harness: str | None, weights: str | None,
                 input_size: tuple[int, int] | None, no_reparam: bool, results: str,
-                models_dir: str, force: bool, protocol: str | None, rounds: int, seed: int,
+                models_dir: str, force: bool, protocol: str | None, rounds: int, seed: int, max_extra_rounds: int | None, extra_time: float | None,
                 wait_quiet: float | None, ort_spinning: bool, fmt: str) -> None:
     """Measure latency with the paper's protocol (Section 3.5): load, preallocate the input, warm up, then time
     every run separately with a monotonic clock (CUDA events on GPU). Every measurement is stored in the results
@@ -189,7 +205,7 @@ def latency_cmd(models: tuple[str, ...], zoo: str | None, device: str, runtime: 
                        from_reports=reports, team=team,
                        bundle_id=bundle_id, harness=harness, weights=weights, input_size=input_size,
                        reparameterize=not no_reparam, results=results, models_dir=models_dir, force=force,
-                       protocol=protocol, rounds=rounds, seed=seed, wait_quiet=wait_quiet, ort_spinning=ort_spinning,
+                       protocol=protocol, rounds=rounds, seed=seed, max_extra_rounds=max_extra_rounds, extra_time=extra_time, wait_quiet=wait_quiet, ort_spinning=ort_spinning,
                        progress=True, on_warning=warn)
     records, skipped, store = done.records, done.reused, done.store
     rows = latency_rows(records, skipped)
