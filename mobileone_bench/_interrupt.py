@@ -26,7 +26,7 @@ import signal
 import threading
 from typing import Any, Iterator
 
-__all__ = ["Interrupted", "handling", "deferred", "pending", "check", "exit_status", "signal_name"]
+__all__ = ["Interrupted", "handling", "deferred", "pending", "check", "exit_status", "signal_name", "reclaim"]
 
 _SIGNALS = tuple(s for s in (getattr(signal, "SIGINT", None), getattr(signal, "SIGTERM", None)) if s is not None)
 _EXIT = {int(getattr(signal, "SIGINT", 2)): 130, int(getattr(signal, "SIGTERM", 15)): 143}
@@ -131,3 +131,12 @@ def check() -> None:
     if _STATE.depth == 0 and _STATE.pending is not None:
         signum, _STATE.pending = _STATE.pending, None
         raise Interrupted(signum)
+
+
+def reclaim() -> None:
+    """Put this module's handlers back after a library replaced them while :func:`handling` is active (``ray.init``
+    sets a SIGTERM handler that exits the process without a word)."""
+    if _STATE.installed <= 0 or threading.current_thread() is not threading.main_thread():
+        return
+    for signum in _SIGNALS:
+        signal.signal(signum, _handler)

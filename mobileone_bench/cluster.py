@@ -239,6 +239,9 @@ def connect(address: str) -> Any:
         except Exception as exc:  # noqa: BLE001 - Ray raises ConnectionError, RuntimeError, ValueError...
             raise DeviceUnavailableError(f"no Ray cluster at {address!r}: {' '.join(str(exc).split())[:300]}") \
                 from None
+        from mobileone_bench._interrupt import reclaim
+
+        reclaim()  # ray.init makes SIGTERM exit at once; the tool's rule stores what arrived and says so
     return RayExecutor(ray, owned=owned)
 
 

@@ -410,7 +410,7 @@ def _finish(pending: _Pending, store: Any, job: LatencyJob, samples: list[float]
 
     from mobileone_bench.environment import collect
     from mobileone_bench.records import new_record
-    from mobileone_bench.stats import bootstrap_ci, noise_warning, summarize
+    from mobileone_bench.stats import interval_ci, noise_warning, summarize
 
     fields = pending.fields
     fields.update(extra or {})
@@ -424,7 +424,7 @@ def _finish(pending: _Pending, store: Any, job: LatencyJob, samples: list[float]
         if fields["status"] == "ok" and samples:
             stats = summarize(samples)
             fields.update(stats.as_dict(), latency_ms=stats.value(str(job.report)), noise_warning=noise_warning(stats),
-                          **bootstrap_ci(samples, str(job.report)))
+                          **interval_ci(samples, str(job.report)))
     except Exception as exc:  # noqa: BLE001 - a runner that cannot describe itself still has its samples
         fields.update(status="failed", error=_failure_message(exc))
     finally:
@@ -521,6 +521,9 @@ def measure_models(specs: list[ModelSpec], job: LatencyJob, store: Any, *, force
     from mobileone_bench.stats import rounds_ci
     from mobileone_bench.stats import summarize
 
+    import time as _time
+
+    began = _time.perf_counter()
     job = job.resolved().for_models(len(specs))
     step = on_step or (lambda _m, _s: None)
     prepared = prepared or {}
@@ -546,9 +549,25 @@ def measure_models(specs: list[ModelSpec], job: LatencyJob, store: Any, *, force
             else:
                 pendings.append(pending)
         if pendings:
-            for spec_name, record in _measure_in_rounds(pendings, job, store, step, sampler).items():
+            for spec_name, record in _measure_in_rounds(pendings, job, store, step, sampler, began).items():
                 results[spec_name] = (record, False)
     return [results[spec.name] for spec in specs]
+
+
+def quiet_probe(window_s: float = 0.5) -> bool:
+    """Whether the machine is quiet over the next ``window_s`` seconds (this process idle meanwhile): other
+    processes used less than :data:`~mobileone_bench.devices._contention.QUIET_OTHER_CPU` of its CPUs. Unknown
+    (no way to read the machine) counts as quiet: the replacement then runs at once."""
+    import time as _time
+
+    from mobileone_bench.devices._contention import QUIET_OTHER_CPU, ContentionSampler
+
+    sampler = ContentionSampler()
+    token = sampler.start()
+    _time.sleep(window_s)
+    reading = sampler.stop(token)
+    other = reading.get("other_cpu")
+    return other is None or other < QUIET_OTHER_CPU
 
 
 def _round_plan(job: LatencyJob) -> Any:
@@ -559,28 +578,32 @@ def _round_plan(job: LatencyJob) -> Any:
                        extra_time_share=float(job.extra_time_share if job.extra_time_share is not None else 0.0))
 
 
-def _resume_from_journal(pendings: list[_Pending], plan: Any, store: Any,
-                         step: Callable[[str, str], None]) -> dict[str, Any]:
-    """The journaled state of each model whose earlier run was killed with the same settings and plan."""
+def _resume_from_journal(pendings: list[_Pending], plan: Any, store: Any) -> dict[str, Any]:
+    """The journaled state of each model whose earlier run was killed with the same settings and plan (a warning
+    line says what was found and whether it is used)."""
+    import warnings
+
     from mobileone_bench.devices._rounds import EntryResult
 
     resume: dict[str, Any] = {}
     for p in pendings:
-        key = p.key
-        entry = store.journal_read(key)
+        entry = store.journal_read(p.key)
         if entry is None:
             continue
         if not plan.same_blocks(entry.get("plan") or {}):
-            step(p.spec.name, "journal of an earlier run with another round plan ignored")
+            warnings.warn(f"{p.spec.name}: the journal of an earlier run has another round plan; measuring afresh",
+                          stacklevel=2)
             continue
         try:
             res = EntryResult.from_journal(entry["state"])
         except (KeyError, TypeError, ValueError, IndexError):
-            step(p.spec.name, "unreadable journal ignored")
+            warnings.warn(f"{p.spec.name}: unreadable journal of an earlier run ignored; measuring afresh",
+                          stacklevel=2)
             continue
         resume[p.spec.name] = res
-        step(p.spec.name, f"resumed from the journal of an earlier run (pid {entry.get('pid')}, "
-                          f"{entry.get('updated')}): {len(res.block_sizes)} round(s), {len(res.samples)} samples")
+        warnings.warn(f"{p.spec.name}: resumed from the journal of an earlier run that did not finish (pid "
+                      f"{entry.get('pid')}, {entry.get('updated')}): {len(res.block_sizes)} round(s), "
+                      f"{len(res.samples)} samples kept", stacklevel=2)
     return resume
 
 
@@ -611,7 +634,7 @@ def _rounds_fields(plan: Any, res: Any, job: LatencyJob, models_in_rounds: int) 
 
 
 def _measure_in_rounds(pendings: list[_Pending], job: LatencyJob, store: Any, step: Callable[[str, str], None],
-                       sampler: Any) -> dict[str, dict[str, Any]]:
+                       sampler: Any, began: float) -> dict[str, dict[str, Any]]:
     """Time the prepared models in interleaved rounds, journaling every finished round, and store one record each.
 
     Statistics come from the rounds that count (a contended round that was replaced does not); every round is kept
@@ -626,9 +649,13 @@ def _measure_in_rounds(pendings: list[_Pending], job: LatencyJob, store: Any, st
 
     plan = _round_plan(job)
     by_name = {p.spec.name: p for p in pendings}
-    resume = _resume_from_journal(pendings, plan, store, step)
+    resume = _resume_from_journal(pendings, plan, store)
     entries = [Entry(p.spec.name, _block(p.runner)) for p in pendings]
-    sampler = sampler if sampler is not None else ContentionSampler()
+    if sampler is None:
+        sampler = ContentionSampler()
+        is_quiet = quiet_probe
+    else:  # an injected sampler (tests, another machine's readings) brings its own probe, or none
+        is_quiet = getattr(sampler, "is_quiet", None)
 
     def progress(r: int, name: str) -> None:
         res = by_name[name]
@@ -645,7 +672,7 @@ def _measure_in_rounds(pendings: list[_Pending], job: LatencyJob, store: Any, st
     out: dict[str, dict[str, Any]] = {}
     try:
         measured = run_rounds(entries, plan, sampler=sampler, on_progress=progress, on_block=journal,
-                              resume=resume)
+                              resume=resume, started=began, is_quiet=is_quiet)
     except KeyboardInterrupt as exc:
         partial = getattr(exc, "partial", {})
         with deferred():

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 
 from mobileone_bench.records import ResultsStore, as_list
+from tests.phase_launcher import run_until
 
 pytestmark = pytest.mark.slow
 
@@ -24,24 +23,16 @@ def _run_args(tmp_path):
 
 
 def test_run_resumes_after_being_killed(tmp_path):
-    # blocked: one record per model as it finishes, so a SIGKILL lands between records
-    cmd = [sys.executable, "-m", "mobileone_bench", *_run_args(tmp_path), "--protocol", "blocked", "--format", "json"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    # blocked: one record per model as it finishes; SIGKILL lands while the second model is being built
+    args = [*_run_args(tmp_path), "--protocol", "blocked", "--format", "json"]
+    status, _ = run_until("build", 2, args, lambda proc: proc.kill())
+    assert status == -signal.SIGKILL
     store = ResultsStore(tmp_path / "results")
-    deadline = time.time() + 240
-    try:
-        while time.time() < deadline and proc.poll() is None:
-            if any(r.get("kind") == "latency" for r in store.records()):
-                break
-            time.sleep(0.2)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
     done_before = {r["model"] for r in store.records("latency") if r["status"] == "ok"}
-    assert done_before and len(done_before) < len(MODELS), "the kill should land in the middle of the sweep"
+    assert done_before == {MODELS[0]}, "the first model's record is stored before the second is built"
 
-    rerun = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    rerun = subprocess.run([sys.executable, "-m", "mobileone_bench", *args], capture_output=True, text=True,
+                           timeout=600)
     assert rerun.returncode == 0, rerun.stderr
     summary = {m["model"]: m for m in json.loads(rerun.stdout)["models"]}
     assert set(summary) == set(MODELS)
@@ -52,43 +43,28 @@ def test_run_resumes_after_being_killed(tmp_path):
     assert {r["model"] for r in store.records("profile")} == set(MODELS)
 
 
-def test_interleaved_run_stores_what_it_measured_when_terminated(tmp_path):
-    """SIGTERM in the middle of the interleaved rounds: every model's samples so far are stored as an
-    ``interrupted`` record (kept, never reused); the rerun measures them all and reuses the stored profiles."""
-    args = ["run", *MODELS, "--input-size", "64", "64", "--warmup", "1", "--runs", "4000", "--rounds", "4",
-            "--threads", "1", "--results", str(tmp_path / "results"), "--models-dir", str(tmp_path / "models")]
-    cmd = [sys.executable, "-m", "mobileone_bench", *args, "--format", "json"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
+def test_a_killed_interleaved_run_loses_at_most_the_round_in_progress(tmp_path):
+    """SIGKILL (no handler can run) inside the second round: the journal holds every finished round; the same
+    command says what it found and goes on from there, timing only what is missing."""
+    args = [*_run_args(tmp_path), "--runs", "8", "--rounds", "4", "--format", "json"]
+    n = len(MODELS)
+    status, _ = run_until("rounds", n + 2, args, lambda proc: proc.kill())  # the second round's second block
+    assert status == -signal.SIGKILL
     store = ResultsStore(tmp_path / "results")
-    deadline = time.time() + 240
-    while time.time() < deadline and proc.poll() is None:
-        if len(store.records("profile")) == len(MODELS) and (tmp_path / "models").exists() and \
-                sum(1 for _ in (tmp_path / "models").rglob("manifest.json")) == len(MODELS):
-            break
-        time.sleep(0.2)
-    time.sleep(3)  # into the rounds (about 4 x 4000 runs of 1-2 ms)
-    assert proc.poll() is None, "the run ended before it could be terminated"
-    proc.terminate()
-    _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130, err
-    assert "Interrupted" in err
-    latency = store.records("latency")
-    assert sorted(r["model"] for r in latency) == sorted(MODELS)
-    assert {r["status"] for r in latency} == {"interrupted"}
-    assert all("of 4 rounds" in r["error"] for r in latency)
-    measured = [r for r in latency if store.samples(r)]
-    assert measured, "the samples of the rounds done are stored"
-    for r in measured:
-        assert len(store.samples(r)) == sum(as_list(r["runs_per_round"]))
+    assert store.records("latency") == []  # nothing could be stored as a record...
+    journals = [json.loads(p.read_text()) for p in (tmp_path / "results" / "journal").glob("*.json")]
+    assert len(journals) == n  # ...but every model's finished rounds are journaled
+    assert sorted(len(j["state"]["block_sizes"]) for j in journals) == [1] * (n - 1) + [2]
 
-    rerun = subprocess.run([*cmd[:-2], "--runs", "8", "--format", "json"], capture_output=True, text=True,
+    rerun = subprocess.run([sys.executable, "-m", "mobileone_bench", *args], capture_output=True, text=True,
                            timeout=600)
     assert rerun.returncode == 0, rerun.stderr
-    assert len(store.records("profile")) == len(MODELS)  # profiles reused, not measured again
-    ok = [r for r in store.records("latency") if r["status"] == "ok"]
-    assert sorted(r["model"] for r in ok) == sorted(MODELS)
-    assert len(store.records("latency")) == 2 * len(MODELS)  # the interrupted records are kept
+    assert "resumed from the journal" in rerun.stderr
+    ok = {r["model"]: r for r in store.records("latency") if r["status"] == "ok"}
+    assert set(ok) == set(MODELS)
+    assert sorted(r["rounds_resumed"] for r in ok.values()) == [1] * (n - 1) + [2]
+    for r in ok.values():
+        assert r["n"] == 8 and len(store.samples(r)) == sum(as_list(r["runs_per_round"]))
 
 
 def test_run_prints_the_table_and_correlations(runner, cli, tmp_path, monkeypatch, unavailable_model):

@@ -405,10 +405,10 @@ def _interval_of(store: Any, record: Any, *, compute: bool) -> tuple[Any, Any]:
     """The stored interval of a latency record, or (``compute``) one from its samples when it has none."""
     low, high = _clean(record.get("ci_low_ms")), _clean(record.get("ci_high_ms"))
     if (low is None or high is None) and compute and record.get("samples_file"):
-        from mobileone_bench.stats import bootstrap_ci
+        from mobileone_bench.stats import interval_ci
 
         try:
-            got = bootstrap_ci(store.samples(dict(record)), str(record.get("report") or "median"))
+            got = interval_ci(store.samples(dict(record)), str(record.get("report") or "median"))
             low, high = got["ci_low_ms"], got["ci_high_ms"]
         except Exception:  # noqa: BLE001 - an unreadable samples file leaves the interval out, not the table
             pass

@@ -452,11 +452,19 @@ def _run(argv: list[str], *, cwd: Path | None = None, on_line: Callable[[str], N
     tail: deque[str] = deque(maxlen=keep)
     assert proc.stdout is not None
     with proc:
-        for raw in proc.stdout:
-            line = raw.rstrip("\r\n")
-            tail.append(line)
-            if on_line is not None:
-                on_line(line)
+        try:
+            for raw in proc.stdout:
+                line = raw.rstrip("\r\n")
+                tail.append(line)
+                if on_line is not None:
+                    on_line(line)
+        except BaseException:  # Ctrl-C or SIGTERM (the interrupt rule): stop the child too, then go up
+            proc.terminate()  # xcodebuild cancels its test run on SIGTERM
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+            raise
     return RunResult(proc.returncode, tuple(tail))
 
 

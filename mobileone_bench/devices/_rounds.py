@@ -13,10 +13,13 @@ events). A contention sampler, if given, is started and stopped around every tim
 
 Replacement rounds: when a model's block is read as contended, the block is kept (samples and reading) but does not
 count, and a replacement block of the same size is queued for that model after its planned ones; it is visited in the
-seeded order of the round it falls in. A model gets at most ``max_extra_rounds`` replacements, and all replacements
-together may take at most ``extra_time_share`` of the time the planned blocks took (``1 + share`` bounds the wall
-time of the timed part). When the budget runs out, the contended block it was to replace counts after all, and the
-record says so (its contended share then decides whether it is flagged).
+seeded order of the round it falls in. Before a replacement block the scheduler waits, if given a quiet probe, until
+the machine is quiet again (a burst is waited out rather than measured again). A model gets at most
+``max_extra_rounds`` replacements, and the replacements, waits included, must start before a deadline set when the
+first one is due: ``extra_time_share`` times the time the measurement had taken until then (``started``: for ``run``,
+building and exporting included), so a burst makes the measurement at most ``1 + share`` times as long. When the
+budget runs out, the contended block a replacement was for counts after all, and the record says so (its contended
+share then decides whether it is flagged).
 
 Resuming: ``resume`` gives an entry's state from the journal of an earlier, killed run with the same plan; its
 finished blocks are kept and only what remains is timed (the first block in this process gets the full warm-up).
@@ -34,8 +37,8 @@ __all__ = ["RoundPlan", "plan_rounds", "Entry", "EntryResult", "run_rounds", "DE
 
 DEFAULT_ROUNDS = 5
 ROUND_WARMUP = 2  # untimed runs before each block after the first: refills caches evicted by the other models
-#: Replacement blocks may take this share of the planned blocks' time (wall time of the rounds <= 1.6x); see the
-#: README's Latency section for the measurement behind it.
+#: Replacement blocks (and the waits for a quiet machine before them) may take this share of the time the measurement
+#: had taken when they became due, so a burst makes it at most 1.6x as long; benchmarks/README.md has the measurement.
 DEFAULT_EXTRA_TIME_SHARE = 0.6
 
 Block = Callable[[int, int], list]
@@ -52,7 +55,8 @@ class RoundPlan:
         round_warmup: Untimed runs before each of its later blocks.
         seed: Seed of the visiting orders.
         max_extra_rounds: Replacement blocks a model may get for its contended ones (0: flag only, never replace).
-        extra_time_share: Time all replacement blocks may take, as a share of the planned blocks' time.
+        extra_time_share: Time the replacement blocks and the waits before them may take, as a share of the time the
+            measurement had taken when the first replacement became due.
     """
 
     rounds: int
@@ -180,7 +184,8 @@ def run_rounds(entries: Sequence[Entry], plan: RoundPlan, *, sampler: Any = None
                on_progress: Callable[[int, str], None] | None = None,
                on_block: Callable[[str, EntryResult], None] | None = None,
                resume: dict[str, EntryResult] | None = None,
-               clock: Callable[[], float] = time.perf_counter) -> dict[str, EntryResult]:
+               clock: Callable[[], float] = time.perf_counter, started: float | None = None,
+               is_quiet: Callable[[], bool] | None = None) -> dict[str, EntryResult]:
     """Time every entry in ``plan.rounds`` interleaved rounds, replacing contended blocks within the plan's budget.
 
     An entry whose block raises is recorded with the error and its samples so far, and left out of the later
@@ -196,6 +201,9 @@ def run_rounds(entries: Sequence[Entry], plan: RoundPlan, *, sampler: Any = None
         on_block: Called with ``(entry name, its result so far)`` after each finished block (the journal).
         resume: Entries' states from an earlier run's journal (:meth:`EntryResult.from_journal`).
         clock: Seconds, for the time budget of the replacements.
+        started: When the measurement began on ``clock`` (default: now); the budget is a share of the time since.
+        is_quiet: Blocks for a short window and says whether the machine was quiet in it; called before a
+            replacement block until it says so or the budget is spent (``None``: replace without waiting).
 
     Returns:
         One :class:`EntryResult` per entry name.
@@ -211,8 +219,8 @@ def run_rounds(entries: Sequence[Entry], plan: RoundPlan, *, sampler: Any = None
         else:
             results[e.name] = EntryResult(queue=[[size, None] for size in plan.block_sizes()])
     warmed: set[str] = set()
-    planned_s = 0.0
-    extra_s = 0.0
+    began = clock() if started is None else started
+    deadline: float | None = None
     block_s: dict[str, float] = {}
     r = 0
     try:
@@ -223,8 +231,18 @@ def run_rounds(entries: Sequence[Entry], plan: RoundPlan, *, sampler: Any = None
                 if res.error is not None or not res.queue:
                     continue
                 size, replaces = res.queue[0]
-                if replaces is not None and extra_s + block_s.get(entry.name, 0.0) > \
-                        plan.extra_time_share * planned_s:
+                if replaces is not None:
+                    now = clock()
+                    if deadline is None:
+                        deadline = now + plan.extra_time_share * max(0.0, now - began)
+                    expected = block_s.get(entry.name, 0.0)
+                    if is_quiet is not None:
+                        while clock() + expected <= deadline and not is_quiet():
+                            pass  # wait out the burst (each probe blocks for its window)
+                    in_time = clock() + expected <= deadline
+                else:
+                    in_time = True
+                if not in_time:
                     # out of time: the contended blocks still waiting for a replacement count after all
                     for _, idx in res.queue:
                         if idx is not None:
@@ -238,20 +256,17 @@ def run_rounds(entries: Sequence[Entry], plan: RoundPlan, *, sampler: Any = None
                     on_progress(r, entry.name)
                 warmup = plan.round_warmup if entry.name in warmed else plan.warmup
                 token = sampler.start() if sampler is not None else None
-                started = clock()
+                block_started = clock()
                 try:
                     samples = list(entry.block(warmup, size))
                 except Exception as exc:  # noqa: BLE001 - one model's failure is data; the others go on
                     res.error = f"round {r + 1} of {plan.rounds}: {type(exc).__name__}: {' '.join(str(exc).split())}"
                     continue
-                seconds = clock() - started
+                seconds = clock() - block_started
                 reading = sampler.stop(token) if sampler is not None else None
                 warmed.add(entry.name)
                 res.queue.pop(0)
-                if replaces is None:
-                    planned_s += seconds
-                else:
-                    extra_s += seconds
+                if replaces is not None:
                     res.extra_rounds += 1
                 block_s[entry.name] = seconds
                 index_here = len(res.block_sizes)

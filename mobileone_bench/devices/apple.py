@@ -249,7 +249,7 @@ class _Recorder:
                runner: str, extra: dict[str, Any] | None = None) -> dict[str, Any]:
         """Store one harness result (``ok`` with statistics from its samples, ``error`` as a failed record)."""
         from mobileone_bench.records import record_key
-        from mobileone_bench.stats import bootstrap_ci, noise_warning, summarize
+        from mobileone_bench.stats import interval_ci, noise_warning, summarize
 
         job = self.job
         device = run["device"]
@@ -293,7 +293,7 @@ class _Recorder:
             stats = summarize(samples)
             mismatches = _summary_mismatches(result["summary"], stats) if result["summary"] else []
             fields.update(stats.as_dict(), latency_ms=stats.value(str(job.report)),
-                          noise_warning=noise_warning(stats), **bootstrap_ci(samples, str(job.report)),
+                          noise_warning=noise_warning(stats), **interval_ci(samples, str(job.report)),
                           summary_check="; ".join(mismatches) or ("ok" if result["summary"] else None))
             if mismatches:
                 self.warn(f"{where}: {result['model']}: the harness summary disagrees with its samples "

@@ -1,0 +1,125 @@
+"""Runs ``mobileone-bench`` with one phase of the pipeline held open, for the signal tests (tests/test_signals.py).
+
+Usage: ``python tests/phase_launcher.py PHASE NTH -- ARGS...``: the NTH time the pipeline enters PHASE, the launcher
+prints ``PHASE <name> <nth>`` on stderr and waits there for a signal, so the test sends SIGINT or SIGTERM exactly in
+that phase, however fast or slow this machine is. A phase inside a deferred section (``finish``: turning finished
+rounds into records) waits until the signal is held, then goes on, as the real code would.
+
+The phases: ``build`` (a model built and re-parameterized), ``profile``, ``export``, ``session`` (a runtime session
+loaded), ``rounds`` (inside a timed block: NTH counts blocks), ``finish`` and ``analysis`` (the table after the
+measurements).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Callable
+
+
+def run_until(phase: str, nth: int, args: list[str], action: Callable[[subprocess.Popen], None]) -> tuple[int, str]:
+    """Start the CLI with ``args`` through this launcher, call ``action(proc)`` (send a signal, kill it) when it reaches
+    ``phase`` for the ``nth`` time, and return ``(exit status, stderr)``.
+
+    Raises:
+        AssertionError: The run ended before it reached the phase.
+    """
+    proc = subprocess.Popen([sys.executable, str(Path(__file__)), phase, str(nth), "--", *args],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    seen = []
+    try:
+        assert proc.stderr is not None
+        for line in proc.stderr:  # blocks until the phase is reached (or the process ends)
+            seen.append(line)
+            if line.strip() == f"PHASE {phase} {nth}":
+                action(proc)
+                break
+        else:
+            proc.wait(timeout=60)
+            raise AssertionError(f"the run ended (status {proc.returncode}) before phase {phase} {nth}: "
+                                 f"{''.join(seen)[-2000:]}")
+        rest = proc.stderr.read()
+        proc.wait(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    return proc.returncode, "".join(seen) + rest
+
+
+def _hold(phase: str, nth: int, *, deferred: bool = False) -> None:
+    from mobileone_bench import _interrupt
+
+    sys.stderr.write(f"PHASE {phase} {nth}\n")
+    sys.stderr.flush()
+    if deferred:
+        while _interrupt.pending() is None:  # the handler holds the signal; the section then finishes
+            time.sleep(0.01)
+        return
+    while True:  # the handler raises here
+        time.sleep(0.01)
+
+
+def _wrap(owner: object, name: str, phase: str, nth: int, *, deferred: bool = False) -> None:
+    real = getattr(owner, name)
+    calls = [0]
+
+    def wrapped(*args, **kwargs):
+        calls[0] += 1
+        if calls[0] == nth:
+            _hold(phase, nth, deferred=deferred)
+        return real(*args, **kwargs)
+
+    setattr(owner, name, wrapped)
+
+
+def _install(phase: str, nth: int) -> None:
+    from mobileone_bench import pipeline
+
+    if phase == "build":
+        _wrap(pipeline, "prepare", phase, nth)
+    elif phase == "profile":
+        _wrap(pipeline, "profile", phase, nth)
+    elif phase == "export":
+        from mobileone_bench.export import _base
+
+        _wrap(_base, "export_one", phase, nth)
+    elif phase == "session":
+        from mobileone_bench.devices import cpu
+
+        _wrap(cpu, "make_runner", phase, nth)
+    elif phase == "rounds":
+        real_block = pipeline._block
+        calls = [0]
+
+        def block(runner):
+            timed = real_block(runner)
+
+            def run(warmup, runs):
+                calls[0] += 1
+                if calls[0] == nth:
+                    _hold(phase, nth)
+                return timed(warmup, runs)
+
+            return run
+
+        pipeline._block = block
+    elif phase == "finish":
+        _wrap(pipeline, "_rounds_fields", phase, nth, deferred=True)
+    elif phase == "analysis":
+        from mobileone_bench.analysis import tables
+
+        _wrap(tables, "build_table", phase, nth)
+    else:
+        raise SystemExit(f"unknown phase {phase!r}")
+
+
+if __name__ == "__main__":
+    phase, nth, sep, *args = sys.argv[1:]
+    assert sep == "--"
+    _install(phase, int(nth))
+    from mobileone_bench.cli import cli
+
+    cli(args=args, prog_name="mobileone-bench")
