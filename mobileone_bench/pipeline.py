@@ -463,7 +463,7 @@ def measure_latency(spec: ModelSpec | str, job: LatencyJob, store: Any, *, force
     if isinstance(spec, str):
         spec = registry.resolve(spec)
     job = replace_protocol(job.resolved(), "blocked")
-    store.check_writable()
+    store.check_writable(_expected_bytes(job, 1))
     step = on_step or (lambda _s: None)
     record, skipped, pending = _begin(spec, job, store, force=force, prepared=prepared, step=step)
     if pending is None:
@@ -527,7 +527,7 @@ def measure_models(specs: list[ModelSpec], job: LatencyJob, store: Any, *, force
     job = job.resolved().for_models(len(specs))
     step = on_step or (lambda _m, _s: None)
     prepared = prepared or {}
-    store.check_writable()  # before anything is measured, not after
+    store.check_writable(_expected_bytes(job, len(specs)))  # before anything is built or timed, not after
 
     def prepared_for(spec: ModelSpec) -> Prepared | None:
         got = before(spec) if before is not None else None
@@ -552,6 +552,12 @@ def measure_models(specs: list[ModelSpec], job: LatencyJob, store: Any, *, force
             for spec_name, record in _measure_in_rounds(pendings, job, store, step, sampler, began).items():
                 results[spec_name] = (record, False)
     return [results[spec.name] for spec in specs]
+
+
+def _expected_bytes(job: LatencyJob, models: int) -> int:
+    """About what measuring ``models`` models writes: samples (about 24 bytes each as JSON), as many again for the
+    journal and the replacement rounds, and a record of a few kB each (profile and latency)."""
+    return int(models * (int(job.runs or 0) * 24 * 3 + 16_000))
 
 
 def quiet_probe(window_s: float = 0.5) -> bool:
@@ -646,6 +652,7 @@ def _measure_in_rounds(pendings: list[_Pending], job: LatencyJob, store: Any, st
 
     from mobileone_bench.devices._contention import ContentionSampler
     from mobileone_bench.devices._rounds import Entry, run_rounds
+    from mobileone_bench.errors import RecordsError
 
     plan = _round_plan(job)
     by_name = {p.spec.name: p for p in pendings}
@@ -685,13 +692,20 @@ def _measure_in_rounds(pendings: list[_Pending], job: LatencyJob, store: Any, st
                               f"journaled: the same command goes on from there)", status="interrupted",
                         all_samples=res.samples if res else None)
         raise
+    failures: list[str] = []
     with deferred():  # a signal now waits until every finished measurement is stored
         for p in pendings:
             res = measured[p.spec.name]
-            out[p.spec.name] = _finish(p, store, job, res.used_samples(),
-                                       extra=_rounds_fields(plan, res, job, len(entries)), error=res.error,
-                                       all_samples=res.samples)
+            try:
+                out[p.spec.name] = _finish(p, store, job, res.used_samples(),
+                                           extra=_rounds_fields(plan, res, job, len(entries)), error=res.error,
+                                           all_samples=res.samples)
+            except RecordsError as exc:  # the others are still stored (or saved for recovery), then this is raised
+                failures.append(f"{p.spec.name}: {exc}")
+                continue
             store.journal_remove(p.key)
+    if failures:
+        raise RecordsError(f"{len(failures)} of {len(pendings)} records could not be stored: " + " | ".join(failures))
     return out
 
 

@@ -48,8 +48,32 @@ RECORDS_FILE = "records.jsonl"
 SAMPLES_DIR = "samples"
 JOURNAL_DIR = "journal"
 
+#: Room kept free beyond a run's own estimate (records, journals, the environment of each record).
+WRITE_MARGIN_BYTES = 1_000_000
+
 #: What this process stored, in order (kind, status, model, record id): what an interruption message reports.
 SAVED: list[dict[str, Any]] = []
+
+
+def _file_in_the_way(folder: Path) -> Path | None:
+    """The first of ``folder`` and its parents that exists and is not a folder, or ``None``."""
+    for path in [folder, *folder.parents]:
+        if path.exists() or path.is_symlink():
+            return None if path.is_dir() else path
+    return None
+
+
+def save_recovery(record: dict[str, Any], samples: list[float] | None) -> Path | None:
+    """Write a record that could not be stored, with its samples, to ``mobileone-bench-recovery-<id>.json`` in the
+    temporary folder (``TMPDIR``); ``None`` if even that fails."""
+    import tempfile
+
+    path = Path(tempfile.gettempdir()) / f"mobileone-bench-recovery-{record.get('record_id', uuid.uuid4().hex)}.json"
+    try:
+        _atomic_write(path, json.dumps({"record": record, "unit": "ms", "samples": samples}, default=str))
+    except RecordsError:
+        return None
+    return path
 
 
 def _atomic_write(target: Path, text: str, what: str = "") -> None:
@@ -147,50 +171,83 @@ class ResultsStore:
         return self.root / RECORDS_FILE
 
     def _ensure(self) -> None:
+        folder = self.root / SAMPLES_DIR
         try:
-            (self.root / SAMPLES_DIR).mkdir(parents=True, exist_ok=True)
+            folder.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
+            blocker = _file_in_the_way(folder)
+            if blocker is not None:
+                raise RecordsError(f"cannot create results folder {self.root}: {blocker} is a file, not a folder") \
+                    from None
             raise RecordsError(f"cannot create results folder {self.root}: {exc.strerror or exc}") from None
 
     def append(self, record: dict[str, Any], samples: list[float] | None = None) -> dict[str, Any]:
         """Store one record (and its raw samples). Returns the record as stored.
 
-        SIGINT and SIGTERM are held until both are written (a record is never half stored).
+        SIGINT and SIGTERM are held until both are written (a record is never half stored). When the store cannot be
+        written (read-only, full, a file where a folder should be), the record and its samples are saved to a
+        recovery file in the temporary folder and the error names it: a finished measurement is never lost.
+
+        Raises:
+            RecordsError: The store cannot be written (the message names the recovery file).
         """
         from mobileone_bench._interrupt import deferred
 
         with deferred():
-            self._ensure()
             record = dict(record)
-            if samples is not None:
-                rel = f"{SAMPLES_DIR}/{record['record_id']}.json"
-                target = self.root / rel
-                _atomic_write(target, json.dumps({"record_id": record["record_id"], "unit": "ms",
-                                                  "samples": samples}), what="samples to ")
-                record["samples_file"] = rel
-            line = json.dumps(record, sort_keys=False, default=str, separators=(",", ":"))
-            if "\n" in line or "\r" in line:
-                raise RecordsError("a record must not contain raw newlines")
-            with self.lock():
-                self.append_lines_locked([line])
+            target: Path | None = None
+            try:
+                self._ensure()
+                if samples is not None:
+                    rel = f"{SAMPLES_DIR}/{record['record_id']}.json"
+                    target = self.root / rel
+                    _atomic_write(target, json.dumps({"record_id": record["record_id"], "unit": "ms",
+                                                      "samples": samples}), what="samples to ")
+                    record["samples_file"] = rel
+                line = json.dumps(record, sort_keys=False, default=str, separators=(",", ":"))
+                if "\n" in line or "\r" in line:
+                    raise RecordsError("a record must not contain raw newlines")
+                with self.lock():
+                    self.append_lines_locked([line])
+            except RecordsError as exc:
+                if target is not None and "samples_file" in record:  # the line failed: no orphan samples file
+                    with contextlib.suppress(OSError):
+                        target.unlink()
+                    record.pop("samples_file", None)
+                where = save_recovery(record, samples)
+                if where is None:
+                    raise
+                raise RecordsError(f"{exc}; the record and its samples were saved to {where} (copy them in with "
+                                   f"`mobileone-bench merge`, or read the JSON)") from None
             SAVED.append({"kind": record.get("kind"), "status": record.get("status"), "model": record.get("model"),
                           "record_id": record.get("record_id"), "n": len(samples) if samples else 0})
         return record
 
-    def check_writable(self) -> None:
-        """Fail now, before anything is measured, if records cannot be stored here: the folder, its lock and a
-        samples file are created and the probe removed.
+    def check_writable(self, expected_bytes: int = 0) -> None:
+        """Fail now, before anything is built or measured, if records cannot be stored here: the folder, its lock
+        and a samples file are created (a real write and remove), and the disk has room for ``expected_bytes``
+        (plus a margin).
 
         Raises:
             RecordsError: One line saying what cannot be written.
         """
+        import shutil
+
         self._ensure()
         with self.lock():
             pass
         probe = self.root / SAMPLES_DIR / f".probe-{os.getpid()}"
-        _atomic_write(probe, "{}")
+        _atomic_write(probe, "{}", what="to the results folder: ")
         with contextlib.suppress(OSError):
             probe.unlink()
+        try:
+            free = shutil.disk_usage(self.root).free
+        except OSError:
+            return
+        need = int(expected_bytes) + WRITE_MARGIN_BYTES
+        if free < need:
+            raise RecordsError(f"not enough room in {self.root} for the results of this run: {free / 1e6:.1f} MB "
+                               f"free, about {need / 1e6:.1f} MB needed")
 
     # -------------------------------------------------------------------------------------------- the journal
 
@@ -241,6 +298,9 @@ class ResultsStore:
         with contextlib.ExitStack() as stack:
             try:
                 stack.enter_context(_locked(self.root / ".lock"))
+            except IsADirectoryError:
+                raise RecordsError(f"cannot lock {self.root}: {self.root / '.lock'} is a folder, not the store's "
+                                   f"lock file (remove it)") from None
             except OSError as exc:
                 raise RecordsError(f"cannot lock {self.root}: {exc.strerror or exc}") from None
             yield

@@ -130,6 +130,9 @@ def peak_gflops(store: Any, threads: int, *, remeasure: bool = False, size: int 
         found = find_peak(store, machine, threads)
         if found is not None:
             return found
+    check = getattr(store, "check_writable", None)
+    if check is not None:
+        check()  # before the peak is measured, not after
     result = (measure or measure_peak_gflops)(threads, size=size, budget_s=budget_s)
     env = {k: v for k, v in collect().items() if k in ("env_cpu", "env_cores_logical", "env_cores_physical",
                                                         "env_cpu_flags", "env_torch", "env_os", "env_tool")}
