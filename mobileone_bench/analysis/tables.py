@@ -17,7 +17,9 @@ from mobileone_bench.analysis._data import (
     DEVICE_LABELS,
     PAPER_DEVICE_LABELS,
     PAPER_STATISTIC,
+    _few,
     latency_frame,
+    model_filter,
     normalize_name,
     profile_frame,
 )
@@ -120,6 +122,40 @@ def _extra_runtimes(lat: Any, chosen: dict[str, str], runtimes: Sequence[str]) -
     return out
 
 
+def _why_no_rows(store: Any, names: Sequence[str], *, threads: int | None, precision: str | None,
+                 include_contended: bool) -> str | None:
+    """Why ``names`` have no row although the store may hold latency records of them: every usable one is flagged
+    contended, they were measured with other settings than ``threads`` / ``precision``, or every measurement of
+    them failed. ``None`` when the store holds no latency record of them at all (they were never measured)."""
+    accept = model_filter(names)
+    mine = [r for r in store.records("latency") if accept(str(r.get("model")))]
+    ok = [r for r in mine if r.get("status") == "ok" and r.get("latency_ms") is not None]
+    matching = [r for r in ok if (threads is None or r.get("device") != "cpu" or r.get("threads") == threads)
+                and (not precision or r.get("precision") == precision)]
+    if matching and not include_contended and all(r.get("contended") is True for r in matching):
+        models = {str(r.get("model")) for r in matching}
+        return (f"every latency record of {_few(models)} that matches is flagged contended ({len(matching)}, "
+                f"measured while other processes used the CPU): --include-contended uses them, "
+                f"`run --remeasure-flagged` measures them again")
+    if ok and not matching:
+        asked = " ".join(part for part in (f"--threads {threads}" if threads is not None else "",
+                                           f"--precision {precision}" if precision else "") if part)
+        stored = []
+        if threads is not None:
+            counts = sorted({str(r.get("threads")) for r in ok if r.get("device") == "cpu"})
+            stored.append(f"threads {', '.join(counts)}" if counts else "no CPU records")
+        if precision:
+            stored.append(f"precision {', '.join(sorted({str(r.get('precision')) for r in ok}))}")
+        return f"their {len(ok)} latency record(s) do not match {asked} (stored: {'; '.join(stored)})"
+    failed = [r for r in mine if r.get("status") != "ok"]
+    if failed and not ok:
+        newest = max(failed, key=lambda r: str(r.get("created") or ""))
+        error = " ".join(str(newest.get("error") or newest.get("status") or "?").split())
+        return (f"every latency measurement of them failed ({len(failed)} record(s); the newest says: "
+                f"{error[:160]}{'...' if len(error) > 160 else ''})")
+    return None
+
+
 def build_table(store: Any, layout: str = "table9", *, models: Sequence[str] | None = None, all_rows: bool = False,
                 compare: bool = False, runtimes: Iterable[str] | None = None, threads: int | None = None,
                 precision: str | None = None, include_contended: bool = False, ci: bool = False) -> dict[str, Any]:
@@ -150,7 +186,9 @@ def build_table(store: Any, layout: str = "table9", *, models: Sequence[str] | N
 
     Raises:
         UsageError: Unknown layout.
-        AnalysisError: No records at all, or none for the models asked for.
+        AnalysisError: No records at all, or none for the models asked for; when the store holds latency records
+            of them that cannot be used, the message says why (every one contended, measured with other
+            ``threads`` / ``precision``, or failed) instead of asking to measure them.
     """
     import pandas as pd
 
@@ -183,13 +221,19 @@ def build_table(store: Any, layout: str = "table9", *, models: Sequence[str] | N
     if models:
         names = list(dict.fromkeys(models))
         if not any(normalize_name(m) in recorded for m in names):
+            why = _why_no_rows(store, names, threads=threads, precision=precision,
+                               include_contended=include_contended)
             raise AnalysisError(f"no records for {', '.join(names[:5])}{' ...' if len(names) > 5 else ''} in "
-                                f"{store.root}: measure them with `mobileone-bench run MODEL...` first")
+                                f"{store.root}{' that the table can use: ' + why if why else ''}"
+                                f"{'' if why else ': measure them with `mobileone-bench run MODEL...` first'}")
     else:
         names = [r["model"] for r in paper_rows if all_rows or normalize_name(r["model"]) in recorded]
         if not names:
-            raise AnalysisError(f"none of the {layout} models has a record in {store.root} (use --all to print the "
-                                f"layout anyway, or name MODEL... / --zoo)")
+            why = _why_no_rows(store, [r["model"] for r in paper_rows], threads=threads, precision=precision,
+                               include_contended=include_contended)
+            raise AnalysisError(f"none of the {layout} models has a record in {store.root}"
+                                f"{' that the table can use: ' + why if why else ''} (use --all to print the layout "
+                                f"anyway, or name MODEL... / --zoo)")
 
     extra_devices = [d for d in ("mac",) if not lat.empty and d in set(lat["device"])]
     devices = list(spec["devices"]) + extra_devices
