@@ -15,12 +15,20 @@ Layouts of MobileOne weights understood by :func:`load_weights`:
 
 Any other model loads its own state dict; a fused checkpoint (``reparam_conv`` keys) of a timm model with branches
 (RepVGG, FastViT, MobileOne) works the same way. A file that does not fit raises :class:`CheckpointError` naming how
-many keys are missing and unexpected, and a few of them.
+many keys are missing and unexpected, and a few of them; so does a file whose integer, bool or complex tensors would
+land in the model's float parameters or buffers (``load_state_dict`` would cast them to float without a word).
+
+A path that is not a regular file (a named pipe, ``/dev/fd/N`` from a shell's ``<(...)``) cannot be read twice or
+seeked: it is read into memory once, on first use, and every later read of that path in this process (the check, the
+load, the hash) uses those bytes.
 """
 
 from __future__ import annotations
 
+import io
+import os
 import re
+import stat
 from pathlib import Path
 from typing import Mapping
 
@@ -45,10 +53,14 @@ _TIMM_RENAMES = [
 
 
 def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
-    """SHA-256 of a file (hex)."""
+    """SHA-256 of a file (hex); a pipe is hashed from the bytes kept when it was read (:func:`check_weights_file`)."""
     import hashlib
 
     h = hashlib.sha256()
+    data = _stream_bytes(Path(path))
+    if data is not None:
+        h.update(data)
+        return h.hexdigest()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(chunk), b""):
             h.update(block)
@@ -70,11 +82,42 @@ def _sniff(head: bytes) -> str | None:
     return None
 
 
+#: The bytes of each pipe read so far, by (device, inode): a pipe gives its bytes once, and the tool reads a
+#: checkpoint several times (the check while arguments are parsed, the load of each model, the hash in each record).
+_STREAMS: dict[tuple[int, int], bytes] = {}
+_HEAD = 16
+
+
+def _stream_bytes(p: Path) -> bytes | None:
+    """The whole content of ``p`` when it is not a regular file (a FIFO, ``/dev/fd/N``, a character device), read
+    once and kept; ``None`` for a regular file or a folder (read those from disk), or a path that does not exist.
+
+    The first bytes are checked before the rest is read, so an endless stream that is not a checkpoint
+    (``/dev/zero``) is refused after 16 bytes instead of being read forever.
+    """
+    try:
+        st = os.stat(p)
+    except OSError:
+        return None
+    if stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode):
+        return None
+    key = (st.st_dev, st.st_ino)
+    if key not in _STREAMS:
+        try:
+            with open(p, "rb") as f:
+                head = f.read(_HEAD)  # a buffered read: up to 16 bytes or the end, however the writer splits them
+                _STREAMS[key] = head + (f.read() if _sniff(head) else b"")
+        except OSError as exc:
+            raise CheckpointError(f"cannot read weights file {p}: {exc.strerror or exc}") from exc
+    return _STREAMS[key]
+
+
 def check_weights_file(path: str | Path) -> str:
     """Check, before any work starts, that ``path`` is a checkpoint this tool can read; returns its kind.
 
-    Only the first bytes are read: a PyTorch file (``torch.save``'s zip or legacy pickle format) or a safetensors
-    file (an 8-byte header length, then a JSON header).
+    Only the first bytes of a file are read: a PyTorch file (``torch.save``'s zip or legacy pickle format) or a
+    safetensors file (an 8-byte header length, then a JSON header). A pipe is read whole and kept in memory (it
+    cannot be read a second time), once its first bytes look like a checkpoint.
 
     Returns:
         ``"torch"`` or ``"safetensors"``.
@@ -87,11 +130,15 @@ def check_weights_file(path: str | Path) -> str:
         raise CheckpointError(f"weights file not found: {p}")
     if p.is_dir():
         raise CheckpointError(f"weights file {p} is a folder; pass the checkpoint file inside it")
-    try:
-        with open(p, "rb") as f:
-            head = f.read(16)
-    except OSError as exc:
-        raise CheckpointError(f"cannot read weights file {p}: {exc.strerror or exc}") from exc
+    stream = _stream_bytes(p)
+    if stream is not None:
+        head = stream[:_HEAD]
+    else:
+        try:
+            with open(p, "rb") as f:
+                head = f.read(_HEAD)
+        except OSError as exc:
+            raise CheckpointError(f"cannot read weights file {p}: {exc.strerror or exc}") from exc
     if not head:
         raise CheckpointError(f"weights file {p} is empty")
     kind = _sniff(head)
@@ -119,11 +166,12 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     """
     p = Path(path)
     kind = check_weights_file(p)
+    stream = _stream_bytes(p)
     try:
         if kind == "safetensors":
-            from safetensors.torch import load_file
+            from safetensors.torch import load, load_file
 
-            obj: object = load_file(str(p), device="cpu")
+            obj: object = load(stream) if stream is not None else load_file(str(p), device="cpu")
         else:
             import argparse
             import contextlib
@@ -132,7 +180,8 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
             # attribute bag, safe to rebuild, so it is allowed; anything else beyond tensors is still refused
             allow = getattr(torch.serialization, "safe_globals", None)  # torch >= 2.5
             with allow([argparse.Namespace]) if allow else contextlib.nullcontext():
-                obj = torch.load(str(p), map_location="cpu", weights_only=True)
+                obj = torch.load(io.BytesIO(stream) if stream is not None else str(p), map_location="cpu",
+                                 weights_only=True)
     except Exception as exc:  # noqa: BLE001 - every read failure is the same user-facing problem
         if kind == "torch" and _unpickling_refused(exc):
             raise CheckpointError(
@@ -207,7 +256,8 @@ def load_weights(model: nn.Module, path: str | Path) -> nn.Module:
         The model (possibly re-parameterized, if the file holds fused weights), in eval mode.
 
     Raises:
-        CheckpointError: If the file cannot be read or does not fit the model.
+        CheckpointError: If the file cannot be read or does not fit the model: keys missing or unexpected, a tensor
+            of the wrong shape, or an integer, bool or complex tensor where the model has a float parameter or buffer.
     """
     from mobileone_bench.archs.mobileone import MobileOne
 
@@ -237,5 +287,12 @@ def load_weights(model: nn.Module, path: str | Path) -> nn.Module:
     if wrong:
         raise CheckpointError(f"{Path(path).name} does not fit {type(model).__name__}: {len(wrong)} tensors of the "
                               f"wrong shape ({_describe(wrong)})")
+    cast = [f"{k} ({str(state[k].dtype).removeprefix('torch.')})" for k, v in own.items()
+            if v.is_floating_point() and not state[k].is_floating_point()]
+    if cast:
+        raise CheckpointError(f"{Path(path).name} does not fit {type(model).__name__}: {len(cast)} tensors that are "
+                              f"not floating point where the model has float weights ({_describe(cast)}); loading "
+                              f"would cast them to floats without a word: save the float weights (a quantized or "
+                              f"mask tensor is not one)")
     model.load_state_dict(state, strict=True)
     return model.eval()
