@@ -7,6 +7,10 @@ in the order the records first have it (``env_*`` included). Lists and dicts are
 (:func:`mobileone_bench.records.flatten`); a field a record lacks is empty. In Parquet a column whose values are all
 numbers is numeric, all booleans boolean, anything else text. Parquet needs ``pyarrow``.
 
+A file's suffix says what it holds (:func:`export_format`): ``.csv``, ``.parquet`` / ``.pq``, ``.json`` (the PyTorch
+format below) pick the format when none is given and must agree with it when one is; any other suffix
+(``results.xlsx``) is refused rather than filled with CSV. A name without a suffix gets the format asked for, or CSV.
+
 **PyTorch OSS benchmark format** (the records uploaded to the ``benchmark.oss_ci_benchmark_v3`` table of the PyTorch
 HUD, schema in ``pytorch/test-infra``: ``clickhouse_db_schema/oss_ci_benchmark_v3/schema.sql``; the upload format is
 described on the pytorch/pytorch wiki page "PyTorch OSS benchmark infra"): a JSON list with one entry per
@@ -56,7 +60,7 @@ from mobileone_bench.errors import UsageError, require_modules
 from mobileone_bench.records import flatten
 
 __all__ = ["FORMATS", "SUFFIX_FORMATS", "flat_rows", "to_csv", "write_parquet", "pytorch_benchmark_entries",
-           "export_store", "LEAD_COLUMNS"]
+           "export_store", "export_format", "LEAD_COLUMNS"]
 
 FORMATS = ("csv", "parquet", "pytorch-benchmark")
 SUFFIX_FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet", ".json": "pytorch-benchmark"}
@@ -268,31 +272,60 @@ def _atomic_write(path: Path, write: Any) -> None:
             tmp.unlink()
 
 
+def export_format(fmt: str | None, out: str | Path | None) -> str:
+    """The format to write, from ``fmt`` (``--format``) and the suffix of ``out`` (``--out``).
+
+    A file name says what it holds: its suffix must be one this tool writes (``.csv``; ``.parquet`` or ``.pq``;
+    ``.json`` for ``pytorch-benchmark``) and, when ``fmt`` is given too, agree with it. Without ``fmt`` the suffix
+    picks the format; a name without a suffix (and stdout) gets ``fmt``, or CSV.
+
+    Raises:
+        UsageError: An unknown format, a suffix this tool does not write (``results.xlsx``), or a suffix that names
+            another format than ``fmt`` (``--format csv --out results.json``).
+    """
+    if fmt is not None:
+        fmt = str(fmt).lower()
+        if fmt not in FORMATS:
+            raise UsageError(f"unknown export format {fmt!r}; choose from {', '.join(FORMATS)}")
+    suffix = Path(out).suffix.lower() if out is not None else ""
+    if not suffix:
+        return fmt or "csv"
+    named = SUFFIX_FORMATS.get(suffix)
+    if named is None:
+        known = "; ".join(f"{f}: {' or '.join(s for s, g in SUFFIX_FORMATS.items() if g == f)}" for f in FORMATS)
+        raise UsageError(f"--out {out}: this tool does not write {suffix} files; name the file for what it will "
+                         f"hold ({known})")
+    if fmt is not None and fmt != named:
+        raise UsageError(f"--out {out} names a {named} file but the format is {fmt}; use a "
+                         f"{' or '.join(s for s, g in SUFFIX_FORMATS.items() if g == fmt)} name, or leave out "
+                         f"--format")
+    return named
+
+
 def _parse_kinds(kinds: str | Iterable[str] | None) -> list[str]:
     from mobileone_bench.analysis._data import parse_choices
 
     return parse_choices(kinds, KINDS, problem="unknown record kind")
 
 
-def export_store(store: Any, fmt: str, out: str | Path | None = None, *, kinds: str | Iterable[str] | None = None,
-                 latest: bool = False) -> dict[str, Any]:
-    """Write ``store`` as ``fmt`` (``csv``, ``parquet``, ``pytorch-benchmark``) to ``out``, or return the text
-    (CSV and JSON only) when ``out`` is ``None``.
+def export_store(store: Any, fmt: str | None, out: str | Path | None = None, *,
+                 kinds: str | Iterable[str] | None = None, latest: bool = False) -> dict[str, Any]:
+    """Write ``store`` as ``fmt`` (``csv``, ``parquet``, ``pytorch-benchmark``; ``None``: from the suffix of
+    ``out``, see :func:`export_format`) to ``out``, or return the text (CSV and JSON only) when ``out`` is ``None``.
 
     Returns:
         ``{"format", "out", "records" (records exported), "rows" (CSV/Parquet rows or benchmark entries), "text"}``
         (``text`` is ``None`` when a file was written).
 
     Raises:
-        UsageError: An unknown format or kind, Parquet without ``out``, a file that cannot be written.
+        UsageError: An unknown format or kind, an ``out`` whose suffix this tool does not write or that names
+            another format, Parquet without ``out``, a file that cannot be written.
         MissingDependencyError: Parquet without pyarrow.
         AnalysisError: Nothing to export.
     """
     from mobileone_bench.errors import AnalysisError
 
-    fmt = str(fmt).lower()
-    if fmt not in FORMATS:
-        raise UsageError(f"unknown export format {fmt!r}; choose from {', '.join(FORMATS)}")
+    fmt = export_format(fmt, out)
     kind_list = _parse_kinds(kinds)
     if out is not None and Path(out).is_dir():
         raise UsageError(f"--out {out}: is a folder; give a file name")

@@ -7,7 +7,6 @@ into one folder for good; ``export-results`` writes a flat CSV, Parquet, or the 
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any, Callable
 
 import click
@@ -111,9 +110,9 @@ def export_results_cmd(fmt: str | None, out: str | None, kinds: tuple[str, ...],
       mobileone-bench export-results --kind latency --latest | head
     """
     from mobileone_bench import api
+    from mobileone_bench.results_export import export_format
 
-    if fmt is None:
-        fmt = _SUFFIXES.get(Path(out).suffix.lower(), "csv") if out else "csv"
+    fmt = export_format(fmt, out)  # before the store is read: results.xlsx is refused, not filled with CSV
     done = api.export_results(list(results), format=fmt, out=out, kinds=kinds, latest=latest)
     if done["out"] is None:
         click.echo(done["text"], nl=False)
