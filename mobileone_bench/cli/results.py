@@ -81,15 +81,13 @@ def merge_cmd(sources: tuple[str, ...], into: str, dry_run: bool, fmt: str) -> N
     click.echo(summary + ".", err=True)
 
 
-_SUFFIXES = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet", ".json": "pytorch-benchmark"}
-
-
 @click.command("export-results")
 @click.option("--format", "fmt", default=None, metavar="FORMAT",
               help="csv (default), parquet (needs pyarrow and --out) or pytorch-benchmark (the PyTorch OSS "
                    "benchmark database's JSON); with --out, taken from the file's suffix if not given.")
 @click.option("--out", type=click.Path(dir_okay=False), default=None, metavar="FILE",
-              help="Write to FILE instead of stdout.")
+              help="Write to FILE instead of stdout: .csv, .parquet (or .pq), or .json (pytorch-benchmark); any "
+                   "other suffix, or one that names another format than --format, is refused.")
 @click.option("--kind", "kinds", multiple=True, metavar="KIND",
               help="Only records of this kind: latency, profile, peak (repeat or comma-separate; default: all).")
 @click.option("--latest", is_flag=True,
