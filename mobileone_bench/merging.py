@@ -27,6 +27,11 @@ two merges (or a merge and a measurement) into the same folder at once cannot du
 merge leaves at most a partial last line (skipped by readers, stepped over by the next write) and samples files
 whose record line is missing (the next merge finds them identical and writes the line), and running the same merge
 again copies nothing.
+
+A merge reads its sources with the store's one reader (:func:`~mobileone_bench.records.read_lines`): a record that
+breaks the record schema (a ``key`` that is not a string, no ``model``, a statistic that is not a finite number...)
+or that a newer mobileone-bench wrote is not copied; it is counted as skipped, with its line and the reason, like a
+record whose samples path points outside its folder. A line that is not JSON is counted as unreadable.
 """
 
 from __future__ import annotations
@@ -42,7 +47,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any, Iterable, Sequence
 
 from mobileone_bench.errors import BenchWarning, RecordsError, UsageError
-from mobileone_bench.records import RECORDS_FILE, SAMPLES_DIR, ResultsStore, parse_line
+from mobileone_bench.records import RECORDS_FILE, SAMPLES_DIR, ResultsStore, Skipped, read_lines, skipped_warning
 
 __all__ = ["StoreUnion", "open_results", "merge", "record_identity", "results_folder", "MERGE_COLUMNS"]
 
@@ -123,28 +128,15 @@ class _Line:
     record: dict[str, Any]
     canonical: str
     rid: str
+    number: int
 
 
-def _read_lines(root: Path) -> tuple[list[_Line], int]:
-    """The readable record lines of a folder, verbatim and parsed, and how many lines were unreadable."""
-    path = root / RECORDS_FILE
-    if not path.exists():
-        return [], 0
-    try:
-        text = path.read_text(encoding="utf-8", errors="replace")
-    except OSError as exc:
-        raise RecordsError(f"cannot read {path}: {exc.strerror or exc}") from None
-    out, bad = [], 0
-    for line in text.splitlines():
-        raw = line.strip()
-        if not raw:
-            continue
-        rec = parse_line(raw)
-        if rec is None:
-            bad += 1
-            continue
-        out.append(_Line(raw, rec, _canonical(rec), record_identity(rec)))
-    return out, bad
+def _read_lines(root: Path) -> tuple[list[_Line], list[Skipped]]:
+    """The usable record lines of a folder, verbatim and parsed, and the lines the store's reader skipped (see
+    :func:`~mobileone_bench.records.read_lines`)."""
+    lines, skipped = read_lines(root / RECORDS_FILE)
+    return [_Line(ln.raw, ln.record, _canonical(ln.record), record_identity(ln.record), ln.number)
+            for ln in lines], skipped
 
 
 def _samples_rel(record: dict[str, Any]) -> str | None:
@@ -198,10 +190,11 @@ def _host(record: dict[str, Any]) -> str | None:
 class StoreUnion:
     """Several results folders read as one, nothing copied: what the analyses get for ``--results A --results B``.
 
-    It reads like a :class:`~mobileone_bench.records.ResultsStore` (``records``, ``latest``, ``find``, ``has``,
-    ``keys``, ``samples``, ``frame``; ``root`` is the folders' names for messages). A record present in several
-    folders (same ``record_id``) counts once; one whose content differs between folders is a conflict: the first
-    folder's is used and a warning says so. ``append`` (the ``roofline`` peak cache) writes to the first folder.
+    It reads like a :class:`~mobileone_bench.records.ResultsStore` (``read``, ``records``, ``latest``, ``find``,
+    ``has``, ``keys``, ``samples``, ``frame``, ``skipped``; ``root`` is the folders' names for messages). A record
+    present in several folders (same ``record_id``) counts once; one whose content differs between folders is a
+    conflict: the first folder's is used and a warning says so. ``append`` (the ``roofline`` peak cache) writes to
+    the first folder.
 
     Args:
         roots: The folders, in order of precedence.
@@ -218,14 +211,37 @@ class StoreUnion:
     def records_path(self) -> str:
         return " + ".join(str(s.records_path) for s in self.stores)
 
+    @property
+    def skipped(self) -> list[Skipped]:
+        """The lines the last read of each folder skipped (see :attr:`ResultsStore.skipped`)."""
+        return [s for store in self.stores for s in store.skipped]
+
+    def read(self, kind: str | None = None) -> tuple[list[dict[str, Any]], list[Skipped]]:
+        """Every usable record of every folder (optionally of one kind), each once, and every line skipped; no
+        warning (:meth:`records` warns)."""
+        out, _ = self._read(kind, warn=False)
+        return out, self.skipped
+
     def records(self, kind: str | None = None) -> list[dict[str, Any]]:
-        """Every readable record of every folder (optionally of one kind), each once, folder by folder in file
-        order."""
+        """Every usable record of every folder (optionally of one kind), each once, folder by folder in file
+        order; one warning per folder for the lines its reader skipped, one for conflicting records."""
+        out, conflicts = self._read(kind, warn=True)
+        if conflicts:
+            warnings.warn(f"{len(conflicts)} record(s) have the same record_id but different content in two results "
+                          f"folders; the first folder's is used: {', '.join(conflicts[:3])}"
+                          f"{' and more' if len(conflicts) > 3 else ''}", BenchWarning, stacklevel=2)
+        return out
+
+    def _read(self, kind: str | None, *, warn: bool) -> tuple[list[dict[str, Any]], list[str]]:
         out: list[dict[str, Any]] = []
         seen: dict[str, tuple[str, int]] = {}
         conflicts: list[str] = []
         for i, store in enumerate(self.stores):
-            for rec in store.records(kind):
+            records, skipped = store.read(kind)
+            message = skipped_warning(store.records_path, skipped) if warn else None
+            if message:
+                warnings.warn(message, BenchWarning, stacklevel=3)
+            for rec in records:
                 rid = record_identity(rec)
                 canonical = _canonical(rec)
                 if rid in seen:
@@ -235,11 +251,7 @@ class StoreUnion:
                 seen[rid] = (canonical, i)
                 self._owner[rid] = i
                 out.append(rec)
-        if conflicts:
-            warnings.warn(f"{len(conflicts)} record(s) have the same record_id but different content in two results "
-                          f"folders; the first folder's is used: {', '.join(conflicts[:3])}"
-                          f"{' and more' if len(conflicts) > 3 else ''}", BenchWarning, stacklevel=2)
-        return out
+        return out, conflicts
 
     def latest(self, kind: str | None = None, *, ok_only: bool = True) -> list[dict[str, Any]]:
         """The newest record of each key (successful ones only, by default): newest by ``created``, then by position
@@ -374,10 +386,14 @@ def merge(sources: str | Path | Sequence[str | Path], into: str | Path, *, dry_r
 
     Returns:
         ``{"into", "dry_run", "sources": [one dict per source: MERGE_COLUMNS], "copied", "already_present",
-        "conflicting", "skipped", "conflicts": [{"record_id", "kind", "model", "source", "what", "fields"}],
-        "skipped_records": [{"record_id", "source", "reason"}], "records_before", "records_after"}``. ``what`` is
-        ``record`` (same record_id, different fields: ``fields`` names them) or ``samples`` (same record, different
-        samples file).
+        "conflicting", "skipped", "missing_samples", "conflicts": [{"record_id", "kind", "model", "source", "what",
+        "fields"}], "skipped_records": [{"record_id", "kind", "model", "source", "line", "reason"}],
+        "records_before", "records_after"}``. ``what`` is ``record`` (same record_id, different fields: ``fields``
+        names them) or ``samples`` (same record, different samples file). A source's ``records`` counts its lines
+        that are records (``copied + already_present + conflicting + skipped``); ``skipped`` counts those not
+        copied because the reader cannot use them (they break the record schema, or a newer mobileone-bench wrote
+        them) or their samples path points outside the folder; ``unreadable_lines`` counts lines that are not JSON;
+        ``missing_samples`` counts records copied without their samples file (the source lacks it too).
 
     Raises:
         UsageError: No source; a source that is not a results folder; ``into`` is a file, a non-empty folder that
@@ -398,7 +414,7 @@ def merge(sources: str | Path | Sequence[str | Path], into: str | Path, *, dry_r
     rows: list[dict[str, Any]] = []
     lock = contextlib.nullcontext() if dry_run else store.lock()
     with lock:
-        existing, _ = _read_lines(dest)
+        existing, _ = _read_lines(dest)  # the destination's lines it cannot use stay as they are, unused
         # record id -> (its line, the folder that holds its samples): the destination's records, then each one
         # planned for copying (in a dry run its samples stay in its source)
         present: dict[str, tuple[_Line, Path]] = {}
@@ -406,10 +422,15 @@ def merge(sources: str | Path | Sequence[str | Path], into: str | Path, *, dry_r
             present.setdefault(line.rid, (line, dest))
         new_lines: list[str] = []
         for src in srcs:
-            lines, bad = _read_lines(src)
-            row: dict[str, Any] = {"source": str(src), "records": len(lines), "copied": 0, "already_present": 0,
-                                   "conflicting": 0, "skipped": 0, "unreadable_lines": bad, "samples_copied": 0,
-                                   "missing_samples": 0}
+            lines, unusable = _read_lines(src)
+            unreadable = [s for s in unusable if s.why == "unreadable"]
+            refused = [s for s in unusable if s.why != "unreadable"]
+            row: dict[str, Any] = {"source": str(src), "records": len(lines) + len(refused), "copied": 0,
+                                   "already_present": 0, "conflicting": 0, "skipped": len(refused),
+                                   "unreadable_lines": len(unreadable), "samples_copied": 0, "missing_samples": 0}
+            for s in refused:  # what the reader cannot use is not copied
+                skipped.append({"record_id": s.record_id, "kind": None, "model": None, "source": str(src),
+                                "line": s.line, "reason": s.reason})
             hosts = sorted({h for h in (_host(line.record) for line in lines) if h})
             for line in lines:
                 rec = line.record
@@ -417,7 +438,7 @@ def merge(sources: str | Path | Sequence[str | Path], into: str | Path, *, dry_r
                 try:
                     rel = _samples_rel(rec)
                 except ValueError as exc:
-                    skipped.append({**what, "reason": str(exc)})
+                    skipped.append({**what, "line": line.number, "reason": str(exc)})
                     row["skipped"] += 1
                     continue
                 held = present.get(line.rid)
@@ -460,7 +481,8 @@ def merge(sources: str | Path | Sequence[str | Path], into: str | Path, *, dry_r
             rows.append(row)
         if not dry_run:
             store.append_lines_locked(new_lines)
-    total = {k: sum(r[k] for r in rows) for k in ("copied", "already_present", "conflicting", "skipped")}
+    total = {k: sum(r[k] for r in rows) for k in ("copied", "already_present", "conflicting", "skipped",
+                                                  "missing_samples")}
     return {"into": str(dest), "dry_run": dry_run, "sources": rows, **total, "conflicts": conflicts,
             "skipped_records": skipped, "records_before": len(existing),
             "records_after": len(existing) + (0 if dry_run else total["copied"])}

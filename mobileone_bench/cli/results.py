@@ -71,9 +71,17 @@ def merge_cmd(sources: tuple[str, ...], into: str, dry_run: bool, fmt: str) -> N
                  title=f"Conflicts: same record_id, different content ({report['into']}'s kept)")
         if report["skipped_records"]:
             emit(report["skipped_records"], "table", [("record_id", "record_id"), ("source", "Source"),
-                                                      ("reason", "Why not copied")], title="Skipped")
+                                                      ("line", "Line"), ("reason", "Why not copied")], title="Skipped")
     summary = (f"{'would copy' if dry_run else 'copied'} {report['copied']} record(s) into {report['into']}; "
                f"{report['already_present']} already there")
+    if report["skipped"]:
+        summary += f"; {report['skipped']} skipped (not copied; each is listed with the reason)"
+    unreadable = sum(r["unreadable_lines"] for r in report["sources"])
+    if unreadable:
+        summary += f"; {unreadable} unreadable line(s) not copied"
+    if report["missing_samples"]:
+        summary += (f"; {report['missing_samples']} of them {'would be' if dry_run else 'were'} copied without "
+                    f"their samples file (missing in the source too)")
     if report["conflicting"]:
         click.echo(f"{summary}; {report['conflicting']} conflicting record(s) not copied (same record_id, different "
                    f"content; {report['into']}'s kept)", err=True)
