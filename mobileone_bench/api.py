@@ -17,6 +17,10 @@ Conventions:
 * Errors are the library's typed errors (:mod:`mobileone_bench.errors`, all :class:`~mobileone_bench.errors.BenchError`);
   nothing calls ``sys.exit`` or prints, except the progress bar when ``progress=True``. In a sweep, a model that
   fails is a row with its status and error, and the others go on.
+* Arguments are checked first, by the rules of :mod:`mobileone_bench._args` (the CLI's ranges): a wrong type or
+  a value out of range (``runs=2.5``, ``runs=True``, ``threads=0``, ``input_size=(64,)``, ``results=None``) is a
+  :class:`~mobileone_bench.errors.UsageError` naming the argument, before anything is built; so is an option a
+  function does not take.
 
 Example (Table 1 for a handful of models, on this CPU)::
 
@@ -35,6 +39,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence, Union
 
+from mobileone_bench import _args
 from mobileone_bench._progress import bar
 
 if TYPE_CHECKING:  # pragma: no cover - names for type hints only; nothing heavy is imported at run time
@@ -80,8 +85,12 @@ def _names(models: str | Iterable[str] | None) -> list[str]:
 
 
 def select(models: str | Iterable[str] | None = None, zoo: str | None = None, *, default_zoo: str | None = None,
-           include_unavailable: bool = True) -> list[Any]:
-    """Resolve model names/wildcards and a zoo into registry specs (errors are one line)."""
+           include_unavailable: bool = True, yes: bool = False) -> list[Any]:
+    """Resolve model names/wildcards and a zoo into registry specs (errors are one line).
+
+    A wildcard or zoo that selects more than :data:`~mobileone_bench._args.SELECTION_LIMIT` models is refused
+    unless ``yes`` (the CLI's ``--yes``): the count is in the message, and nothing has been built.
+    """
     from mobileone_bench import registry
     from mobileone_bench.errors import UsageError
 
@@ -90,6 +99,13 @@ def select(models: str | Iterable[str] | None = None, zoo: str | None = None, *,
         if default_zoo is None:
             raise UsageError("name at least one MODEL (or a wildcard such as 'mobileone*') or a --zoo")
         zoo = default_zoo
+    patterns = [n.strip() for n in names if registry._is_pattern(n)]
+    if (patterns or zoo) and not yes:  # counted from the names alone: 'timm:*' is not resolved model by model
+        selected = {m for p in patterns for m in registry._match(p)}
+        selected |= set(registry.zoo_models(zoo) if zoo else ())
+        selected |= {n.strip() for n in names if n.strip() and not registry._is_pattern(n)}
+        what = " and ".join([*(repr(p) for p in patterns), *([f"zoo {zoo!r}"] if zoo else [])])
+        _args.confirm_selection(len(selected), what, yes)
     return registry.expand(names, zoo=zoo, include_unavailable=include_unavailable)
 
 
@@ -158,6 +174,7 @@ def list_models(pattern: str | None = None, zoo: str | None = None, *, as_frame:
         >>> list(frame["name"])[:2]
         ['mobileone_s0', 'mobileone_s1']
     """
+    _args.check(locals())
     from mobileone_bench import registry
 
     rows = []
@@ -182,6 +199,7 @@ def list_zoos(*, as_frame: bool = True) -> Any:
         >>> "paper-table9" in set(mb.list_zoos()["zoo"])
         True
     """
+    _args.check(locals())
     from mobileone_bench import registry
 
     rows = [{"zoo": k, "models": len(registry.zoo_models(k)), "description": d}
@@ -214,6 +232,7 @@ def create_model(name: str, *, weights: str | None = None, reparameterize: bool 
         >>> model(torch.zeros(1, 3, 64, 64)).shape
         torch.Size([1, 1000])
     """
+    _args.check(locals())
     from mobileone_bench import pipeline
 
     prepared = pipeline.prepare(name, weights=weights, input_size=input_size, reparameterize=reparameterize,
@@ -233,6 +252,7 @@ def reparam(name: str, *, weights: str | None = None, input_size: tuple[int, int
     Raises:
         ReparamMismatchError: The check failed.
     """
+    _args.check(locals())
     from mobileone_bench import pipeline
     from mobileone_bench.complexity import count_params
 
@@ -279,11 +299,12 @@ def _paper_figures(name: str) -> dict[str, Any]:
 
 def profile(models: str | Sequence[str] | None = None, *, zoo: str | None = None,
             input_size: tuple[int, int] | None = None, weights: str | None = None, progress: bool = False,
-            as_frame: bool = True) -> Any:
+            as_frame: bool = True, yes: bool = False) -> Any:
     """Params and FLOPs of the inference-time model (1 FLOP = 1 multiply-add, BatchNorm folded), as
     ``mobileone-bench profile``, with the paper's figures beside them where it has the row.
 
-    A single model that fails raises its error; in a sweep it is a row with ``status == "failed"``.
+    A single model that fails raises its error; in a sweep it is a row with ``status == "failed"``. A wildcard or
+    zoo that selects more than 50 models needs ``yes=True`` (``--yes``).
 
     Returns:
         One row per model: model, input, params_m, flops_m, paper_params_m, paper_flops_m, status, error, and the
@@ -295,10 +316,11 @@ def profile(models: str | Sequence[str] | None = None, *, zoo: str | None = None
         >>> row["status"], bool(row["flops"] > 0)
         ('ok', True)
     """
+    _args.check(locals())
     from mobileone_bench import pipeline
     from mobileone_bench.errors import BenchError
 
-    specs = select(models, zoo)
+    specs = select(models, zoo, yes=yes)
     rows: list[dict[str, Any]] = []
     with bar(progress, len(specs), "profile") as step:
         for spec in specs:
@@ -378,12 +400,13 @@ def export(models: str | Sequence[str] | None = None, *, zoo: str | None = None,
            dynamic_batch: bool = False, opset: int = 18, coreml_type: str = "mlprogram",
            deployment_target: str | None = None, coreml_input: str = "tensor", trt_workspace_mb: int = 1024,
            calibration_images: str | Path | None = None, calibration_samples: int = 16,
-           progress: bool = False, as_frame: bool = True) -> Any:
+           progress: bool = False, as_frame: bool = True, yes: bool = False) -> Any:
     """Export models to ONNX, Core ML, TensorRT and/or ExecuTorch with a parity check and a manifest each, as
     ``mobileone-bench export``; matching artifacts are reused unless ``force``.
 
     ExecuTorch int8 (``formats="executorch", precision="int8"``) calibrates on ``calibration_samples`` random inputs,
-    or on the first ``calibration_samples`` images of the folder ``calibration_images``.
+    or on the first ``calibration_samples`` images of the folder ``calibration_images``. A wildcard or zoo that
+    selects more than 50 models needs ``yes=True`` (``--yes``).
 
     Returns:
         One row per model and format: model, format, precision, status (exported, cached, failed, parity failed,
@@ -394,6 +417,7 @@ def export(models: str | Sequence[str] | None = None, *, zoo: str | None = None,
         >>> mb.export("mobileone_tiny", formats="onnx", out="models", input_size=(64, 64))[["format", "status"]]
         ... # doctest: +SKIP
     """
+    _args.check(locals(), out=_args.ONE_FOLDER)
     from mobileone_bench.export import check_format_available, parse_formats
     from mobileone_bench.export._base import ExportOptions, ensure_writable
 
@@ -411,7 +435,7 @@ def export(models: str | Sequence[str] | None = None, *, zoo: str | None = None,
             from mobileone_bench.export.tensorrt import require_gpu
 
             require_gpu()
-    specs = select(models, zoo)
+    specs = select(models, zoo, yes=yes)
     root = ensure_writable(Path(out))
     with bar(progress, len(specs), "export") as step:
         seen: list[str] = []
@@ -456,6 +480,7 @@ def latency_job(device: str = "cpu", runtime: str | None = None, *, warmup: int 
                               rounds=DEFAULT_ROUNDS if rounds is None else rounds, seed=seed, max_extra_rounds=max_extra_rounds,
                               extra_time_share=extra_time).resolved()
     if check_available and device in ("cpu", "gpu"):
+        _args.warn_threads(threads, device)  # more threads than logical cores: said, and kept in the record
         check_runtime_available(get_runtime(device, runtime))
         if device == "gpu":
             from mobileone_bench.devices.gpu import require_cuda
@@ -500,8 +525,9 @@ def measure(models: str | Sequence[str] | None = None, *, zoo: str | None = None
             results: str | Path = DEFAULT_RESULTS, models_dir: str | Path = DEFAULT_MODELS_DIR, force: bool = False,
             protocol: str | None = None, rounds: int | None = None, seed: int = 0, max_extra_rounds: int | None = None, extra_time: float | None = None, wait_quiet: float | None = None,
             ort_spinning: bool | None = None, progress: bool = False,
-            on_warning: Callable[[str], None] | None = None) -> LatencyOutcome:
+            on_warning: Callable[[str], None] | None = None, yes: bool = False) -> LatencyOutcome:
     """:func:`latency`, returning the records together with which were reused (what the CLI shows)."""
+    _args.check(locals(), results=_args.ONE_FOLDER)
     from mobileone_bench import pipeline
     from mobileone_bench.errors import UsageError
     from mobileone_bench.records import ResultsStore
@@ -523,10 +549,10 @@ def measure(models: str | Sequence[str] | None = None, *, zoo: str | None = None
         before = {r.get("record_id") for r in store.records("latency")}
         if from_reports:
             records = apple_devices.import_reports(list(from_reports), store, job=job,
-                                                   models=select(models, zoo) if (models or zoo) else None,
+                                                   models=select(models, zoo, yes=yes) if (models or zoo) else None,
                                                    force=force, on_warning=warn)
         else:
-            specs = select(models, zoo)
+            specs = select(models, zoo, yes=yes)
             with bar(progress, len(specs) * max(1, len(apple_devices.destinations(destination))), device) as step:
                 records = apple_devices.measure(
                     specs, job, store, destination=destination, sequential=sequential, force=force,
@@ -534,7 +560,7 @@ def measure(models: str | Sequence[str] | None = None, *, zoo: str | None = None
                     on_progress=lambda text, finished: step(text, advance=int(finished)))
         return LatencyOutcome(records, {r["record_id"] for r in records if r.get("record_id") in before}, store, job,
                               apple_devices.phone_summaries(records))
-    specs = select(models, zoo)
+    specs = select(models, zoo, yes=yes)
     _wait_quiet(wait_quiet, progress)
     job = job.for_models(len(specs))
     with _blocks_bar(progress, len(specs), job, "latency") as step:
@@ -555,7 +581,9 @@ def latency(models: str | Sequence[str] | None = None, *, zoo: str | None = None
     ``ort_opt``, ``cuda_graphs``, ``destination`` (iPhone: a name or UDID, a list of them, or ``"all"``),
     ``sequential`` (several iPhones: one after the other), ``compute_units``, ``from_reports``, ``team``,
     ``bundle_id``, ``harness``, ``weights``, ``input_size``, ``reparameterize``, ``wait_quiet``, ``ort_spinning``,
-    ``on_warning``.
+    ``on_warning``, ``yes`` (go ahead when a wildcard or zoo selects more than 50 models). More ``threads`` than
+    this machine's logical cores is a :class:`~mobileone_bench.errors.BenchWarning`; the record keeps ``threads`` and
+    ``env_cores_logical``.
 
     Returns:
         One row per model: the full stored record (model, device, runtime, precision, threads, n, min_ms,
@@ -569,6 +597,7 @@ def latency(models: str | Sequence[str] | None = None, *, zoo: str | None = None
         ...                    results="results")                          # doctest: +SKIP
         >>> frame[["model", "runtime", "n", "median_ms", "cv"]]            # doctest: +SKIP
     """
+    _args.check(locals(), options_of=measure, results=_args.ONE_FOLDER)
     done = measure(models, zoo=zoo, device=device, runtime=runtime, warmup=warmup, runs=runs, threads=threads,
                    precision=precision, report=report, results=results, models_dir=models_dir, force=force,
                    protocol=protocol, rounds=rounds, seed=seed, max_extra_rounds=max_extra_rounds, extra_time=extra_time, progress=progress, **options)
@@ -697,8 +726,9 @@ def run_study(models: str | Sequence[str] | None = None, *, zoo: str | None = No
               rounds: int | None = None, seed: int = 0, max_extra_rounds: int | None = None, extra_time: float | None = None, wait_quiet: float | None = None,
               ort_spinning: bool | None = None, input_size: tuple[int, int] | None = None,
               remeasure_flagged: bool = False, progress: bool = False, cluster: str | None = None,
-              on: str | Sequence[str] = (), retries: int = 0) -> RunOutcome:
+              on: str | Sequence[str] = (), retries: int = 0, yes: bool = False) -> RunOutcome:
     """:func:`run`, returning the pipeline's own structures (what the CLI renders)."""
+    _args.check(locals(), results=_args.ONE_FOLDER)
     from mobileone_bench.records import ResultsStore
 
     if cluster is not None or on or retries:
@@ -707,10 +737,10 @@ def run_study(models: str | Sequence[str] | None = None, *, zoo: str | None = No
                                force=force, protocol=protocol, rounds=rounds, seed=seed, max_extra_rounds=max_extra_rounds, extra_time=extra_time, wait_quiet=wait_quiet,
                                ort_spinning=ort_spinning, input_size=input_size,
                                remeasure_flagged=remeasure_flagged, progress=progress, cluster=cluster, on=on,
-                               retries=retries)
+                               retries=retries, yes=yes)
     job = _run_job(device, runtime, warmup, runs, threads, precision, models_dir, input_size, protocol=protocol,
                    rounds=rounds, seed=seed, max_extra_rounds=max_extra_rounds, extra_time=extra_time, ort_spinning=ort_spinning)
-    specs = select(models, zoo, default_zoo="quick")
+    specs = select(models, zoo, default_zoo="quick", yes=yes)
     store = ResultsStore(results)
     _wait_quiet(wait_quiet, progress)
     notes: list[str] = []
@@ -726,7 +756,7 @@ def _run_on_cluster(models: Any, *, zoo: str | None, device: str, runtime: str |
                     models_dir: str | Path, force: bool, protocol: str | None, rounds: int | None, seed: int, max_extra_rounds: int | None, extra_time: float | None,
                     wait_quiet: float | None, ort_spinning: bool | None, input_size: tuple[int, int] | None,
                     remeasure_flagged: bool, progress: bool, cluster: str | None, on: str | Sequence[str],
-                    retries: int) -> RunOutcome:
+                    retries: int, yes: bool = False) -> RunOutcome:
     """:func:`run_study` on a Ray cluster (:mod:`mobileone_bench.cluster`): every (model, label) measured on a
     node with that label, the records written here as they come back."""
     from dataclasses import replace
@@ -752,7 +782,7 @@ def _run_on_cluster(models: Any, *, zoo: str | None, device: str, runtime: str |
                       input_size=input_size, models_dir=models_dir, protocol=protocol, rounds=rounds, seed=seed, max_extra_rounds=max_extra_rounds, extra_time=extra_time,
                       ort_spinning=ort_spinning, check_available=False)
     job = replace(job, threads=threads if device == "cpu" else None)
-    specs = select(models, zoo, default_zoo="quick")
+    specs = select(models, zoo, default_zoo="quick", yes=yes)
     store = ResultsStore(results)
     notes: list[str] = []
     with cluster_mod.connect(cluster) as executor:
@@ -786,11 +816,12 @@ def run(models: str | Sequence[str] | None = None, *, zoo: str | None = None, de
         rounds: int | None = None, seed: int = 0, max_extra_rounds: int | None = None, extra_time: float | None = None, wait_quiet: float | None = None, ort_spinning: bool | None = None,
         input_size: tuple[int, int] | None = None, remeasure_flagged: bool = False, progress: bool = False,
         as_frame: bool = True, cluster: str | None = None, on: str | Sequence[str] = (),
-        retries: int = 0) -> dict[str, Any]:
+        retries: int = 0, yes: bool = False) -> dict[str, Any]:
     """The main job, as ``mobileone-bench run``: profile, export and measure every model (the ``quick`` zoo when
     none is named), storing each step; then the Table 9 layout and the Spearman correlations.
 
-    A failing model is a row with its error and the rest go on; stored steps are reused unless ``force``.
+    A failing model is a row with its error and the rest go on; stored steps are reused unless ``force``. A wildcard
+    or zoo that selects more than 50 models needs ``yes=True`` (``--yes``).
 
     With ``cluster`` (a Ray address or ``"auto"``; ``pip install 'mobileone-bench[cluster]'``), every model is
     measured on a node of each label in ``on`` (``on="cpu-x86"`` or a list), one measurement per node at a time,
@@ -808,13 +839,14 @@ def run(models: str | Sequence[str] | None = None, *, zoo: str | None = None, de
         >>> out = mb.run(["mobileone_s0", "mobilenetv2-x1.0"], runs=20, results="results")   # doctest: +SKIP
         >>> out["models"][["model", "flops_m", "latency_ms"]]                                 # doctest: +SKIP
     """
+    _args.check(locals(), results=_args.ONE_FOLDER)
     from mobileone_bench.analysis.tables import flat_rows
 
     done = run_study(models, zoo=zoo, device=device, runtime=runtime, warmup=warmup, runs=runs, threads=threads,
                      precision=precision, results=results, models_dir=models_dir, force=force, protocol=protocol,
                      rounds=rounds, seed=seed, max_extra_rounds=max_extra_rounds, extra_time=extra_time, wait_quiet=wait_quiet, ort_spinning=ort_spinning,
                      input_size=input_size, remeasure_flagged=remeasure_flagged, progress=progress,
-                     cluster=cluster, on=on, retries=retries)
+                     cluster=cluster, on=on, retries=retries, yes=yes)
     corr = done.correlation
     table_rows = flat_rows(done.table) if done.table else None
     agreement = (done.table or {}).get("agreement")
@@ -844,6 +876,7 @@ def ablate_study(study: str, *, device: str = "cpu", runtime: str | None = None,
                  formats: str | Sequence[str] = "onnx,coreml", destination: str | None = None,
                  compute_units: str = "all", from_reports: Sequence[str] = (), progress: bool = False) -> Any:
     """:func:`ablate`, returning ``(rows, job, formats)`` (what the CLI renders)."""
+    _args.check(locals(), results=_args.ONE_FOLDER)
     from mobileone_bench.analysis.reference import paper_table
     from mobileone_bench.errors import UsageError
     from mobileone_bench.export import check_format_available, parse_formats
@@ -927,6 +960,7 @@ def ablate(study: str, *, as_frame: bool = True, **options: Any) -> Any:
         One row per variant: variant, model, flops_m, latency_ms, ratio (to ReLU), paper_iphone_ms, paper_ratio,
         export_<format>, status.
     """
+    _args.check(locals(), options_of=ablate_study, results=_args.ONE_FOLDER)
     rows, _, _ = ablate_study(study, **options)
     return _out(rows, as_frame, ("variant", "model", "flops_m", "latency_ms", "ratio", "paper_iphone_ms",
                                  "paper_ratio", "status"))
@@ -950,6 +984,7 @@ def load_results(results: Results = DEFAULT_RESULTS, kind: str | None = "latency
         >>> import mobileone_bench as mb
         >>> mb.load_results("results")[["model", "runtime", "latency_ms", "cv"]]   # doctest: +SKIP
     """
+    _args.check(locals())
     from mobileone_bench.analysis._data import open_store
 
     store = open_store(results)
@@ -969,6 +1004,7 @@ def correlation(results: Results = DEFAULT_RESULTS, *, devices: str | Sequence[s
                 threads: int | None = None, precision: str | None = None, reference: str | None = None,
                 include_contended: bool = False) -> dict[str, Any]:
     """:func:`correlate` as the analysis module's dict (``rows``, ``columns``, ``title``, ``notes``, ``source``)."""
+    _args.check(locals())
     from mobileone_bench import registry
     from mobileone_bench.analysis._data import open_store, parse_devices, parse_list
     from mobileone_bench.analysis.correlate import correlate_records, correlate_reference, parse_against
@@ -1023,6 +1059,7 @@ def correlate(results: Results = DEFAULT_RESULTS, *, as_frame: bool = True, **op
         >>> int(frame["n"].iloc[-1]) > 10
         True
     """
+    _args.check(locals(), options_of=correlation)
     result = correlation(results, **options)
     return _correlation_frame(result) if as_frame else result
 
@@ -1033,6 +1070,7 @@ def build_paper_table(layout: str = "table9", *, models: str | Sequence[str] | N
                       results: Results = DEFAULT_RESULTS, include_contended: bool = False,
                       ci: bool = False) -> dict[str, Any]:
     """:func:`table` as the analysis module's dict (groups, columns, footnotes, agreement)."""
+    _args.check(locals())
     from mobileone_bench import registry
     from mobileone_bench.analysis._data import open_store
     from mobileone_bench.analysis.tables import build_table
@@ -1060,6 +1098,7 @@ def table(layout: str = "table9", *, as_frame: bool = True, **options: Any) -> A
         One row per model (the group, Transformer or Convolutional, in a column); ``attrs`` has ``title``,
         ``footnotes`` and ``agreement``.
     """
+    _args.check(locals(), options_of=build_paper_table)
     from mobileone_bench.analysis.tables import flat_rows
 
     built = build_paper_table(layout, **options)
@@ -1076,6 +1115,7 @@ def plot_panels(figures: str | Sequence[str] | None = None, *, results: Results 
                 out: str | Path | None = None) -> list[dict[str, Any]]:
     """:func:`plot` with what was drawn: one dict per figure (``figure``, ``device``, ``runtime``, ``points``,
     ``reference_points``, ``notes``, ``fig`` the matplotlib Figure, and ``png`` / ``svg`` when ``out`` is given)."""
+    _args.check(locals())
     from mobileone_bench import registry
     from mobileone_bench.analysis._data import open_store, parse_devices, parse_list
     from mobileone_bench.analysis.plots import draw, figure_panels, parse_figures, save
@@ -1122,6 +1162,7 @@ def plot(figures: str | Sequence[str] | None = None, *, out: str | Path | None =
         >>> sorted(figs)
         ['latency-vs-flops_iphone-paper']
     """
+    _args.check(locals(), options_of=plot_panels)
     return {p["name"]: p["fig"] for p in plot_panels(figures, out=out, **options)}
 
 
@@ -1130,6 +1171,7 @@ def roofline_report(results: Results = DEFAULT_RESULTS, *, models: str | Sequenc
                     threads: int | None = None, remeasure: bool = False, peak_gflops: float | None = None,
                     include_contended: bool = False, announce: Callable[[int], None] | None = None) -> dict[str, Any]:
     """:func:`roofline` as the analysis module's dict (``rows``, ``columns``, ``peaks``, ``notes``)."""
+    _args.check(locals())
     from mobileone_bench import registry
     from mobileone_bench.analysis._data import open_store, parse_list
     from mobileone_bench.analysis.roofline import roofline as roofline_rows
@@ -1153,6 +1195,7 @@ def roofline(results: Results = DEFAULT_RESULTS, *, as_frame: bool = True, **opt
     ``include_contended``. ``attrs`` has ``peaks`` and ``notes``. With several ``results`` folders, each machine's
     records use the peak stored for that machine in any of them; a peak measured now is stored in the first.
     """
+    _args.check(locals(), options_of=roofline_report)
     result = roofline_report(results, **options)
     if not as_frame:
         return result
@@ -1188,6 +1231,7 @@ def merge(sources: str | Path | Sequence[str | Path], into: str | Path, *, dry_r
     Raises:
         UsageError: A source that is not a results folder, or a destination that cannot be one.
     """
+    _args.check(locals())
     from mobileone_bench import merging
 
     report = merging.merge(sources, into, dry_run=dry_run)
@@ -1220,6 +1264,7 @@ def export_results(results: Results = DEFAULT_RESULTS, *, format: str = "csv",  
         MissingDependencyError: Parquet without pyarrow (``pip install pyarrow``).
         AnalysisError: Nothing to export.
     """
+    _args.check(locals())
     from mobileone_bench.analysis._data import open_store
     from mobileone_bench.results_export import export_store
 

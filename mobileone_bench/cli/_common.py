@@ -11,6 +11,7 @@ from typing import Any, Callable, Sequence
 
 import click
 
+from mobileone_bench._args import INPUT_SIZE_MAX, INPUT_SIZE_MIN, SELECTION_LIMIT
 from mobileone_bench.errors import UsageError
 
 __all__ = [
@@ -20,6 +21,7 @@ __all__ = [
     "zoo_option",
     "input_size_option",
     "weights_option",
+    "yes_option",
     "emit",
     "render_table",
     "warn",
@@ -78,8 +80,8 @@ def _parse_size(ctx: click.Context, param: click.Parameter, value: tuple[int, ..
     if not value:
         return None
     h, w = value
-    if h < 8 or w < 8 or h > 4096 or w > 4096:
-        raise click.BadParameter(f"{h}x{w} is out of range (8..4096)")
+    if not (INPUT_SIZE_MIN <= h <= INPUT_SIZE_MAX and INPUT_SIZE_MIN <= w <= INPUT_SIZE_MAX):
+        raise click.BadParameter(f"{h}x{w} is out of range ({INPUT_SIZE_MIN}..{INPUT_SIZE_MAX})")
     return (h, w)
 
 
@@ -106,6 +108,14 @@ def weights_option() -> Callable[[Any], Any]:
     return click.option("--weights", type=str, default=None, metavar="FILE", callback=_check_weights,
                         help="Local .pth/.pt/.pth.tar/.safetensors checkpoint (read with weights_only=True, never "
                              "downloaded). Random weights otherwise.")
+
+
+def yes_option() -> Callable[[Any], Any]:
+    """``--yes``: go ahead when a wildcard or zoo selects more models than a screenful (the API's ``yes=True``)."""
+    return click.option("--yes", "-y", "yes", is_flag=True,
+                        help=f"Go ahead when a wildcard or zoo selects more than {SELECTION_LIMIT} models "
+                             f"('timm:*' selects over a thousand); without it such a selection shows the count and "
+                             f"stops before anything is built.")
 
 
 def fmt_num(value: Any, digits: int = 2) -> str:

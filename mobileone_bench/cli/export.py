@@ -12,6 +12,7 @@ from mobileone_bench.cli._common import (
     input_size_option,
     models_argument,
     weights_option,
+    yes_option,
     zoo_option,
 )
 
@@ -48,10 +49,12 @@ __all__ = ["export_cmd", "COMMANDS"]
 @click.option("--calibration-samples", type=click.IntRange(min=1), default=16, show_default=True, metavar="N",
               help="executorch int8: random calibration inputs, or at most N images of --calibration-images.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@yes_option()
 def export_cmd(models: tuple[str, ...], zoo: str | None, formats: str, out: str, precision: str | None,
                weights: str | None, input_size: tuple[int, int] | None, no_reparam: bool, force: bool,
                dynamic_batch: bool, opset: int, coreml_type: str, deployment_target: str | None, coreml_input: str,
-               trt_workspace: int, calibration_images: str | None, calibration_samples: int, as_json: bool) -> None:
+               trt_workspace: int, calibration_images: str | None, calibration_samples: int, as_json: bool,
+               yes: bool) -> None:
     """Export models to ONNX, Core ML, TensorRT and/or ExecuTorch, check each artifact against PyTorch, and write
     a manifest.json beside it. Matching artifacts are reused (cache); --force redoes them.
 
@@ -73,7 +76,7 @@ def export_cmd(models: tuple[str, ...], zoo: str | None, formats: str, out: str,
                       opset=opset, coreml_type=coreml_type, deployment_target=deployment_target,
                       coreml_input=coreml_input, trt_workspace_mb=trt_workspace,
                       calibration_images=calibration_images, calibration_samples=calibration_samples, progress=True,
-                      as_frame=False)
+                      as_frame=False, yes=yes)
     if as_json:
         click.echo(json.dumps(rows, indent=2, default=str))
     else:

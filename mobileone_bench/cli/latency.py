@@ -13,6 +13,7 @@ from mobileone_bench.cli._common import (
     models_argument,
     stdout,
     weights_option,
+    yes_option,
     zoo_option,
 )
 
@@ -169,6 +170,7 @@ def protocol_options(f: Any) -> Any:
 @click.option("--force", is_flag=True, help="Measure again even if an identical measurement is stored.")
 @protocol_options
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table", show_default=True)
+@yes_option()
 def latency_cmd(models: tuple[str, ...], zoo: str | None, device: str, runtime: str | None, warmup: int | None,
                 runs: int | None, threads: int | None, precision: str | None, report: str | None, ort_opt: str,
                 no_cuda_graphs: bool, destinations: tuple[str, ...], sequential: bool, compute_units: str,
@@ -176,7 +178,7 @@ def latency_cmd(models: tuple[str, ...], zoo: str | None, device: str, runtime: 
                 team: str | None, bundle_id: str | None, harness: str | None, weights: str | None,
                 input_size: tuple[int, int] | None, no_reparam: bool, results: str,
                 models_dir: str, force: bool, protocol: str | None, rounds: int, seed: int, max_extra_rounds: int | None, extra_time: float | None,
-                wait_quiet: float | None, ort_spinning: bool, fmt: str) -> None:
+                wait_quiet: float | None, ort_spinning: bool, fmt: str, yes: bool) -> None:
     """Measure latency with the paper's protocol (Section 3.5): load, preallocate the input, warm up, then time
     every run separately with a monotonic clock (CUDA events on GPU). Every measurement is stored in the results
     folder with its raw samples, statistics and environment; identical measurements are skipped unless --force.
@@ -206,7 +208,7 @@ def latency_cmd(models: tuple[str, ...], zoo: str | None, device: str, runtime: 
                        bundle_id=bundle_id, harness=harness, weights=weights, input_size=input_size,
                        reparameterize=not no_reparam, results=results, models_dir=models_dir, force=force,
                        protocol=protocol, rounds=rounds, seed=seed, max_extra_rounds=max_extra_rounds, extra_time=extra_time, wait_quiet=wait_quiet, ort_spinning=ort_spinning,
-                       progress=True, on_warning=warn)
+                       progress=True, on_warning=warn, yes=yes)
     records, skipped, store = done.records, done.reused, done.store
     rows = latency_rows(records, skipped)
     several = len(done.phones) > 1

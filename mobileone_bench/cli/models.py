@@ -11,6 +11,7 @@ from mobileone_bench.cli._common import (
     input_size_option,
     models_argument,
     weights_option,
+    yes_option,
     zoo_option,
 )
 
@@ -50,8 +51,9 @@ def list_cmd(pattern: str | None, zoo: str | None, show_zoos: bool, fmt: str) ->
 @input_size_option()
 @weights_option()
 @format_option(("table", "json", "csv"))
+@yes_option()
 def profile_cmd(models: tuple[str, ...], zoo: str | None, input_size: tuple[int, int] | None, weights: str | None,
-                fmt: str) -> None:
+                fmt: str, yes: bool) -> None:
     """Params and FLOPs of the inference-time (re-parameterized) model, in the paper's convention: one
     multiply-add = one FLOP, BatchNorm folded, at each model's default input size (or --input-size).
 
@@ -62,7 +64,8 @@ def profile_cmd(models: tuple[str, ...], zoo: str | None, input_size: tuple[int,
     """
     from mobileone_bench import api
 
-    rows = api.profile(models, zoo=zoo, input_size=input_size, weights=weights, progress=True, as_frame=False)
+    rows = api.profile(models, zoo=zoo, input_size=input_size, weights=weights, progress=True, as_frame=False,
+                       yes=yes)
     failed = sum(1 for r in rows if r.get("status") == "failed")
     emit(rows, fmt, [("model", "Model"), ("input", "Input"), ("params_m", "Params (M)"), ("flops_m", "FLOPs (M)"),
                      ("activations_m", "Activations (M)"), ("memory_mb_fp32", "Memory fp32 (MB)"),

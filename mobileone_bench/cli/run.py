@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from mobileone_bench.cli._common import emit, input_size_option, models_argument, stdout
+from mobileone_bench.cli._common import emit, input_size_option, models_argument, stdout, yes_option
 from mobileone_bench.cli.latency import protocol_options
 
 __all__ = ["run_cmd", "ablate_cmd", "COMMANDS"]
@@ -52,11 +52,12 @@ def _measurement_options(f: Any) -> Any:
               help="--cluster: the host label to measure on (cpu-x86, gpu-h100...); repeat for several.")
 @click.option("--retries", type=click.IntRange(min=0), default=0, show_default=True,
               help="--cluster: send a measurement whose node died again, up to N times.")
+@yes_option()
 def run_cmd(models: tuple[str, ...], zoo: str | None, device: str, runtime: str | None, warmup: int | None,
             runs: int | None, threads: int | None, precision: str | None, results: str, models_dir: str,
             force: bool, protocol: str | None, rounds: int, seed: int, max_extra_rounds: int | None, extra_time: float | None, wait_quiet: float | None,
             ort_spinning: bool, fmt: str, input_size: tuple[int, int] | None, remeasure_flagged: bool,
-            cluster: str | None, on: tuple[str, ...], retries: int) -> None:
+            cluster: str | None, on: tuple[str, ...], retries: int, yes: bool) -> None:
     """The main job: for every model of a zoo, profile (params, FLOPs), export and measure latency, storing each
     step; then print the Table 9-style table and the Spearman correlations of latency with FLOPs and params.
 
@@ -76,7 +77,7 @@ def run_cmd(models: tuple[str, ...], zoo: str | None, device: str, runtime: str 
                          precision=precision, results=results, models_dir=models_dir, force=force, protocol=protocol,
                          rounds=rounds, seed=seed, max_extra_rounds=max_extra_rounds, extra_time=extra_time, wait_quiet=wait_quiet, ort_spinning=ort_spinning,
                          input_size=input_size, remeasure_flagged=remeasure_flagged, progress=True,
-                         cluster=cluster, on=on, retries=retries)
+                         cluster=cluster, on=on, retries=retries, yes=yes)
     from mobileone_bench._progress import console
 
     rows, job, store = done.rows, done.job, done.store
