@@ -381,6 +381,8 @@ def _begin(spec: ModelSpec, job: LatencyJob, store: Any, *, force: bool, prepare
             step("build + re-parameterize")
             prepared = prepare(spec, weights=job.weights, input_size=job.input_size,
                                reparameterize=job.reparameterize, check=job.reparameterize)
+            if prepared.reparameterized:
+                prepared.train_model = None  # checked; only the inference-time form is exported and timed
         if rt.artifact:
             step(f"export {rt.artifact}")
         export, artifact = _export_for(prepared, job, force)
@@ -534,13 +536,17 @@ def measure_models(specs: list[ModelSpec], job: LatencyJob, store: Any, *, force
         return prepared.pop(spec.name, None) or got
 
     if job.protocol == "blocked":
+        done: list[tuple[dict[str, Any], bool]] = []
         with handling():
-            return [measure_latency(spec, job, store, force=force, prepared=prepared_for(spec),
-                                    on_step=lambda s, n=spec.name: step(n, s), sampler=sampler) for spec in specs]
+            for spec in specs:
+                done.append(measure_latency(spec, job, store, force=force, prepared=prepared_for(spec),
+                                            on_step=lambda s, n=spec.name: step(n, s), sampler=sampler))
+                release_memory()
+        return done
     results: dict[str, tuple[dict[str, Any], bool]] = {}
     pendings: list[_Pending] = []
     with handling():
-        for spec in specs:
+        for spec in _build_order(specs, job, store, force):
             record, skipped, pending = _begin(spec, job, store, force=force, prepared=prepared_for(spec),
                                               step=lambda s, n=spec.name: step(n, s))
             if pending is None:
@@ -548,10 +554,66 @@ def measure_models(specs: list[ModelSpec], job: LatencyJob, store: Any, *, force
                 results[spec.name] = (record, skipped)
             else:
                 pendings.append(pending)
+            release_memory()  # this model's build and export are garbage now: give the heap back before the next
+        position = {spec.name: i for i, spec in enumerate(specs)}
+        pendings.sort(key=lambda p: position[p.spec.name])  # the rounds see the models in the order asked
         if pendings:
             for spec_name, record in _measure_in_rounds(pendings, job, store, step, sampler, began).items():
                 results[spec_name] = (record, False)
     return [results[spec.name] for spec in specs]
+
+
+def _build_order(specs: list[ModelSpec], job: LatencyJob, store: Any, force: bool) -> list[ModelSpec]:
+    """The order in which the models of an interleaved measurement are built, exported and loaded: largest first.
+
+    Only the runtime sessions are kept for the rounds, so memory peaks when a model is built while the sessions of
+    the others are already loaded; building the largest (by parameter count, from a shape-only build on PyTorch's
+    ``meta`` device: no memory, no weights) while few sessions exist keeps that peak low (``run --zoo paper-table9``:
+    RepVGG-B1's build and export take about 1 GB for a moment). The rounds still visit the models in the seeded
+    orders of the list as asked. Models already measured, or that cannot be built, come last (nothing to build).
+    """
+    from mobileone_bench.records import record_key
+
+    stored = set() if force else store.keys("latency")
+    todo = [s for s in specs if s.available and record_key(latency_identity(s, job, _weights_sha(job.weights)))
+            not in stored]
+    if len(todo) < 2:
+        return list(specs)
+    import torch
+
+    from mobileone_bench import registry
+
+    def size(spec: ModelSpec) -> int:
+        try:
+            with torch.device("meta"):
+                model = registry.create_model(spec)
+            return sum(p.numel() for p in model.parameters())
+        except Exception:  # noqa: BLE001 - an estimate only: a model that cannot be built meta keeps its place
+            return 0
+
+    sizes = {s.name: size(s) for s in todo}
+    return sorted(specs, key=lambda s: -sizes.get(s.name, 0))
+
+
+def release_memory() -> None:
+    """Collect garbage and hand freed heap pages back to the OS (glibc's ``malloc_trim``; nothing elsewhere).
+
+    Building, verifying and exporting a large model (RepVGG-B1: about 1 GB of transient tensors) leaves the freed
+    memory in the allocator's free lists, so the sessions kept for the rounds would otherwise sit on top of every
+    earlier model's high-water mark.
+    """
+    import ctypes
+    import ctypes.util
+    import gc
+
+    gc.collect()
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        trim = getattr(libc, "malloc_trim", None)
+        if trim is not None:
+            trim(0)
+    except OSError:  # not glibc (macOS, musl without the symbol): nothing to give back this way
+        pass
 
 
 def _expected_bytes(job: LatencyJob, models: int) -> int:
@@ -791,6 +853,7 @@ def run_models(specs: list[ModelSpec], job: LatencyJob, store: Any, *, force: bo
             step(spec.name, "build + re-parameterize")
             try:
                 prepared = prepare(spec, weights=job.weights, input_size=job.input_size, check=True)
+                prepared.train_model = None  # checked; the profile and the export use the inference-time form
             except Exception:  # noqa: BLE001 - each step below records the failure itself
                 prepared = None
         step(spec.name, "profile")
