@@ -303,8 +303,10 @@ def profile(models: str | Sequence[str] | None = None, *, zoo: str | None = None
     """Params and FLOPs of the inference-time model (1 FLOP = 1 multiply-add, BatchNorm folded), as
     ``mobileone-bench profile``, with the paper's figures beside them where it has the row.
 
-    A single model that fails raises its error; in a sweep it is a row with ``status == "failed"``. A wildcard or
-    zoo that selects more than 50 models needs ``yes=True`` (``--yes``).
+    A model that fails (it cannot be built, does not run at this input size...) is a row with ``status ==
+    "failed"`` and its error, and the others are still profiled, as ``run`` and ``latency`` do (the CLI then exits
+    with status 1); only a bad argument raises. With ``progress``, the bar names each model's phase (build +
+    re-parameterize, count). A wildcard or zoo that selects more than 50 models needs ``yes=True`` (``--yes``).
 
     Returns:
         One row per model: model, input, params_m, flops_m, paper_params_m, paper_flops_m, status, error, and the
@@ -317,29 +319,37 @@ def profile(models: str | Sequence[str] | None = None, *, zoo: str | None = None
         ('ok', True)
     """
     _args.check(locals())
-    from mobileone_bench import pipeline
-    from mobileone_bench.errors import BenchError
-
     specs = select(models, zoo, yes=yes)
     rows: list[dict[str, Any]] = []
     with bar(progress, len(specs), "profile") as step:
         for spec in specs:
             step(spec.name)
-            row: dict[str, Any] = {"model": spec.name, **_paper_figures(spec.name)}
-            if not spec.available:
-                row.update(status="unavailable", error=spec.reason)
-            else:
-                try:
-                    prepared = pipeline.prepare(spec, weights=weights, input_size=input_size, check=False)
-                    row.update(pipeline.profile(prepared), status="ok", error=None)
-                    row["input"] = "x".join(str(d) for d in prepared.input_shape[2:])
-                except BenchError as exc:
-                    if len(specs) == 1:
-                        raise
-                    row.update(status="failed", error=str(exc))
-            rows.append(row)
+            rows.append(_profile_row(spec, weights=weights, input_size=input_size, step=step))
             step(spec.name, advance=1)
     return _out(rows, as_frame, PROFILE_COLUMNS)
+
+
+def _profile_row(spec: Any, *, weights: str | None, input_size: tuple[int, int] | None,
+                 step: Callable[..., None]) -> dict[str, Any]:
+    """One model's profile row: its figures, or its failure as the row's status and error (a bad argument raises)."""
+    from mobileone_bench import pipeline, registry
+    from mobileone_bench.errors import UsageError
+
+    row: dict[str, Any] = {"model": spec.name, **_paper_figures(spec.name)}
+    if not spec.available:
+        row.update(status="unavailable", error=spec.reason)
+        return row
+    try:
+        row["input"] = "x".join(str(d) for d in registry.input_shape(spec, input_size)[2:])
+        step(f"{spec.name}: build + re-parameterize")
+        prepared = pipeline.prepare(spec, weights=weights, input_size=input_size, check=False)
+        step(f"{spec.name}: count params and FLOPs")
+        row.update(pipeline.profile(prepared), status="ok", error=None)
+    except UsageError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - one model's failure is data; the sweep goes on, as in run and latency
+        row.update(status="failed", error=pipeline._failure_message(exc))
+    return row
 
 
 # ------------------------------------------------------------------------------------------------------ export
