@@ -256,6 +256,10 @@ def reparam(name: str, *, weights: str | None = None, input_size: tuple[int, int
     from mobileone_bench import pipeline
     from mobileone_bench.complexity import count_params
 
+    if save:
+        from mobileone_bench.reparam import check_save_path
+
+        check_save_path(save)  # a real write and remove in its folder, before anything is built
     prepared = pipeline.prepare(name, weights=weights, input_size=input_size, check=check, atol=atol, rtol=rtol)
     row: dict[str, Any] = {
         "model": prepared.spec.name,
@@ -270,15 +274,9 @@ def reparam(name: str, *, weights: str | None = None, input_size: tuple[int, int
     else:
         row["check"] = "not run"
     if save:
-        import torch
+        from mobileone_bench.reparam import save_state_dict
 
-        from mobileone_bench.errors import UsageError
-
-        try:
-            Path(save).parent.mkdir(parents=True, exist_ok=True)
-            torch.save(prepared.model.state_dict(), save)
-        except OSError as exc:
-            raise UsageError(f"cannot write {save}: {exc.strerror or exc}") from None
+        save_state_dict(prepared.model, save)  # whole or not at all, with the system's reason
         row["saved"] = str(save)
     return row
 

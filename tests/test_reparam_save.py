@@ -128,3 +128,15 @@ def test_a_read_only_folder_through_the_api_is_a_usage_error(tmp_path):
         with pytest.raises(UsageError, match="cannot write"):
             save_state_dict(nn.Conv2d(3, 4, 3), folder / "fused.pth")
         assert list(folder.iterdir()) == []
+
+
+def test_the_api_checks_the_save_path_before_building(tmp_path, monkeypatch):
+    """mb.reparam(save=...) follows the CLI's rule: a parent that is a file is one UsageError before any build."""
+    import mobileone_bench as mb
+    from mobileone_bench import pipeline
+    from mobileone_bench.errors import UsageError
+
+    (tmp_path / "plain").write_text("a file")
+    monkeypatch.setattr(pipeline, "prepare", lambda *a, **k: pytest.fail("built before the save path was checked"))
+    with pytest.raises(UsageError):
+        mb.reparam("mobileone_tiny", input_size=(32, 32), save=str(tmp_path / "plain" / "fused.pth"))
