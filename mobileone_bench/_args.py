@@ -299,6 +299,7 @@ RULES: dict[str, Rule] = {
     "trt_workspace_mb": Integer(min=1, optional=False),
     "calibration_samples": Integer(min=1, optional=False),
     "extra_time": Real(min=0, finite=False),
+    "memory_budget": Real(min=0, finite=False),
     "wait_quiet": Real(min=0, finite=False),
     "atol": Real(min=0, optional=False),
     "rtol": Real(min=0, optional=False),

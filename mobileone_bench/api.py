@@ -465,7 +465,7 @@ def latency_job(device: str = "cpu", runtime: str | None = None, *, warmup: int 
                 report: str | None = None, ort_opt: str = "all", cuda_graphs: bool = True,
                 compute_units: str = "all", weights: str | None = None, input_size: tuple[int, int] | None = None,
                 reparameterize: bool = True, models_dir: str | Path = DEFAULT_MODELS_DIR,
-                protocol: str | None = None, rounds: int | None = None, seed: int = 0, max_extra_rounds: int | None = None, extra_time: float | None = None,
+                protocol: str | None = None, rounds: int | None = None, seed: int = 0, max_extra_rounds: int | None = None, extra_time: float | None = None, memory_budget: float | None = None,
                 ort_spinning: bool | None = None, check_available: bool = True) -> Any:
     """The :class:`~mobileone_bench.pipeline.LatencyJob` of a measurement, every default filled in and the runtime
     checked (installed, a GPU for ``gpu``) unless ``check_available`` is false (importing iPhone reports)."""
@@ -486,7 +486,8 @@ def latency_job(device: str = "cpu", runtime: str | None = None, *, warmup: int 
                               input_size=input_size, weights=weights, reparameterize=reparameterize,
                               models_dir=str(models_dir), protocol=protocol,
                               rounds=DEFAULT_ROUNDS if rounds is None else rounds, seed=seed, max_extra_rounds=max_extra_rounds,
-                              extra_time_share=extra_time).resolved()
+                              extra_time_share=extra_time,
+                              memory_budget_gb=memory_budget).resolved()
     if check_available and device in ("cpu", "gpu"):
         _args.warn_threads(threads, device)  # more threads than logical cores: said, and kept in the record
         check_runtime_available(get_runtime(device, runtime))
@@ -531,7 +532,7 @@ def measure(models: str | Sequence[str] | None = None, *, zoo: str | None = None
             bundle_id: str | None = None, harness: str | None = None, weights: str | None = None,
             input_size: tuple[int, int] | None = None, reparameterize: bool = True,
             results: str | Path = DEFAULT_RESULTS, models_dir: str | Path = DEFAULT_MODELS_DIR, force: bool = False,
-            protocol: str | None = None, rounds: int | None = None, seed: int = 0, max_extra_rounds: int | None = None, extra_time: float | None = None, wait_quiet: float | None = None,
+            protocol: str | None = None, rounds: int | None = None, seed: int = 0, max_extra_rounds: int | None = None, extra_time: float | None = None, memory_budget: float | None = None, wait_quiet: float | None = None,
             ort_spinning: bool | None = None, progress: bool = False,
             on_warning: Callable[[str], None] | None = None, yes: bool = False) -> LatencyOutcome:
     """:func:`latency`, returning the records together with which were reused (what the CLI shows)."""
@@ -548,7 +549,7 @@ def measure(models: str | Sequence[str] | None = None, *, zoo: str | None = None
     job = latency_job(device, runtime, warmup=warmup, runs=runs, threads=threads, precision=precision,
                       report=report, ort_opt=ort_opt, cuda_graphs=cuda_graphs, compute_units=compute_units,
                       weights=weights, input_size=input_size, reparameterize=reparameterize, models_dir=models_dir,
-                      protocol=protocol, rounds=rounds, seed=seed, max_extra_rounds=max_extra_rounds, extra_time=extra_time, ort_spinning=ort_spinning)
+                      protocol=protocol, rounds=rounds, seed=seed, max_extra_rounds=max_extra_rounds, extra_time=extra_time, memory_budget=memory_budget, ort_spinning=ort_spinning)
     store = ResultsStore(results)
     warn = _warner(on_warning)
     if apple:
@@ -580,7 +581,7 @@ def latency(models: str | Sequence[str] | None = None, *, zoo: str | None = None
             runtime: str | None = None, warmup: int | None = None, runs: int | None = None,
             threads: int | None = None, precision: str | None = None, report: str | None = None,
             results: str | Path = DEFAULT_RESULTS, models_dir: str | Path = DEFAULT_MODELS_DIR, force: bool = False,
-            protocol: str | None = None, rounds: int | None = None, seed: int = 0, max_extra_rounds: int | None = None, extra_time: float | None = None, progress: bool = False,
+            protocol: str | None = None, rounds: int | None = None, seed: int = 0, max_extra_rounds: int | None = None, extra_time: float | None = None, memory_budget: float | None = None, progress: bool = False,
             as_frame: bool = True, **options: Any) -> Any:
     """Measure latency with the paper's protocol and store every record, as ``mobileone-bench latency``.
 
@@ -608,7 +609,7 @@ def latency(models: str | Sequence[str] | None = None, *, zoo: str | None = None
     _args.check(locals(), options_of=measure, results=_args.ONE_FOLDER)
     done = measure(models, zoo=zoo, device=device, runtime=runtime, warmup=warmup, runs=runs, threads=threads,
                    precision=precision, report=report, results=results, models_dir=models_dir, force=force,
-                   protocol=protocol, rounds=rounds, seed=seed, max_extra_rounds=max_extra_rounds, extra_time=extra_time, progress=progress, **options)
+                   protocol=protocol, rounds=rounds, seed=seed, max_extra_rounds=max_extra_rounds, extra_time=extra_time, memory_budget=memory_budget, progress=progress, **options)
     return _out(done.records, as_frame, ("model", "device", "runtime", "latency_ms", "status"),
                 reused=sorted(done.reused), results=str(done.store.records_path), phones=done.phones)
 
@@ -663,7 +664,7 @@ def _summary_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def _run_job(device: str, runtime: str | None, warmup: int | None, runs: int | None, threads: int | None,
              precision: str | None, models_dir: str | Path, input_size: tuple[int, int] | None = None,
              compute_units: str | None = None, *, protocol: str | None = None, rounds: int | None = None,
-             seed: int = 0, max_extra_rounds: int | None = None, extra_time: float | None = None, ort_spinning: bool | None = None, what: str = "run") -> Any:
+             seed: int = 0, max_extra_rounds: int | None = None, extra_time: float | None = None, memory_budget: float | None = None, ort_spinning: bool | None = None, what: str = "run") -> Any:
     from mobileone_bench.errors import UsageError
 
     if device in ("iphone", "mac"):
@@ -674,7 +675,7 @@ def _run_job(device: str, runtime: str | None, warmup: int | None, runs: int | N
                            compute_units=compute_units, input_size=input_size, models_dir=models_dir,
                            check_available=False)
     return latency_job(device, runtime, warmup=warmup, runs=runs, threads=threads, precision=precision,
-                       input_size=input_size, models_dir=models_dir, protocol=protocol, rounds=rounds, seed=seed, max_extra_rounds=max_extra_rounds, extra_time=extra_time,
+                       input_size=input_size, models_dir=models_dir, protocol=protocol, rounds=rounds, seed=seed, max_extra_rounds=max_extra_rounds, extra_time=extra_time, memory_budget=memory_budget,
                        ort_spinning=ort_spinning)
 
 
@@ -731,7 +732,7 @@ def run_study(models: str | Sequence[str] | None = None, *, zoo: str | None = No
               runtime: str | None = None, warmup: int | None = None, runs: int | None = None,
               threads: int | None = None, precision: str | None = None, results: str | Path = DEFAULT_RESULTS,
               models_dir: str | Path = DEFAULT_MODELS_DIR, force: bool = False, protocol: str | None = None,
-              rounds: int | None = None, seed: int = 0, max_extra_rounds: int | None = None, extra_time: float | None = None, wait_quiet: float | None = None,
+              rounds: int | None = None, seed: int = 0, max_extra_rounds: int | None = None, extra_time: float | None = None, memory_budget: float | None = None, wait_quiet: float | None = None,
               ort_spinning: bool | None = None, input_size: tuple[int, int] | None = None,
               remeasure_flagged: bool = False, progress: bool = False, cluster: str | None = None,
               on: str | Sequence[str] = (), retries: int = 0, yes: bool = False) -> RunOutcome:
@@ -742,12 +743,12 @@ def run_study(models: str | Sequence[str] | None = None, *, zoo: str | None = No
     if cluster is not None or on or retries:
         return _run_on_cluster(models, zoo=zoo, device=device, runtime=runtime, warmup=warmup, runs=runs,
                                threads=threads, precision=precision, results=results, models_dir=models_dir,
-                               force=force, protocol=protocol, rounds=rounds, seed=seed, max_extra_rounds=max_extra_rounds, extra_time=extra_time, wait_quiet=wait_quiet,
+                               force=force, protocol=protocol, rounds=rounds, seed=seed, max_extra_rounds=max_extra_rounds, extra_time=extra_time, memory_budget=memory_budget, wait_quiet=wait_quiet,
                                ort_spinning=ort_spinning, input_size=input_size,
                                remeasure_flagged=remeasure_flagged, progress=progress, cluster=cluster, on=on,
                                retries=retries, yes=yes)
     job = _run_job(device, runtime, warmup, runs, threads, precision, models_dir, input_size, protocol=protocol,
-                   rounds=rounds, seed=seed, max_extra_rounds=max_extra_rounds, extra_time=extra_time, ort_spinning=ort_spinning)
+                   rounds=rounds, seed=seed, max_extra_rounds=max_extra_rounds, extra_time=extra_time, memory_budget=memory_budget, ort_spinning=ort_spinning)
     specs = select(models, zoo, default_zoo="quick", yes=yes)
     store = ResultsStore(results)
     _wait_quiet(wait_quiet, progress)
@@ -761,7 +762,7 @@ def run_study(models: str | Sequence[str] | None = None, *, zoo: str | None = No
 
 def _run_on_cluster(models: Any, *, zoo: str | None, device: str, runtime: str | None, warmup: int | None,
                     runs: int | None, threads: int | None, precision: str | None, results: str | Path,
-                    models_dir: str | Path, force: bool, protocol: str | None, rounds: int | None, seed: int, max_extra_rounds: int | None, extra_time: float | None,
+                    models_dir: str | Path, force: bool, protocol: str | None, rounds: int | None, seed: int, max_extra_rounds: int | None, extra_time: float | None, memory_budget: float | None,
                     wait_quiet: float | None, ort_spinning: bool | None, input_size: tuple[int, int] | None,
                     remeasure_flagged: bool, progress: bool, cluster: str | None, on: str | Sequence[str],
                     retries: int, yes: bool = False) -> RunOutcome:
@@ -787,7 +788,7 @@ def _run_on_cluster(models: Any, *, zoo: str | None, device: str, runtime: str |
         raise UsageError("--wait-quiet applies to a run on this machine, not to --cluster")
     # the runtime need not be installed here, only on the nodes; threads stay the user's (None: each node's cores)
     job = latency_job(device, runtime, warmup=warmup, runs=runs, threads=threads, precision=precision,
-                      input_size=input_size, models_dir=models_dir, protocol=protocol, rounds=rounds, seed=seed, max_extra_rounds=max_extra_rounds, extra_time=extra_time,
+                      input_size=input_size, models_dir=models_dir, protocol=protocol, rounds=rounds, seed=seed, max_extra_rounds=max_extra_rounds, extra_time=extra_time, memory_budget=memory_budget,
                       ort_spinning=ort_spinning, check_available=False)
     job = replace(job, threads=threads if device == "cpu" else None)
     specs = select(models, zoo, default_zoo="quick", yes=yes)
@@ -821,7 +822,7 @@ def run(models: str | Sequence[str] | None = None, *, zoo: str | None = None, de
         runtime: str | None = None, warmup: int | None = None, runs: int | None = None, threads: int | None = None,
         precision: str | None = None, results: str | Path = DEFAULT_RESULTS,
         models_dir: str | Path = DEFAULT_MODELS_DIR, force: bool = False, protocol: str | None = None,
-        rounds: int | None = None, seed: int = 0, max_extra_rounds: int | None = None, extra_time: float | None = None, wait_quiet: float | None = None, ort_spinning: bool | None = None,
+        rounds: int | None = None, seed: int = 0, max_extra_rounds: int | None = None, extra_time: float | None = None, memory_budget: float | None = None, wait_quiet: float | None = None, ort_spinning: bool | None = None,
         input_size: tuple[int, int] | None = None, remeasure_flagged: bool = False, progress: bool = False,
         as_frame: bool = True, cluster: str | None = None, on: str | Sequence[str] = (),
         retries: int = 0, yes: bool = False) -> dict[str, Any]:
@@ -852,7 +853,7 @@ def run(models: str | Sequence[str] | None = None, *, zoo: str | None = None, de
 
     done = run_study(models, zoo=zoo, device=device, runtime=runtime, warmup=warmup, runs=runs, threads=threads,
                      precision=precision, results=results, models_dir=models_dir, force=force, protocol=protocol,
-                     rounds=rounds, seed=seed, max_extra_rounds=max_extra_rounds, extra_time=extra_time, wait_quiet=wait_quiet, ort_spinning=ort_spinning,
+                     rounds=rounds, seed=seed, max_extra_rounds=max_extra_rounds, extra_time=extra_time, memory_budget=memory_budget, wait_quiet=wait_quiet, ort_spinning=ort_spinning,
                      input_size=input_size, remeasure_flagged=remeasure_flagged, progress=progress,
                      cluster=cluster, on=on, retries=retries, yes=yes)
     corr = done.correlation
@@ -879,7 +880,7 @@ def run(models: str | Sequence[str] | None = None, *, zoo: str | None = None, de
 def ablate_study(study: str, *, device: str = "cpu", runtime: str | None = None, warmup: int | None = None,
                  runs: int | None = None, threads: int | None = None, precision: str | None = None,
                  results: str | Path = DEFAULT_RESULTS, models_dir: str | Path = DEFAULT_MODELS_DIR,
-                 force: bool = False, protocol: str | None = None, rounds: int | None = None, seed: int = 0, max_extra_rounds: int | None = None, extra_time: float | None = None,
+                 force: bool = False, protocol: str | None = None, rounds: int | None = None, seed: int = 0, max_extra_rounds: int | None = None, extra_time: float | None = None, memory_budget: float | None = None,
                  wait_quiet: float | None = None, ort_spinning: bool | None = None,
                  formats: str | Sequence[str] = "onnx,coreml", destination: str | None = None,
                  compute_units: str = "all", from_reports: Sequence[str] = (), progress: bool = False) -> Any:
@@ -897,7 +898,7 @@ def ablate_study(study: str, *, device: str = "cpu", runtime: str | None = None,
     if (from_reports or destination) and not apple:
         raise UsageError("--from-report and --destination apply to --device iphone or mac")
     job = _run_job(device, runtime, warmup, runs, threads, precision, models_dir,
-                   compute_units=compute_units if apple else None, protocol=protocol, rounds=rounds, seed=seed, max_extra_rounds=max_extra_rounds, extra_time=extra_time,
+                   compute_units=compute_units if apple else None, protocol=protocol, rounds=rounds, seed=seed, max_extra_rounds=max_extra_rounds, extra_time=extra_time, memory_budget=memory_budget,
                    ort_spinning=ort_spinning, what="ablate")
     specs = select((), "ablation-activations" if study == "activations" else "ablation-blocks")
     fmts = parse_formats(formats)

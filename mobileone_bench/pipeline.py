@@ -173,6 +173,8 @@ class LatencyJob:
             not what is measured.
         extra_time_share: Interleaved: the time all replacement rounds may take, as a share of the planned rounds'
             time (``None``: :data:`~mobileone_bench.devices._rounds.DEFAULT_EXTRA_TIME_SHARE`).
+        memory_budget_gb: Interleaved: memory the loaded sessions of one group may add (``None``:
+            :data:`DEFAULT_MEMORY_BUDGET_GB`; 0: one group whatever the memory). Not part of the identity.
     """
 
     device: str = "cpu"
@@ -192,6 +194,7 @@ class LatencyJob:
     seed: int = 0
     max_extra_rounds: int | None = None
     extra_time_share: float | None = None
+    memory_budget_gb: float | None = None
 
     def resolved(self) -> "LatencyJob":
         """The job with every default filled in, after checking the combination makes sense."""
@@ -545,6 +548,20 @@ def measure_models(specs: list[ModelSpec], job: LatencyJob, store: Any, *, force
         return done
     results: dict[str, tuple[dict[str, Any], bool]] = {}
     pendings: list[_Pending] = []
+    position = {spec.name: i for i, spec in enumerate(specs)}
+    budget = DEFAULT_MEMORY_BUDGET_GB if job.memory_budget_gb is None else float(job.memory_budget_gb)
+    start_rss = resident_gb()
+    groups = 0
+
+    def measure_group() -> None:
+        nonlocal pendings, groups
+        pendings.sort(key=lambda p: position[p.spec.name])  # the rounds see the models in the order asked
+        groups += 1
+        for name, record in _measure_in_rounds(pendings, job, store, step, sampler, began, groups).items():
+            results[name] = (record, False)
+        pendings = []  # their sessions are closed: the memory goes back before the next group is loaded
+        release_memory()
+
     with handling():
         for spec in _build_order(specs, job, store, force):
             record, skipped, pending = _begin(spec, job, store, force=force, prepared=prepared_for(spec),
@@ -555,12 +572,31 @@ def measure_models(specs: list[ModelSpec], job: LatencyJob, store: Any, *, force
             else:
                 pendings.append(pending)
             release_memory()  # this model's build and export are garbage now: give the heap back before the next
-        position = {spec.name: i for i, spec in enumerate(specs)}
-        pendings.sort(key=lambda p: position[p.spec.name])  # the rounds see the models in the order asked
+            now = resident_gb()
+            if budget > 0 and len(pendings) >= 2 and start_rss is not None and now is not None and \
+                    now - start_rss > budget:
+                measure_group()  # the loaded sessions reached the budget: time them now, then load the rest
         if pendings:
-            for spec_name, record in _measure_in_rounds(pendings, job, store, step, sampler, began).items():
-                results[spec_name] = (record, False)
+            measure_group()
     return [results[spec.name] for spec in specs]
+
+
+#: Memory the runtime sessions of one interleaved group may add to the process (GB): past it, the models loaded so
+#: far are timed together and released before the next are loaded (``run --zoo paper-table9``: two groups on the
+#: 2-core development VM, peak 2.3 GB instead of 2.8; the quick zoo stays one group). 0: no limit.
+DEFAULT_MEMORY_BUDGET_GB = 0.8
+
+
+def resident_gb() -> float | None:
+    """This process's resident memory now (GB), from ``/proc/self/status`` (``None`` where it cannot be read)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024 ** 2
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
 
 
 def _build_order(specs: list[ModelSpec], job: LatencyJob, store: Any, force: bool) -> list[ModelSpec]:
@@ -675,7 +711,7 @@ def _resume_from_journal(pendings: list[_Pending], plan: Any, store: Any) -> dic
     return resume
 
 
-def _rounds_fields(plan: Any, res: Any, job: LatencyJob, models_in_rounds: int) -> dict[str, Any]:
+def _rounds_fields(plan: Any, res: Any, job: LatencyJob, models_in_rounds: int, group: int = 1) -> dict[str, Any]:
     """The interleaved record's fields: per-round values, which rounds count, the contention of those, replacements."""
     from mobileone_bench.stats import rounds_ci, summarize
 
@@ -697,12 +733,13 @@ def _rounds_fields(plan: Any, res: Any, job: LatencyJob, models_in_rounds: int) 
             "extra_rounds": res.extra_rounds, "replacement_budget_exhausted": res.budget_exhausted,
             "rounds_resumed": res.resumed_blocks,
             "round_cv": round(spread, 5) if spread is not None else None, "models_in_rounds": models_in_rounds,
+            "round_group": group,
             **rounds_ci(values),
             **contention, "round_contended": json.dumps(contention["round_contended"])}
 
 
 def _measure_in_rounds(pendings: list[_Pending], job: LatencyJob, store: Any, step: Callable[[str, str], None],
-                       sampler: Any, began: float) -> dict[str, dict[str, Any]]:
+                       sampler: Any, began: float, group: int = 1) -> dict[str, dict[str, Any]]:
     """Time the prepared models in interleaved rounds, journaling every finished round, and store one record each.
 
     Statistics come from the rounds that count (a contended round that was replaced does not); every round is kept
@@ -749,7 +786,7 @@ def _measure_in_rounds(pendings: list[_Pending], job: LatencyJob, store: Any, st
                 res = partial.get(p.spec.name)
                 done = sum(1 for u in res.used_flags() if u) if res else 0
                 _finish(p, store, job, res.used_samples() if res else None,
-                        extra=_rounds_fields(plan, res, job, len(entries)) if res else None,
+                        extra=_rounds_fields(plan, res, job, len(entries), group) if res else None,
                         error=f"interrupted after {done} of {plan.rounds} rounds (the finished rounds are "
                               f"journaled: the same command goes on from there)", status="interrupted",
                         all_samples=res.samples if res else None)
@@ -760,7 +797,7 @@ def _measure_in_rounds(pendings: list[_Pending], job: LatencyJob, store: Any, st
             res = measured[p.spec.name]
             try:
                 out[p.spec.name] = _finish(p, store, job, res.used_samples(),
-                                           extra=_rounds_fields(plan, res, job, len(entries)), error=res.error,
+                                           extra=_rounds_fields(plan, res, job, len(entries), group), error=res.error,
                                            all_samples=res.samples)
             except RecordsError as exc:  # the others are still stored (or saved for recovery), then this is raised
                 failures.append(f"{p.spec.name}: {exc}")

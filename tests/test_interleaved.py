@@ -293,3 +293,18 @@ def test_run_remeasure_flagged_appends_new_records(runner, cli, tmp_path, monkey
     assert len(store.records("latency")) == 6
     nothing = runner.invoke(cli, [*args, "--remeasure-flagged"])
     assert "no latency record is flagged" in nothing.stderr and len(store.records("latency")) == 6
+
+
+def test_sessions_past_the_memory_budget_are_timed_as_a_group_and_released(tmp_path, specs):
+    """With a budget every loaded session exceeds, the models are timed two at a time (never alone while two are
+    loaded): every model still gets its interleaved record, and each says its group and the models in it."""
+    store = ResultsStore(tmp_path / "results")
+    results = pipeline.measure_models(specs, _job(tmp_path, memory_budget_gb=1e-9), store, sampler=ScriptedSampler())
+    recs = [rec for rec, _ in results]
+    assert [r["status"] for r in recs] == ["ok"] * 3
+    assert sorted(r["round_group"] for r in recs) == [1, 1, 2]
+    assert sorted(r["models_in_rounds"] for r in recs) == [1, 2, 2]
+    assert all(r["protocol"] == "interleaved" and r["n"] == 6 for r in recs)
+    one = pipeline.measure_models(specs, _job(tmp_path, memory_budget_gb=0), ResultsStore(tmp_path / "r2"),
+                                  sampler=ScriptedSampler())
+    assert {r["round_group"] for r, _ in one} == {1} and {r["models_in_rounds"] for r, _ in one} == {3}

@@ -100,6 +100,7 @@ def protocol_options(f: Any) -> Any:
     ``--ort-spinning``: shared by latency, run and ablate."""
     from mobileone_bench.devices import ORT_SPINNING_DEFAULT
     from mobileone_bench.devices._rounds import DEFAULT_EXTRA_TIME_SHARE, DEFAULT_ROUNDS
+    from mobileone_bench.pipeline import DEFAULT_MEMORY_BUDGET_GB
 
     options = [
         click.option("--protocol", type=click.Choice(["interleaved", "blocked"]), default=None,
@@ -113,6 +114,10 @@ def protocol_options(f: Any) -> Any:
         click.option("--max-extra-rounds", type=click.IntRange(min=0), default=None, metavar="N",
                      help="Interleaved: a round read as contended does not count and the model gets a replacement "
                           "round, up to N per model (default: as many as --rounds; 0: only flag)."),
+        click.option("--memory-budget", type=click.FloatRange(min=0), default=None, metavar="GB",
+                     help="Interleaved: memory the loaded runtime sessions may add before the models loaded so far "
+                          "are timed as a group and released (default "
+                          f"{DEFAULT_MEMORY_BUDGET_GB:g} GB; 0: all models in one group)."),
         click.option("--extra-time", type=click.FloatRange(min=0), default=None, metavar="SHARE",
                      help="Interleaved: replacement rounds may take this share of the planned rounds' time "
                           f"(default {DEFAULT_EXTRA_TIME_SHARE:g}: the timed part takes at most "
@@ -177,7 +182,7 @@ def latency_cmd(models: tuple[str, ...], zoo: str | None, device: str, runtime: 
                 reports: tuple[str, ...],
                 team: str | None, bundle_id: str | None, harness: str | None, weights: str | None,
                 input_size: tuple[int, int] | None, no_reparam: bool, results: str,
-                models_dir: str, force: bool, protocol: str | None, rounds: int, seed: int, max_extra_rounds: int | None, extra_time: float | None,
+                models_dir: str, force: bool, protocol: str | None, rounds: int, seed: int, max_extra_rounds: int | None, extra_time: float | None, memory_budget: float | None,
                 wait_quiet: float | None, ort_spinning: bool, fmt: str, yes: bool) -> None:
     """Measure latency with the paper's protocol (Section 3.5): load, preallocate the input, warm up, then time
     every run separately with a monotonic clock (CUDA events on GPU). Every measurement is stored in the results
@@ -207,7 +212,7 @@ def latency_cmd(models: tuple[str, ...], zoo: str | None, device: str, runtime: 
                        from_reports=reports, team=team,
                        bundle_id=bundle_id, harness=harness, weights=weights, input_size=input_size,
                        reparameterize=not no_reparam, results=results, models_dir=models_dir, force=force,
-                       protocol=protocol, rounds=rounds, seed=seed, max_extra_rounds=max_extra_rounds, extra_time=extra_time, wait_quiet=wait_quiet, ort_spinning=ort_spinning,
+                       protocol=protocol, rounds=rounds, seed=seed, max_extra_rounds=max_extra_rounds, extra_time=extra_time, memory_budget=memory_budget, wait_quiet=wait_quiet, ort_spinning=ort_spinning,
                        progress=True, on_warning=warn, yes=yes)
     records, skipped, store = done.records, done.reused, done.store
     rows = latency_rows(records, skipped)

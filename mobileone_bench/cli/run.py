@@ -55,7 +55,7 @@ def _measurement_options(f: Any) -> Any:
 @yes_option()
 def run_cmd(models: tuple[str, ...], zoo: str | None, device: str, runtime: str | None, warmup: int | None,
             runs: int | None, threads: int | None, precision: str | None, results: str, models_dir: str,
-            force: bool, protocol: str | None, rounds: int, seed: int, max_extra_rounds: int | None, extra_time: float | None, wait_quiet: float | None,
+            force: bool, protocol: str | None, rounds: int, seed: int, max_extra_rounds: int | None, extra_time: float | None, memory_budget: float | None, wait_quiet: float | None,
             ort_spinning: bool, fmt: str, input_size: tuple[int, int] | None, remeasure_flagged: bool,
             cluster: str | None, on: tuple[str, ...], retries: int, yes: bool) -> None:
     """The main job: for every model of a zoo, profile (params, FLOPs), export and measure latency, storing each
@@ -75,7 +75,7 @@ def run_cmd(models: tuple[str, ...], zoo: str | None, device: str, runtime: str 
 
     done = api.run_study(models, zoo=zoo, device=device, runtime=runtime, warmup=warmup, runs=runs, threads=threads,
                          precision=precision, results=results, models_dir=models_dir, force=force, protocol=protocol,
-                         rounds=rounds, seed=seed, max_extra_rounds=max_extra_rounds, extra_time=extra_time, wait_quiet=wait_quiet, ort_spinning=ort_spinning,
+                         rounds=rounds, seed=seed, max_extra_rounds=max_extra_rounds, extra_time=extra_time, memory_budget=memory_budget, wait_quiet=wait_quiet, ort_spinning=ort_spinning,
                          input_size=input_size, remeasure_flagged=remeasure_flagged, progress=True,
                          cluster=cluster, on=on, retries=retries, yes=yes)
     from mobileone_bench._progress import console
@@ -150,7 +150,7 @@ def _report(done: Any, *, as_json: bool) -> Any:
               metavar="FILE", help="iphone/mac: import the harness report of the variants instead of measuring.")
 def ablate_cmd(study: str, device: str, runtime: str | None, warmup: int | None, runs: int | None,
                threads: int | None, precision: str | None, results: str, models_dir: str, force: bool,
-               protocol: str | None, rounds: int, seed: int, max_extra_rounds: int | None, extra_time: float | None, wait_quiet: float | None, ort_spinning: bool, fmt: str,
+               protocol: str | None, rounds: int, seed: int, max_extra_rounds: int | None, extra_time: float | None, memory_budget: float | None, wait_quiet: float | None, ort_spinning: bool, fmt: str,
                formats: str, destination: str | None, compute_units: str, reports: tuple[str, ...]) -> None:
     """The Section 3.2 bottleneck studies: the 30-layer network with different activations (Table 2) or blocks
     (Table 3), exported and measured through the normal pipeline, with the latency ratio to the ReLU baseline
@@ -169,7 +169,7 @@ def ablate_cmd(study: str, device: str, runtime: str | None, warmup: int | None,
 
     out_rows, job, fmts = api.ablate_study(
         study, device=device, runtime=runtime, warmup=warmup, runs=runs, threads=threads, precision=precision,
-        results=results, models_dir=models_dir, force=force, protocol=protocol, rounds=rounds, seed=seed, max_extra_rounds=max_extra_rounds, extra_time=extra_time,
+        results=results, models_dir=models_dir, force=force, protocol=protocol, rounds=rounds, seed=seed, max_extra_rounds=max_extra_rounds, extra_time=extra_time, memory_budget=memory_budget,
         wait_quiet=wait_quiet, ort_spinning=ort_spinning, formats=formats, destination=destination,
         compute_units=compute_units, from_reports=reports, progress=True)
     if fmt == "json":
