@@ -135,8 +135,11 @@ class _Clock:
         self.idle += max(0.0, seconds * self.cpus - own_cpu - other_cpu - steal)
 
     def sampler(self):
+        # no run-queue or pressure readings: these tests are about the tick signals (tests/test_contention_signal.py
+        # covers the others), and this machine's real ones would mix with the fake clocks
         return ContentionSampler(machine=self.machine, own=lambda: self.own, wall=lambda: self.wall,
-                                 logical_cpus=self.cpus, frequency=lambda: 2400.0, load=lambda: 0.5)
+                                 logical_cpus=self.cpus, frequency=lambda: 2400.0, load=lambda: 0.5,
+                                 threads=lambda: None, pressure=lambda: None)
 
 
 def test_a_quiet_block_is_not_contended():
@@ -247,15 +250,23 @@ class _Contended:
         return {"contended": (self.calls - 1) in self.busy}
 
 
-class _TickingClock:
-    """A clock that advances ``step`` seconds at every read: each block then 'takes' ``step`` seconds."""
+class _FakeTime:
+    """A clock that only moves when a block runs (``seconds`` per block) or a quiet probe waits (``probe_s``)."""
 
-    def __init__(self, step=1.0):
-        self.now, self.step = 0.0, step
+    def __init__(self, seconds=1.0):
+        self.now, self.seconds = 0.0, seconds
 
     def __call__(self):
-        self.now += self.step / 2
         return self.now
+
+    def block(self, name, log):
+        fake = _Fake(name, log)
+
+        def run(warmup, runs):
+            self.now += self.seconds
+            return fake(warmup, runs)
+
+        return run
 
 
 def test_a_contended_block_is_replaced_after_the_planned_ones():
@@ -264,7 +275,7 @@ def test_a_contended_block_is_replaced_after_the_planned_ones():
     first = plan.order(0, 2)[0]  # the block read first is contended
     names = ["a", "b"]
     results = run_rounds([Entry(n, _Fake(n, log)) for n in names], plan, sampler=_Contended({0}),
-                         clock=_TickingClock())
+                         clock=_FakeTime())
     hit = results[names[first]]
     other = results[names[1 - first]]
     assert hit.block_sizes == [2, 2, 2, 2] and hit.used == [False, True, True, True]
@@ -275,22 +286,54 @@ def test_a_contended_block_is_replaced_after_the_planned_ones():
 
 
 def test_replacements_stop_at_max_extra_rounds_and_the_last_contended_block_counts():
+    t = _FakeTime()
     plan = plan_rounds(4, 0, 2, max_extra_rounds=2, extra_time_share=10)
-    results = run_rounds([Entry("a", _Fake("a", []))], plan, sampler=_Contended(range(100)), clock=_TickingClock())
-    res = results["a"]
+    res = run_rounds([Entry("a", t.block("a", []))], plan, sampler=_Contended(range(100)), clock=t)["a"]
     assert res.extra_rounds == 2 and res.budget_exhausted
     assert res.used == [False, False, True, True]  # two replaced; the replacements, contended too, count
     assert len(res.used_samples()) == 4
 
 
 def test_replacements_stop_when_their_time_budget_is_spent():
-    # every block 'takes' 1 s; 2 planned blocks -> 2 s; a share of 0.5 leaves room for one 1 s replacement
+    # the measurement began 2 s before the rounds; 2 planned blocks of 1 s -> 4 s; a share of 0.5 -> 2 s: two
+    # replacement blocks of 1 s fit, a third does not
+    t = _FakeTime()
+    t.now = 2.0
     plan = plan_rounds(4, 0, 2, max_extra_rounds=10, extra_time_share=0.5)
-    res = run_rounds([Entry("a", _Fake("a", []))], plan, sampler=_Contended(range(100)),
-                     clock=_TickingClock(1.0))["a"]
-    assert res.extra_rounds == 1 and res.budget_exhausted
-    assert len(res.block_sizes) == 3 and sum(res.used) == 2  # the requested blocks count, contended or not
+    res = run_rounds([Entry("a", t.block("a", []))], plan, sampler=_Contended(range(100)), clock=t, started=0.0)["a"]
+    assert res.extra_rounds == 2 and res.budget_exhausted
+    assert len(res.block_sizes) == 4 and sum(res.used) == 2  # the requested blocks count, contended or not
     assert len(res.used_samples()) == 4
+
+
+def test_a_replacement_waits_for_a_quiet_machine_within_the_budget():
+    t = _FakeTime()
+    probes = []
+
+    def is_quiet():  # busy for the first three half-second probes, then quiet
+        t.now += 0.5
+        probes.append(t.now)
+        return len(probes) > 3
+
+    plan = plan_rounds(4, 0, 2, max_extra_rounds=2, extra_time_share=10)
+    res = run_rounds([Entry("a", t.block("a", []))], plan, sampler=_Contended({0}), clock=t, started=0.0,
+                     is_quiet=is_quiet)["a"]
+    assert len(probes) == 4  # waited until quiet, then replaced
+    assert res.used == [False, True, True] and not res.budget_exhausted
+
+
+def test_a_burst_longer_than_the_budget_leaves_the_contended_block_counted():
+    t = _FakeTime()
+
+    def never_quiet():
+        t.now += 0.5
+        return False
+
+    plan = plan_rounds(4, 0, 2, extra_time_share=0.5, max_extra_rounds=2)
+    res = run_rounds([Entry("a", t.block("a", []))], plan, sampler=_Contended({0}), clock=t, started=0.0,
+                     is_quiet=never_quiet)["a"]
+    assert res.used == [True, True] and res.budget_exhausted and res.extra_rounds == 0
+    assert t.now <= 2.0 + 0.5 * 2.0 + 0.5  # the waits stopped at the deadline (one probe window past it at most)
 
 
 def test_unknown_contention_is_not_replaced():
