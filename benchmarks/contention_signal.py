@@ -3,11 +3,14 @@
 Run it alone (no test run, no other benchmark): it makes its own contention. It times repeated blocks of a tiny
 workload (by default onnxruntime on ``mobileone_tiny`` at 64x64, as the tool times it; ``--workload numpy``: a small
 matmul loop) bracketed by :class:`~mobileone_bench.devices._contention.ContentionSampler`, in three block lengths
-(short: ``--short-ms``, about 1-2 ms; medium; long: ``--long-s``, over the tick window), first on the idle machine,
+(short: ``--short-ms``, about 1-2 ms; medium; long: ``--long-s``, 1 s, over the tick window), first on the idle machine,
 then with ``--burners`` processes spinning ``while True: pass``. For each phase and block length it prints how many
 blocks each signal flags (the old rule, other processes' CPU >= 25% or steal >= 10% whatever the window, next to the
 run-queue wait at several thresholds, CPU pressure, and the module's verdict), the quantiles of each signal, and the
-per-run latency of flagged and unflagged blocks (a flag is right when the flagged blocks are the slow ones).
+per-run latency of flagged and unflagged blocks (a flag is right when the flagged blocks are the slow ones):
+``run_ms_median`` is the median over blocks of each block's median run, ``run_ms_mean`` of each block's mean run
+(a stall shows in the mean; the median hides it). The module docstring of ``mobileone_bench/devices/_contention.py``
+gives the figures its thresholds were chosen from.
 
 The burners end by themselves after ``--burn-limit-s`` and are killed on any exit of this script (an exception,
 Ctrl-C, SIGTERM).
@@ -201,7 +204,7 @@ def main() -> None:
     parser.add_argument("--short-blocks", type=int, default=400)
     parser.add_argument("--medium-ms", type=float, default=20.0)
     parser.add_argument("--medium-blocks", type=int, default=40)
-    parser.add_argument("--long-s", type=float, default=0.6)
+    parser.add_argument("--long-s", type=float, default=1.0)
     parser.add_argument("--long-blocks", type=int, default=4)
     parser.add_argument("--burners", type=int, default=2)
     parser.add_argument("--burn-limit-s", type=float, default=60.0, help="burners end by themselves after this")

@@ -42,7 +42,8 @@ reads as another process using the whole machine: that is how idle machines were
 processes' CPU and steal therefore take part in the verdict only over windows of at least :data:`TICK_MIN_WINDOW_S`
 (0.5 s): there the worst case is 6 ticks in 100 on 2 CPUs (6%), 4 in 50 on one (8%) and tends to 2% on many, below
 :data:`BLOCK_STEAL` (10%) and a quarter of :data:`BLOCK_OTHER_CPU` (25%). Shorter blocks keep both figures in the
-reading (``ticks_used`` false); a record pools them over all its blocks, where the rounding averages out.
+reading (``ticks_used`` false); a record pools them over all its blocks, a figure that means something once its
+blocks add up to the minimum window (a record of a few millisecond blocks still reads 10-20% on an idle machine).
 
 Verdict
 -------
@@ -59,11 +60,21 @@ A block is *contended* when a signal that takes part says so:
 as on macOS, and a block shorter than the minimum window or no ``psutil``) the basis is ``"none"`` and ``contended``
 is ``None``: unknown, never a guess.
 
-The thresholds come from ``benchmarks/contention_signal.py`` on the 2-core development VM (see
-``benchmarks/README.md``): on an idle machine, blocks of 1-2 ms of ``mobileone_tiny`` at 64x64 under onnxruntime
-waited at most a few percent of their time, which is what :data:`BLOCK_RUNQ_WAIT` and :data:`RUNQ_WAIT_FLOOR_S` stay
-above; with two busy processes, the blocks that waited at all waited far more than that, and long blocks waited about
-a third of their time, the fair share that two burners leave one thread on two CPUs.
+Thresholds, from ``benchmarks/contention_signal.py`` on the 2-core development VM (AMD EPYC under KVM, Linux 6.18;
+onnxruntime on ``mobileone_tiny`` at 64x64 with 2 threads, 0.08 ms a run; no other process busy in the 10 s before):
+
+* idle, 400 blocks of 1.5 ms: run-queue wait 0 at the median, 40 µs (2.7% of the block) at the 99th percentile;
+  the verdict flags 3, which waited 10-86% of the block and whose runs were 23% slower on average (something else
+  did run). The old rule (other processes' CPU >= 25% whatever the window) flagged 128 of the 400. Idle blocks of
+  about 0.5 s waited 0.9% of their time.
+* two ``while True: pass`` processes, 400 blocks of 1.5 ms: the verdict flags 87, each of which waited at least 20%
+  of the block (a preemption costs a scheduler slice, 4-8 ms here); their mean run was 0.29 ms, the other 313 blocks'
+  0.067 ms, as fast as idle. Blocks of 27 ms and 1 s all waited (0.9 and 1.05 of their time: two threads each kept
+  off half the time). CPU pressure was at or above 50% in 168 of the short blocks, twice the 87 this process waited
+  in.
+
+So :data:`BLOCK_RUNQ_WAIT` (10%) sits almost 4x above the idle 99th percentile and 2x below the burst waits, and
+:data:`RUNQ_WAIT_FLOOR_S` (100 µs) above the idle 99th percentile (40 µs) and far below one preemption.
 
 A record is flagged ``contended`` when more than :data:`RECORD_SHARE` (a third) of its judged timed runs fell in
 contended blocks: a median (or a trimmed mean, or a minimum) over all samples is still sound below that share, which
@@ -361,10 +372,10 @@ def summarize_contention(readings: Sequence[dict[str, Any]], block_sizes: Sequen
         could be judged: unknown, not quiet), ``contended_share``, ``round_contended`` (each block's verdict);
         ``contention_basis`` (the signals that took part in any block, or ``"none"``) and ``contention_source``
         (where they were read, ``None`` when nothing was); time-weighted over the blocks: ``runq_wait_share``,
-        ``psi_cpu_share``, ``other_cpu`` and ``steal`` (pooled over all blocks, short ones included: their tick
-        rounding averages out), with ``runq_wait_max`` (the worst block) and ``other_cpu_max`` (the worst block whose
-        window was long enough for ticks; ``None`` when none was); ``load_1m`` (the highest), ``cpu_mhz_min`` and
-        ``cpu_mhz_max``.
+        ``psi_cpu_share``, ``other_cpu`` and ``steal`` (pooled over all blocks, short ones included: figures, not
+        verdicts, and tick-rounded unless the blocks add up to :data:`TICK_MIN_WINDOW_S`), with ``runq_wait_max``
+        (the worst block) and ``other_cpu_max`` (the worst block whose window was long enough for ticks; ``None``
+        when none was); ``load_1m`` (the highest), ``cpu_mhz_min`` and ``cpu_mhz_max``.
     """
     readings = list(readings)
     judged = [(r, n) for r, n in zip(readings, block_sizes) if r.get("contended") is not None]
