@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Callable
 
@@ -50,16 +49,29 @@ def run_until(phase: str, nth: int, args: list[str], action: Callable[[subproces
 
 
 def _hold(phase: str, nth: int, *, deferred: bool = False) -> None:
+    """Say the phase is reached, then block until SIGINT or SIGTERM arrives (no polling, no sleep).
+
+    The signals are blocked while the launcher waits for one with ``sigwait`` (which takes it off the queue), then
+    raised again with the tool's handler in place: outside a deferred section the handler raises ``Interrupted``
+    here; inside one it holds the signal, and the section goes on as the real code would. The mask is set before the
+    line is printed, so the signal the test sends after reading it always waits for ``sigwait``.
+    """
+    import signal
+
     from mobileone_bench import _interrupt
 
-    sys.stderr.write(f"PHASE {phase} {nth}\n")
-    sys.stderr.flush()
-    if deferred:
-        while _interrupt.pending() is None:  # the handler holds the signal; the section then finishes
-            time.sleep(0.01)
-        return
-    while True:  # the handler raises here
-        time.sleep(0.01)
+    sigs = {signal.SIGINT, signal.SIGTERM}
+    signal.pthread_sigmask(signal.SIG_BLOCK, sigs)  # before the line: the test signals only after reading it
+    try:
+        sys.stderr.write(f"PHASE {phase} {nth}\n")
+        sys.stderr.flush()
+        got = None if _interrupt.pending() is not None else signal.sigwait(sigs)
+    finally:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, sigs)
+    if got is not None:
+        signal.raise_signal(got)  # the tool's handler: raises here, or holds it inside a deferred section
+    if not deferred:
+        raise AssertionError(f"phase {phase} went on after a signal outside a deferred section")
 
 
 def _wrap(owner: object, name: str, phase: str, nth: int, *, deferred: bool = False) -> None:
