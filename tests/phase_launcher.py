@@ -51,27 +51,34 @@ def run_until(phase: str, nth: int, args: list[str], action: Callable[[subproces
 def _hold(phase: str, nth: int, *, deferred: bool = False) -> None:
     """Say the phase is reached, then block until SIGINT or SIGTERM arrives (no polling, no sleep).
 
-    The signals are blocked while the launcher waits for one with ``sigwait`` (which takes it off the queue), then
-    raised again with the tool's handler in place: outside a deferred section the handler raises ``Interrupted``
-    here; inside one it holds the signal, and the section goes on as the real code would. The mask is set before the
-    line is printed, so the signal the test sends after reading it always waits for ``sigwait``.
+    The wait is a read of Python's signal wake-up pipe (``signal.set_wakeup_fd``): whichever thread the kernel
+    delivers the signal to (onnxruntime's and torch's workers included), the C-level handler writes to it, the read
+    returns, and the tool's handler then runs in this thread: outside a deferred section it raises ``Interrupted``
+    here; inside one it holds the signal and the section goes on, as the real code would. A signal that came before
+    the read has already written its byte, so the read returns at once.
     """
+    import os
     import signal
 
     from mobileone_bench import _interrupt
 
-    sigs = {signal.SIGINT, signal.SIGTERM}
-    signal.pthread_sigmask(signal.SIG_BLOCK, sigs)  # before the line: the test signals only after reading it
+    r, w = os.pipe()
+    os.set_blocking(w, False)
+    previous = signal.set_wakeup_fd(w)
     try:
         sys.stderr.write(f"PHASE {phase} {nth}\n")
         sys.stderr.flush()
-        got = None if _interrupt.pending() is not None else signal.sigwait(sigs)
+        if _interrupt.pending() is None:
+            os.read(r, 1)
     finally:
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, sigs)
-    if got is not None:
-        signal.raise_signal(got)  # the tool's handler: raises here, or holds it inside a deferred section
-    if not deferred:
-        raise AssertionError(f"phase {phase} went on after a signal outside a deferred section")
+        signal.set_wakeup_fd(previous)
+        os.close(r)
+        os.close(w)
+    if deferred:
+        while _interrupt.pending() is None:  # the handler of the signal just read runs at the next bytecode
+            pass
+        return
+    raise AssertionError(f"phase {phase} went on after a signal outside a deferred section")
 
 
 def _wrap(owner: object, name: str, phase: str, nth: int, *, deferred: bool = False) -> None:
