@@ -295,11 +295,14 @@ def test_run_remeasure_flagged_appends_new_records(runner, cli, tmp_path, monkey
     assert "no latency record is flagged" in nothing.stderr and len(store.records("latency")) == 6
 
 
-def test_sessions_past_the_memory_budget_are_timed_as_a_group_and_released(tmp_path, specs):
-    """With a budget every loaded session exceeds, the models are timed two at a time (never alone while two are
-    loaded): every model still gets its interleaved record, and each says its group and the models in it."""
+def test_sessions_past_the_memory_budget_are_timed_as_a_group_and_released(tmp_path, specs, monkeypatch):
+    """Each loaded model adds 1 GB (a fake reading of resident memory: the real one moves with the allocator) against
+    a 0.5 GB budget: the models are timed two at a time (never alone while two are loaded); every model still gets
+    its interleaved record, and each says its group and the models in it."""
+    readings = iter(float(gb) for gb in range(1, 100))
+    monkeypatch.setattr(pipeline, "resident_gb", lambda: next(readings))
     store = ResultsStore(tmp_path / "results")
-    results = pipeline.measure_models(specs, _job(tmp_path, memory_budget_gb=1e-9), store, sampler=ScriptedSampler())
+    results = pipeline.measure_models(specs, _job(tmp_path, memory_budget_gb=0.5), store, sampler=ScriptedSampler())
     recs = [rec for rec, _ in results]
     assert [r["status"] for r in recs] == ["ok"] * 3
     assert sorted(r["round_group"] for r in recs) == [1, 1, 2]
