@@ -75,7 +75,7 @@ def sweep(specs: list[Any], job: Any, root: Path, label: str,
     """One measurement of every spec into a fresh store ``root/label`` (the exports are reused, not redone);
     returns ({model: record}, wall seconds)."""
     from mobileone_bench import pipeline
-    from mobileone_bench.records import ResultsStore
+    from mobileone_bench.store.records import ResultsStore
 
     store = ResultsStore(root / "results" / label)
     t0 = time.perf_counter()
@@ -161,7 +161,7 @@ def main() -> None:
     parser.add_argument("--no-torch", action="store_true", help="skip the torch OMP_WAIT_POLICY sweeps")
     args = parser.parse_args()
 
-    from mobileone_bench import registry
+    from mobileone_bench.models import registry
     from mobileone_bench.devices import cpu_runtime_options
     from mobileone_bench.environment import collect
     from mobileone_bench.pipeline import LatencyJob

@@ -70,8 +70,8 @@ def ort_workload(model: str, input_size: tuple[int, int], threads: int, models_d
     """The project's onnxruntime runner on ``model`` (built, re-parameterized, exported to ``models_dir``)."""
     from mobileone_bench import pipeline
     from mobileone_bench.devices.cpu import OnnxRuntimeRunner
-    from mobileone_bench.export import FORMATS
-    from mobileone_bench.export._base import ExportOptions, export_one
+    from mobileone_bench.formats import FORMATS
+    from mobileone_bench.formats._base import ExportOptions, export_one
 
     prepared = pipeline.prepare(model, input_size=input_size)
     artifact = export_one(prepared, FORMATS["onnx"], models_dir, ExportOptions())

@@ -38,9 +38,10 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def _export_all(models: list[str], out: Path, int8: bool) -> list[dict[str, Any]]:
     """Prepare and export every model; one plan entry per model that exported (failures are listed, not fatal)."""
-    from mobileone_bench import pipeline, registry
-    from mobileone_bench.export import FORMATS
-    from mobileone_bench.export._base import ExportOptions, export_one
+    from mobileone_bench import pipeline
+    from mobileone_bench.models import registry
+    from mobileone_bench.formats import FORMATS
+    from mobileone_bench.formats._base import ExportOptions, export_one
 
     plan = []
     for name in models:

@@ -39,8 +39,8 @@ def main() -> None:
     from mobileone_bench import pipeline
     from mobileone_bench.devices._protocol import time_runs
     from mobileone_bench.devices.cpu import OnnxRuntimeRunner
-    from mobileone_bench.export import FORMATS
-    from mobileone_bench.export._base import ExportOptions, export_one
+    from mobileone_bench.formats import FORMATS
+    from mobileone_bench.formats._base import ExportOptions, export_one
     from mobileone_bench.stats import summarize
 
     out = Path(args.models_dir or tempfile.mkdtemp(prefix="mobileone-bench-overhead-"))

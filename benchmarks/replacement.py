@@ -46,7 +46,7 @@ def run_once(root: Path, label: str, runs: int, extra: list[str], burst: Burst |
     if burst is not None:
         burst.stop()
         burst.join()
-    from mobileone_bench.records import ResultsStore
+    from mobileone_bench.store.records import ResultsStore
 
     records = {r["model"]: r for r in ResultsStore(results).latest("latency")}
     return {"label": label, "exit_code": proc.returncode, "wall_s": round(wall, 2),

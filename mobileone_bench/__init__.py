@@ -21,23 +21,17 @@ from __future__ import annotations
 
 from typing import Any
 
-__version__ = "0.1.0"
+from mobileone_bench._version import __version__
 
-# the API's names, from its own list (mobileone_bench.api imports nothing heavy at module level)
-from mobileone_bench.api import __all__ as _API  # noqa: E402
+#: the API's public functions (``mobileone_bench.api.__all__``; a test holds the two lists equal). Listed here so
+#: that ``import mobileone_bench`` imports nothing else: the API module loads on first use of one of these names.
+_API = ("list_models", "list_zoos", "create_model", "reparam", "profile", "export", "latency", "run", "ablate",
+        "load_results", "correlate", "table", "plot", "roofline", "merge", "export_results")
 
 __all__ = ["__version__", *_API]
 
 
-# API functions that share their name with a submodule: the (callable) submodule, see _callable.py
-_SUBMODULES = {"export": "mobileone_bench.export", "reparam": "mobileone_bench.reparam"}
-
-
 def __getattr__(name: str) -> Any:
-    if name in _SUBMODULES:
-        import importlib
-
-        return importlib.import_module(_SUBMODULES[name])
     if name in _API:
         from mobileone_bench import api
 

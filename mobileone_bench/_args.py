@@ -252,7 +252,7 @@ class ModelName:
     def __call__(self, name: str, value: Any) -> None:
         if isinstance(value, str):
             return
-        from mobileone_bench.registry import ModelSpec
+        from mobileone_bench.models.registry import ModelSpec
 
         if not isinstance(value, ModelSpec):
             _fail(name, "a model name (a string such as 'mobileone_s0')", value)

@@ -5,7 +5,7 @@ SIGINT (Ctrl-C) and SIGTERM (``kill``, a CI time-out, a batch scheduler) both st
 * anywhere a step can be abandoned without losing a measurement (building, profiling, exporting, loading a session,
   inside a timed block, the analysis), the signal raises :class:`Interrupted` at once: what was stored before stays
   stored, and the callers on the way up store what they hold (the rounds store every model's samples so far as an
-  ``interrupted`` record; the journal keeps every finished round, see :mod:`mobileone_bench.records`);
+  ``interrupted`` record; the journal keeps every finished round, see :mod:`mobileone_bench.store.records`);
 * inside a :func:`deferred` section (writing a record and its samples, turning finished rounds into records) the
   signal is held and raised when the section ends, so a record is never half written and a finished measurement is
   never dropped for the sake of a few milliseconds. A second signal while one is held stops at once (press Ctrl-C

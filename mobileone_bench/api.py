@@ -69,7 +69,7 @@ DEFAULT_RESULTS = "results"
 DEFAULT_MODELS_DIR = "models"
 
 #: What the analysis functions read: one results folder, or several (their union, read as one store: nothing is
-#: copied, a record in two folders counts once; see :mod:`mobileone_bench.merging`).
+#: copied, a record in two folders counts once; see :mod:`mobileone_bench.store.merging`).
 Results = Union[str, Path, Sequence[Union[str, Path]]]
 
 
@@ -91,7 +91,7 @@ def select(models: str | Iterable[str] | None = None, zoo: str | None = None, *,
     A wildcard or zoo that selects more than :data:`~mobileone_bench._args.SELECTION_LIMIT` models is refused
     unless ``yes`` (the CLI's ``--yes``): the count is in the message, and nothing has been built.
     """
-    from mobileone_bench import registry
+    from mobileone_bench.models import registry
     from mobileone_bench.errors import UsageError
 
     names = _names(models)
@@ -175,7 +175,7 @@ def list_models(pattern: str | None = None, zoo: str | None = None, *, as_frame:
         ['mobileone_s0', 'mobileone_s1']
     """
     _args.check(locals())
-    from mobileone_bench import registry
+    from mobileone_bench.models import registry
 
     rows = []
     for s in registry.list_models(pattern, zoo):
@@ -200,7 +200,7 @@ def list_zoos(*, as_frame: bool = True) -> Any:
         True
     """
     _args.check(locals())
-    from mobileone_bench import registry
+    from mobileone_bench.models import registry
 
     rows = [{"zoo": k, "models": len(registry.zoo_models(k)), "description": d}
             for k, d in registry.list_zoos().items()]
@@ -257,7 +257,7 @@ def reparam(name: str, *, weights: str | None = None, input_size: tuple[int, int
     from mobileone_bench.complexity import count_params
 
     if save:
-        from mobileone_bench.reparam import check_save_path
+        from mobileone_bench.reparameterization import check_save_path
 
         check_save_path(save)  # a real write and remove in its folder, before anything is built
     prepared = pipeline.prepare(name, weights=weights, input_size=input_size, check=check, atol=atol, rtol=rtol)
@@ -274,7 +274,7 @@ def reparam(name: str, *, weights: str | None = None, input_size: tuple[int, int
     else:
         row["check"] = "not run"
     if save:
-        from mobileone_bench.reparam import save_state_dict
+        from mobileone_bench.reparameterization import save_state_dict
 
         save_state_dict(prepared.model, save)  # whole or not at all, with the system's reason
         row["saved"] = str(save)
@@ -286,7 +286,7 @@ PROFILE_COLUMNS = ("model", "input", "params_m", "flops_m", "activations_m", "me
 
 
 def _paper_figures(name: str) -> dict[str, Any]:
-    from mobileone_bench.analysis.reference import paper_row
+    from mobileone_bench.reference import paper_row
 
     for table_name in ("table9", "table13"):
         row = paper_row(name, table_name)
@@ -330,7 +330,8 @@ def profile(models: str | Sequence[str] | None = None, *, zoo: str | None = None
 def _profile_row(spec: Any, *, weights: str | None, input_size: tuple[int, int] | None,
                  step: Callable[..., None]) -> dict[str, Any]:
     """One model's profile row: its figures, or its failure as the row's status and error (a bad argument raises)."""
-    from mobileone_bench import pipeline, registry
+    from mobileone_bench import pipeline
+    from mobileone_bench.models import registry
     from mobileone_bench.errors import UsageError
 
     row: dict[str, Any] = {"model": spec.name, **_paper_figures(spec.name)}
@@ -358,14 +359,14 @@ EXPORT_COLUMNS = ("model", "format", "precision", "status", "parity", "size_mb",
 def export_artifacts(specs: list[Any], formats: list[Any], out: Path, options: Any, *, weights: str | None,
                      input_size: tuple[int, int] | None, reparameterize: bool, force: bool,
                      on_step: Callable[[str], None] | None = None) -> list[Any]:
-    """Export every model to every format (:class:`~mobileone_bench.export._base.ExportResult` each); a model's
+    """Export every model to every format (:class:`~mobileone_bench.formats._base.ExportResult` each); a model's
     failure is a result, the sweep goes on."""
     from dataclasses import replace
 
     from mobileone_bench import pipeline
     from mobileone_bench.errors import BenchError, UsageError
-    from mobileone_bench.export import FORMATS
-    from mobileone_bench.export._base import FAILED, UNAVAILABLE, ExportResult, export_one
+    from mobileone_bench.formats import FORMATS
+    from mobileone_bench.formats._base import FAILED, UNAVAILABLE, ExportResult, export_one
 
     results: list[ExportResult] = []
     for spec in specs:
@@ -426,8 +427,8 @@ def export(models: str | Sequence[str] | None = None, *, zoo: str | None = None,
         ... # doctest: +SKIP
     """
     _args.check(locals(), out=_args.ONE_FOLDER)
-    from mobileone_bench.export import check_format_available, parse_formats
-    from mobileone_bench.export._base import ExportOptions, ensure_writable
+    from mobileone_bench.formats import check_format_available, parse_formats
+    from mobileone_bench.formats._base import ExportOptions, ensure_writable
 
     fmts = parse_formats(formats)
     options = ExportOptions(precision=precision, opset=opset, dynamic_batch=dynamic_batch, coreml_type=coreml_type,
@@ -440,7 +441,7 @@ def export(models: str | Sequence[str] | None = None, *, zoo: str | None = None,
         options.precision_for(fmt)  # unsupported precision: one line, before any work
         check_format_available(fmt)
         if fmt.needs_gpu:
-            from mobileone_bench.export.tensorrt import require_gpu
+            from mobileone_bench.formats.tensorrt import require_gpu
 
             require_gpu()
     specs = select(models, zoo, yes=yes)
@@ -539,7 +540,7 @@ def measure(models: str | Sequence[str] | None = None, *, zoo: str | None = None
     _args.check(locals(), results=_args.ONE_FOLDER)
     from mobileone_bench import pipeline
     from mobileone_bench.errors import UsageError
-    from mobileone_bench.records import ResultsStore
+    from mobileone_bench.store.records import ResultsStore
 
     apple = device in ("iphone", "mac")
     if not apple and (from_reports or destination):
@@ -635,7 +636,7 @@ class RunOutcome:
 
 
 def _summary_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    from mobileone_bench.analysis.reference import paper_row
+    from mobileone_bench.reference import paper_row
     from mobileone_bench.pipeline import is_unavailable
 
     out = []
@@ -738,7 +739,7 @@ def run_study(models: str | Sequence[str] | None = None, *, zoo: str | None = No
               on: str | Sequence[str] = (), retries: int = 0, yes: bool = False) -> RunOutcome:
     """:func:`run`, returning the pipeline's own structures (what the CLI renders)."""
     _args.check(locals(), results=_args.ONE_FOLDER)
-    from mobileone_bench.records import ResultsStore
+    from mobileone_bench.store.records import ResultsStore
 
     if cluster is not None or on or retries:
         return _run_on_cluster(models, zoo=zoo, device=device, runtime=runtime, warmup=warmup, runs=runs,
@@ -766,14 +767,14 @@ def _run_on_cluster(models: Any, *, zoo: str | None, device: str, runtime: str |
                     wait_quiet: float | None, ort_spinning: bool | None, input_size: tuple[int, int] | None,
                     remeasure_flagged: bool, progress: bool, cluster: str | None, on: str | Sequence[str],
                     retries: int, yes: bool = False) -> RunOutcome:
-    """:func:`run_study` on a Ray cluster (:mod:`mobileone_bench.cluster`): every (model, label) measured on a
+    """:func:`run_study` on a Ray cluster (:mod:`mobileone_bench.pipeline.cluster`): every (model, label) measured on a
     node with that label, the records written here as they come back."""
     from dataclasses import replace
 
-    from mobileone_bench import cluster as cluster_mod
+    from mobileone_bench.pipeline import cluster as cluster_mod
     from mobileone_bench.errors import UsageError
     from mobileone_bench.pipeline import flagged
-    from mobileone_bench.records import ResultsStore
+    from mobileone_bench.store.records import ResultsStore
 
     labels = [on] if isinstance(on, str) else list(on)
     if cluster is None:
@@ -835,7 +836,7 @@ def run(models: str | Sequence[str] | None = None, *, zoo: str | None = None, de
     With ``cluster`` (a Ray address or ``"auto"``; ``pip install 'mobileone-bench[cluster]'``), every model is
     measured on a node of each label in ``on`` (``on="cpu-x86"`` or a list), one measurement per node at a time,
     and the records come back into ``results``; ``retries`` sends a job whose node died again (see
-    :mod:`mobileone_bench.cluster`). The ``models`` rows then have an ``on`` column.
+    :mod:`mobileone_bench.pipeline.cluster`). The ``models`` rows then have an ``on`` column.
 
     Returns:
         A dict: ``models`` (one row per model: model, params_m, flops_m, latency_ms, cv, paper_latency_ms,
@@ -886,11 +887,11 @@ def ablate_study(study: str, *, device: str = "cpu", runtime: str | None = None,
                  compute_units: str = "all", from_reports: Sequence[str] = (), progress: bool = False) -> Any:
     """:func:`ablate`, returning ``(rows, job, formats)`` (what the CLI renders)."""
     _args.check(locals(), results=_args.ONE_FOLDER)
-    from mobileone_bench.analysis.reference import paper_table
+    from mobileone_bench.reference import paper_table
     from mobileone_bench.errors import UsageError
-    from mobileone_bench.export import check_format_available, parse_formats
-    from mobileone_bench.export._base import ExportOptions, ensure_writable
-    from mobileone_bench.records import ResultsStore
+    from mobileone_bench.formats import check_format_available, parse_formats
+    from mobileone_bench.formats._base import ExportOptions, ensure_writable
+    from mobileone_bench.store.records import ResultsStore
 
     if study not in ("activations", "blocks"):
         raise UsageError(f"unknown study {study!r}; choose from activations, blocks")
@@ -994,7 +995,7 @@ def load_results(results: Results = DEFAULT_RESULTS, kind: str | None = "latency
         >>> mb.load_results("results")[["model", "runtime", "latency_ms", "cv"]]   # doctest: +SKIP
     """
     _args.check(locals())
-    from mobileone_bench.analysis._data import open_store
+    from mobileone_bench.store.frames import open_store
 
     store = open_store(results)
     rows = store.latest(kind) if latest else store.records(kind)
@@ -1014,8 +1015,8 @@ def correlation(results: Results = DEFAULT_RESULTS, *, devices: str | Sequence[s
                 include_contended: bool = False) -> dict[str, Any]:
     """:func:`correlate` as the analysis module's dict (``rows``, ``columns``, ``title``, ``notes``, ``source``)."""
     _args.check(locals())
-    from mobileone_bench import registry
-    from mobileone_bench.analysis._data import open_store, parse_devices, parse_list
+    from mobileone_bench.models import registry
+    from mobileone_bench.store.frames import open_store, parse_devices, parse_list
     from mobileone_bench.analysis.correlate import correlate_records, correlate_reference, parse_against
     from mobileone_bench.errors import AnalysisError, UsageError
 
@@ -1080,8 +1081,8 @@ def build_paper_table(layout: str = "table9", *, models: str | Sequence[str] | N
                       ci: bool = False) -> dict[str, Any]:
     """:func:`table` as the analysis module's dict (groups, columns, footnotes, agreement)."""
     _args.check(locals())
-    from mobileone_bench import registry
-    from mobileone_bench.analysis._data import open_store
+    from mobileone_bench.models import registry
+    from mobileone_bench.store.frames import open_store
     from mobileone_bench.analysis.tables import build_table
 
     names = [s.name for s in registry.expand(_names(models), zoo=zoo)] if (models or zoo) else None
@@ -1125,8 +1126,8 @@ def plot_panels(figures: str | Sequence[str] | None = None, *, results: Results 
     """:func:`plot` with what was drawn: one dict per figure (``figure``, ``device``, ``runtime``, ``points``,
     ``reference_points``, ``notes``, ``fig`` the matplotlib Figure, and ``png`` / ``svg`` when ``out`` is given)."""
     _args.check(locals())
-    from mobileone_bench import registry
-    from mobileone_bench.analysis._data import open_store, parse_devices, parse_list
+    from mobileone_bench.models import registry
+    from mobileone_bench.store.frames import open_store, parse_devices, parse_list
     from mobileone_bench.analysis.plots import draw, figure_panels, parse_figures, save
     from mobileone_bench.errors import UsageError
 
@@ -1181,8 +1182,8 @@ def roofline_report(results: Results = DEFAULT_RESULTS, *, models: str | Sequenc
                     include_contended: bool = False, announce: Callable[[int], None] | None = None) -> dict[str, Any]:
     """:func:`roofline` as the analysis module's dict (``rows``, ``columns``, ``peaks``, ``notes``)."""
     _args.check(locals())
-    from mobileone_bench import registry
-    from mobileone_bench.analysis._data import open_store, parse_list
+    from mobileone_bench.models import registry
+    from mobileone_bench.store.frames import open_store, parse_list
     from mobileone_bench.analysis.roofline import roofline as roofline_rows
     from mobileone_bench.errors import AnalysisError
 
@@ -1223,7 +1224,7 @@ def merge(sources: str | Path | Sequence[str | Path], into: str | Path, *, dry_r
     A record whose ``record_id`` is already in ``into`` with the same content is "already present"; with different
     content it is a conflict: ``into``'s is kept and the conflict is reported (the CLI exits with status 1). The
     merge holds the destination's append lock throughout, so concurrent merges and measurements are safe. See
-    :mod:`mobileone_bench.merging` for how records from different hosts stay distinct.
+    :mod:`mobileone_bench.store.merging` for how records from different hosts stay distinct.
 
     Args:
         sources: One results folder or a list of them.
@@ -1235,13 +1236,13 @@ def merge(sources: str | Path | Sequence[str | Path], into: str | Path, *, dry_r
         One row per source: source, records, copied, already_present, conflicting, skipped, unreadable_lines,
         samples_copied, missing_samples, hosts; ``attrs`` has ``into``, ``dry_run``, ``conflicts`` (record_id,
         kind, model, source, what, fields), ``skipped_records`` and the totals. ``as_frame=False`` gives
-        :func:`mobileone_bench.merging.merge`'s dict.
+        :func:`mobileone_bench.store.merging.merge`'s dict.
 
     Raises:
         UsageError: A source that is not a results folder, or a destination that cannot be one.
     """
     _args.check(locals())
-    from mobileone_bench import merging
+    from mobileone_bench.store import merging
 
     report = merging.merge(sources, into, dry_run=dry_run)
     if not as_frame:
@@ -1255,7 +1256,7 @@ def export_results(results: Results = DEFAULT_RESULTS, *, format: str = "csv",  
                    latest: bool = False) -> dict[str, Any]:
     """The results store in a form dashboards read, as ``mobileone-bench export-results``: a flat CSV or Parquet
     table (one row per record, every field a column) or the PyTorch OSS benchmark database's JSON (one entry per
-    latency record and statistic; :mod:`mobileone_bench.results_export` documents the mapping).
+    latency record and statistic; :mod:`mobileone_bench.store.export` documents the mapping).
 
     Args:
         results: A results folder, or a list of folders exported as one (a record in two counts once).
@@ -1274,7 +1275,7 @@ def export_results(results: Results = DEFAULT_RESULTS, *, format: str = "csv",  
         AnalysisError: Nothing to export.
     """
     _args.check(locals())
-    from mobileone_bench.analysis._data import open_store
-    from mobileone_bench.results_export import export_store
+    from mobileone_bench.store.frames import open_store
+    from mobileone_bench.store.export import export_store
 
     return export_store(open_store(results), format, out, kinds=_names(kinds), latest=latest)

@@ -130,7 +130,7 @@ def profile_model(model: nn.Module, input_shape: tuple[int, ...], *, reparameter
         reparameterized: The model is already in inference form.
     """
     if not reparameterized:
-        from mobileone_bench.reparam import reparameterize
+        from mobileone_bench.reparameterization import reparameterize
 
         model = reparameterize(model, input_shape=tuple(input_shape))
     flops, by_op = count_flops(model, input_shape)

@@ -16,7 +16,7 @@ import sys
 from importlib import metadata
 from typing import Any
 
-from mobileone_bench import __version__
+from mobileone_bench._version import __version__
 
 __all__ = ["library_versions", "cpu_info", "gpu_info", "collect", "machine_fingerprint"]
 

@@ -7,6 +7,7 @@ traceback only with ``--debug``). Anything else that escapes is a bug and is rep
 from __future__ import annotations
 
 __all__ = [
+    "one_line",
     "BenchError",
     "BenchWarning",
     "UsageError",
@@ -113,3 +114,23 @@ class AnalysisError(BenchError):
 
 class BenchWarning(UserWarning):
     """Something the user should know that does not stop the work (the CLI shows it as one ``warning:`` line)."""
+
+
+def one_line(exc: BaseException, *, limit: int = 500, typed: bool | None = None, first_line: bool = False) -> str:
+    """An exception as one line for a record, a table cell or the terminal: the one helper for it.
+
+    Args:
+        exc: The exception.
+        limit: Longest text kept (cut with an ellipsis).
+        typed: Prefix the exception's type name (``ValueError: ...``); ``None``: unless it is one of the tool's own
+            errors (whose messages are written for people).
+        first_line: Keep only the first line (the terminal's one-line error) instead of joining the lines.
+    """
+    text = str(exc).strip()
+    text = (text.splitlines()[0] if text else "") if first_line else " ".join(text.split())
+    if typed is None:
+        typed = not isinstance(exc, BenchError)
+    if typed:
+        text = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+    text = text or type(exc).__name__
+    return text if len(text) <= limit else text[: max(limit - 3, 0)] + "..."

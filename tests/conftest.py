@@ -73,7 +73,7 @@ UNAVAILABLE = "notbuilt-x1"  # the name of the test-only unavailable model (``un
 def unavailable_model():
     """Register ``notbuilt-x1``, a name the tool knows but cannot build (every paper row is buildable now), for the
     tests of the unavailable path; removed again afterwards. Returns its name."""
-    from mobileone_bench import registry
+    from mobileone_bench.models import registry
 
     key = registry._key(UNAVAILABLE)
     registry.register_unavailable(UNAVAILABLE, paper_name="NotBuilt-X1",

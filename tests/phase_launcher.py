@@ -102,7 +102,7 @@ def _install(phase: str, nth: int) -> None:
     elif phase == "profile":
         _wrap(pipeline, "profile", phase, nth)
     elif phase == "export":
-        from mobileone_bench.export import _base
+        from mobileone_bench.formats import _base
 
         _wrap(_base, "export_one", phase, nth)
     elif phase == "session":

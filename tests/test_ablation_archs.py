@@ -16,8 +16,8 @@ import pytest
 import torch
 from torch import nn
 
-from mobileone_bench import registry
-from mobileone_bench.archs.ablation import (
+from mobileone_bench.models import registry
+from mobileone_bench.models.archs.ablation import (
     ACTIVATIONS,
     LAYOUT,
     VARIANTS,
@@ -30,8 +30,8 @@ from mobileone_bench.archs.ablation import (
     SeparablePair,
     make_activation,
 )
-from mobileone_bench.archs.mobileone import SqueezeExcite
-from mobileone_bench.reparam import calibrate_bn, reparameterize_model
+from mobileone_bench.models.archs.mobileone import SqueezeExcite
+from mobileone_bench.reparameterization import calibrate_bn, reparameterize_model
 
 SHAPE = (1, 3, 64, 64)
 NAMES = sorted(VARIANTS)

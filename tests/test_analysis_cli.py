@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from mobileone_bench.records import ResultsStore
+from mobileone_bench.store.records import ResultsStore
 from tests.test_analysis_fixtures import add_latency, add_profile, build_store
 
 
@@ -84,6 +84,6 @@ def test_correlate_zoo_selects_models(runner, cli, results):
                                  "--runtime", "onnxruntime", "--format", "json"])
     assert result.exit_code == 0, result.output
     (row,) = json.loads(result.output)["rows"]
-    from mobileone_bench.registry import zoo_models
+    from mobileone_bench.models.registry import zoo_models
 
     assert row["models"] == sorted(zoo_models("quick")) and row["n"] == 10  # not repvgg-a0, deit-tiny...

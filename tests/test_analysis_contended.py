@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from mobileone_bench.records import ResultsStore
+from mobileone_bench.store.records import ResultsStore
 from tests.conftest import flat
 from tests.test_analysis_fixtures import add_latency, add_profile
 
@@ -32,7 +32,7 @@ def store(tmp_path):
 
 
 def test_latency_frame_leaves_contended_records_out_and_says_so(store):
-    from mobileone_bench.analysis._data import latency_frame
+    from mobileone_bench.store.frames import latency_frame
 
     frame, notes = latency_frame(store)
     by_model = frame.set_index("model")["latency_ms"]

@@ -132,7 +132,7 @@ def test_correlate_filters_and_table_layout(tmp_path, runner, cli):
 
 def test_correlate_uses_only_the_newest_record_of_a_model(tmp_path):
     from mobileone_bench.analysis.correlate import correlate_records
-    from mobileone_bench.records import ResultsStore
+    from mobileone_bench.store.records import ResultsStore
 
     store = ResultsStore(tmp_path)
     for i, m in enumerate(["a", "b", "c", "d", "e"]):
@@ -146,7 +146,7 @@ def test_correlate_uses_only_the_newest_record_of_a_model(tmp_path):
 
 def test_constant_column_is_a_note_not_nan(tmp_path):
     from mobileone_bench.analysis.correlate import correlate_records
-    from mobileone_bench.records import ResultsStore
+    from mobileone_bench.store.records import ResultsStore
 
     store = ResultsStore(tmp_path)
     for i, m in enumerate(["a", "b", "c", "d", "e", "f"]):
@@ -214,7 +214,7 @@ def test_reference_with_records_shows_both(tmp_path, runner, cli):
 
 
 def test_rank_agreement(tmp_path):
-    from mobileone_bench.analysis._data import measurements
+    from mobileone_bench.store.frames import measurements
     from mobileone_bench.analysis.correlate import rank_agreement
 
     store = build_store(tmp_path)

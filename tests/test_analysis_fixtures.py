@@ -1,5 +1,5 @@
 """Fixture stores for the analysis tests (records made with new_record + ResultsStore.append, no model built), and
-the tests of the record selection every analysis shares (mobileone_bench.analysis._data)."""
+the tests of the record selection every analysis shares (mobileone_bench.store.frames)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from mobileone_bench.records import ResultsStore, new_record
+from mobileone_bench.store.records import ResultsStore, new_record
 
 FIXTURES = Path(__file__).parent / "fixtures" / "analysis"
 MACHINE = "fixturemachin"
@@ -102,7 +102,7 @@ def store(tmp_path: Path) -> ResultsStore:
 
 
 def test_latency_frame_takes_newest_ok_per_model_device_runtime(store):
-    from mobileone_bench.analysis._data import latency_frame
+    from mobileone_bench.store.frames import latency_frame
 
     frame, notes = latency_frame(store)
     assert not frame.duplicated(["model", "device", "runtime"]).any()
@@ -116,7 +116,7 @@ def test_latency_frame_takes_newest_ok_per_model_device_runtime(store):
 
 
 def test_filters(store):
-    from mobileone_bench.analysis._data import latency_frame
+    from mobileone_bench.store.frames import latency_frame
 
     frame, _ = latency_frame(store, devices=["cpu"], runtime="onnxruntime", threads=1)
     assert list(frame.model) == ["mobileone_s0"] and frame.latency_ms.iloc[0] == pytest.approx(7.7)
@@ -127,7 +127,7 @@ def test_filters(store):
 
 
 def test_measurements_join_profile_on_model_and_input(store):
-    from mobileone_bench.analysis._data import measurements
+    from mobileone_bench.store.frames import measurements
 
     add_latency(store, "mobileone_s1", 9.0, input_shape="1x3x256x256", runtime="torch", threads=2)
     frame, _ = measurements(store, devices=["cpu"])
@@ -140,7 +140,7 @@ def test_measurements_join_profile_on_model_and_input(store):
 
 
 def test_empty_store_says_what_to_run(tmp_path):
-    from mobileone_bench.analysis._data import latency_frame
+    from mobileone_bench.store.frames import latency_frame
     from mobileone_bench.errors import AnalysisError
 
     with pytest.raises(AnalysisError, match="mobileone-bench run"):
@@ -148,7 +148,7 @@ def test_empty_store_says_what_to_run(tmp_path):
 
 
 def test_parse_devices_rejects_unknown():
-    from mobileone_bench.analysis._data import parse_devices
+    from mobileone_bench.store.frames import parse_devices
     from mobileone_bench.errors import UsageError
 
     assert parse_devices(("cpu,iphone", "cpu")) == ["cpu", "iphone"]
@@ -157,7 +157,7 @@ def test_parse_devices_rejects_unknown():
 
 
 def test_reference_frame_is_the_papers_table9():
-    from mobileone_bench.analysis._data import reference_frame
+    from mobileone_bench.store.frames import reference_frame
 
     ref = reference_frame("table9")
     assert len(ref[ref.device == "iphone"]) == 30 and len(ref[ref.device == "cpu"]) == 30

@@ -82,7 +82,7 @@ def test_png_and_svg_with_expected_points(store, tmp_path):
 
 def test_reference_alone_and_accuracy_axes(tmp_path):
     from mobileone_bench.analysis.plots import PAPER_GID, make_plots
-    from mobileone_bench.records import ResultsStore
+    from mobileone_bench.store.records import ResultsStore
 
     (w,) = make_plots(ResultsStore(tmp_path / "empty"), tmp_path / "fig", figures=["accuracy-vs-latency"],
                       reference="paper")
@@ -94,7 +94,7 @@ def test_reference_alone_and_accuracy_axes(tmp_path):
 def test_nothing_to_plot_is_an_error(tmp_path, store):
     from mobileone_bench.analysis.plots import figure_panels, parse_figures
     from mobileone_bench.errors import AnalysisError, UsageError
-    from mobileone_bench.records import ResultsStore
+    from mobileone_bench.store.records import ResultsStore
 
     with pytest.raises(AnalysisError, match="mobileone-bench run"):
         figure_panels(ResultsStore(tmp_path / "empty"), ["latency-vs-flops"])

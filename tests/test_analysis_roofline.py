@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from mobileone_bench.records import ResultsStore
+from mobileone_bench.store.records import ResultsStore
 from tests.test_analysis_fixtures import MACHINE, add_latency, add_profile, build_store
 
 
@@ -29,7 +29,7 @@ def test_verdict_thresholds(fraction, verdict):
 
 
 def test_rows_with_a_fake_peak(tmp_path):
-    from mobileone_bench.analysis._data import measurements
+    from mobileone_bench.store.frames import measurements
     from mobileone_bench.analysis.roofline import roofline_rows
 
     store = ResultsStore(tmp_path)
@@ -84,7 +84,7 @@ def test_peak_is_measured_once_per_machine_and_threads(tmp_path, monkeypatch):
 
 def test_records_of_another_machine_use_its_stored_peak(tmp_path):
     from mobileone_bench.analysis.roofline import roofline
-    from mobileone_bench.records import new_record
+    from mobileone_bench.store.records import new_record
 
     store = build_store(tmp_path)
     result = roofline(store, runtime="torch", measure=lambda *a, **k: pytest.fail("must not measure"))

@@ -22,7 +22,7 @@ def _rows(table):
 
 
 def test_table9_groups_order_and_missing(store):
-    from mobileone_bench.analysis.reference import paper_table
+    from mobileone_bench.reference import paper_table
     from mobileone_bench.analysis.tables import build_table
 
     table = build_table(store, "table9")
@@ -154,7 +154,7 @@ def test_several_runtimes_get_a_column_each(store, runner, cli):
 
 def test_mixed_statistics_are_said(tmp_path):
     from mobileone_bench.analysis.tables import build_table
-    from mobileone_bench.records import ResultsStore
+    from mobileone_bench.store.records import ResultsStore
 
     store = ResultsStore(tmp_path)
     add_latency(store, "mobileone_s0", 2.0)
@@ -167,7 +167,7 @@ def test_mixed_statistics_are_said(tmp_path):
 def test_errors(store, tmp_path):
     from mobileone_bench.analysis.tables import build_table, render
     from mobileone_bench.errors import AnalysisError, UsageError
-    from mobileone_bench.records import ResultsStore
+    from mobileone_bench.store.records import ResultsStore
 
     with pytest.raises(UsageError, match="unknown layout 'table99'"):
         build_table(store, "table99")

@@ -30,13 +30,11 @@ def test_import_does_not_import_torch_or_pandas():
 
 
 def test_the_top_level_names_are_the_api():
+    assert list(mb.__all__) == ["__version__", *api.__all__]
     for name in mb.__all__:
         if name == "__version__":
             continue
         fn = getattr(mb, name)
-        if name in ("export", "reparam"):  # the subpackage / module of that name, callable as the API function
-            assert fn.api_function() is getattr(api, name) and callable(fn)
-            fn = fn.api_function()
         assert fn is getattr(api, name) and callable(fn)
         assert fn.__doc__ and len(fn.__doc__.splitlines()) > 2, name
         assert name in dir(mb)
@@ -62,7 +60,7 @@ def test_create_model_is_the_verified_inference_time_module():
     import torch
     from torch.nn.modules.batchnorm import _BatchNorm
 
-    from mobileone_bench.archs.mobileone import MobileOneBlock
+    from mobileone_bench.models.archs.mobileone import MobileOneBlock
 
     model = mb.create_model("mobileone_tiny")
     assert not model.training
@@ -76,13 +74,15 @@ def test_create_model_is_the_verified_inference_time_module():
         mb.create_model("no_such_model_anywhere")
 
 
-def test_export_and_reparam_stay_callable_when_their_modules_are_imported():
+def test_export_and_reparam_are_the_api_functions_whatever_was_imported_before():
     import importlib
+    import inspect
 
+    importlib.import_module("mobileone_bench.formats")
+    importlib.import_module("mobileone_bench.reparameterization")
     for name in ("export", "reparam"):
-        module = importlib.import_module(f"mobileone_bench.{name}")
-        assert getattr(mb, name) is module and callable(module)
-    from mobileone_bench.export import parse_formats  # still an ordinary package
+        assert inspect.isfunction(getattr(mb, name)) and getattr(mb, name) is getattr(api, name)
+    from mobileone_bench.formats import parse_formats  # an ordinary package
 
     assert parse_formats("onnx")[0].name == "onnx"
 

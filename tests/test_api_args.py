@@ -41,7 +41,9 @@ class Built(Exception):
 def nothing_runs(monkeypatch, tmp_path):
     """Every step that builds, measures, merges or reads a store raises :class:`Built`; the test runs in an empty
     folder, which must stay empty."""
-    from mobileone_bench import merging, pipeline, registry
+    from mobileone_bench.store import merging
+    from mobileone_bench import pipeline
+    from mobileone_bench.models import registry
 
     def built(*args, **kwargs):
         raise Built("a model was built, measured or merged")

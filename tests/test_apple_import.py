@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 from scipy.stats import trim_mean
 
-from mobileone_bench import registry
+from mobileone_bench.models import registry
 from mobileone_bench.devices import apple
 from mobileone_bench.errors import ReportError, UsageError
 from mobileone_bench.pipeline import LatencyJob, latency_identity
-from mobileone_bench.records import ResultsStore
+from mobileone_bench.store.records import ResultsStore
 
 FIXTURES = Path(__file__).parent / "fixtures" / "harness"
 OK = str(FIXTURES / "report_ok.json")

@@ -19,11 +19,11 @@ from typing import Any, Callable
 import jsonschema
 import pytest
 
-from mobileone_bench import registry
+from mobileone_bench.models import registry
 from mobileone_bench.devices import _harness, apple
 from mobileone_bench.errors import DeviceUnavailableError, ExportError, MeasurementError, UsageError
 from mobileone_bench.pipeline import LatencyJob
-from mobileone_bench.records import ResultsStore
+from mobileone_bench.store.records import ResultsStore
 
 FIXTURES = Path(__file__).parent / "fixtures" / "harness"
 PARTIAL = json.loads((FIXTURES / "report_partial_failure.json").read_text())
@@ -434,7 +434,7 @@ class _FakeModel:
 def test_mac_flow_without_swift_uses_coremltools(monkeypatch, tmp_path, harness, exports):
     fake_ct = SimpleNamespace(models=SimpleNamespace(MLModel=_FakeModel),
                               ComputeUnit=SimpleNamespace(ALL=0, CPU_ONLY=1, CPU_AND_GPU=2, CPU_AND_NE=3))
-    monkeypatch.setattr("mobileone_bench.export.coreml.import_coremltools", lambda: fake_ct)
+    monkeypatch.setattr("mobileone_bench.formats.coreml.import_coremltools", lambda: fake_ct)
     _on_mac(monkeypatch, FakeMac(harness), swift=False)
     records = apple.measure(_specs("mobileone_s0", "mobileone_s3"), _job("mac", tmp_path),
                             ResultsStore(tmp_path / "results"), harness_dir=harness)

@@ -21,10 +21,10 @@ import pytest
 import torch
 
 import mobileone_bench as mb
-from mobileone_bench import registry
-from mobileone_bench.checkpoints import check_weights_file, file_sha256, load_weights, read_state_dict
+from mobileone_bench.models import registry
+from mobileone_bench.models.checkpoints import check_weights_file, file_sha256, load_weights, read_state_dict
 from mobileone_bench.errors import AnalysisError, CheckpointError, UsageError
-from mobileone_bench.records import ResultsStore
+from mobileone_bench.store.records import ResultsStore
 from tests.test_analysis_fixtures import add_latency, add_profile
 
 

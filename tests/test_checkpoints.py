@@ -5,10 +5,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from mobileone_bench import registry
-from mobileone_bench.checkpoints import detect_layout, load_weights, read_state_dict
+from mobileone_bench.models.factory import create_model
+from mobileone_bench.models import registry
+from mobileone_bench.models.checkpoints import detect_layout, load_weights, read_state_dict
 from mobileone_bench.errors import CheckpointError
-from mobileone_bench.reparam import calibrate_bn, compare_outputs, reparameterize
+from mobileone_bench.reparameterization import calibrate_bn, compare_outputs, reparameterize
 from tests.conftest import randomize_bn
 
 SHAPE = (1, 3, 64, 64)
@@ -16,7 +17,7 @@ SHAPE = (1, 3, 64, 64)
 
 def _trained_like(name):
     torch.manual_seed(1)
-    model = registry.create_model(name)
+    model = create_model(name)
     randomize_bn(model, seed=2)
     calibrate_bn(model, SHAPE)
     return model
@@ -34,19 +35,19 @@ def test_apple_unfused_layout_nested_in_pth_tar(tmp_path):
     path = tmp_path / "mobileone_s1_unfused.pth.tar"
     torch.save({"epoch": 300, "state_dict": {f"module.{k}": v for k, v in src.state_dict().items()}}, path)
     assert "stage0.rbr_conv.0.conv.weight" in read_state_dict(path)
-    loaded = registry.create_model("mobileone_s1", weights=str(path))
+    loaded = create_model("mobileone_s1", weights=str(path))
     _same_outputs(src, loaded)
 
 
 def test_apple_s0_with_single_branch_stem_loads_into_table7_model(tmp_path):
     # Apple's S0 checkpoints have one conv branch in the stem where Table 7 lists k = 4.
-    src = registry.create_model("mobileone_s0")
+    src = create_model("mobileone_s0")
     src.stage0.set_num_branches(1)
     randomize_bn(src, seed=3)
     calibrate_bn(src, SHAPE)
     path = tmp_path / "mobileone_s0_unfused.pth.tar"
     torch.save(src.state_dict(), path)
-    loaded = registry.create_model("mobileone_s0", weights=str(path))
+    loaded = create_model("mobileone_s0", weights=str(path))
     assert loaded.stage0.num_branches == 1 and loaded.stage1[0].num_branches == 4
     _same_outputs(src, loaded)
 
@@ -56,7 +57,7 @@ def test_apple_fused_layout(tmp_path):
     path = tmp_path / "mobileone_s2.pth.tar"
     torch.save(src.state_dict(), path)
     assert detect_layout(read_state_dict(path)) == "fused"
-    loaded = registry.create_model("mobileone_s2", weights=str(path))
+    loaded = create_model("mobileone_s2", weights=str(path))
     assert loaded.stage1[0].reparam_conv is not None
     _same_outputs(src, loaded)
 
@@ -67,7 +68,7 @@ def test_timm_layout_gives_timms_outputs(tmp_path, variant):
     path = tmp_path / f"timm_mobileone_{variant}.pth"
     torch.save(timm_model.state_dict(), path)
     assert detect_layout(read_state_dict(path)) == "timm"
-    ours = registry.create_model(f"mobileone_{variant}", weights=str(path))
+    ours = create_model(f"mobileone_{variant}", weights=str(path))
     _same_outputs(timm_model, ours)
 
 
@@ -77,40 +78,40 @@ def test_safetensors_file(tmp_path):
     src = _trained_like("mobileone_tiny")
     path = tmp_path / "tiny.safetensors"
     save_file({k: v.contiguous() for k, v in src.state_dict().items()}, str(path))
-    _same_outputs(src, registry.create_model("mobileone_tiny", weights=str(path)))
+    _same_outputs(src, create_model("mobileone_tiny", weights=str(path)))
 
 
 def test_mismatched_checkpoint_names_missing_and_unexpected_keys(tmp_path):
     path = tmp_path / "s0.pth"
-    torch.save(registry.create_model("mobileone_s0").state_dict(), path)
+    torch.save(create_model("mobileone_s0").state_dict(), path)
     with pytest.raises(CheckpointError) as info:
-        registry.create_model("mobileone_s4", weights=str(path))
+        create_model("mobileone_s4", weights=str(path))
     msg = str(info.value)
     assert "missing keys" in msg and "se.reduce" in msg
     other = tmp_path / "resnet.pth"
-    torch.save(registry.create_model("timm:resnet18").state_dict(), other)
+    torch.save(create_model("timm:resnet18").state_dict(), other)
     with pytest.raises(CheckpointError, match=r"\d+ missing keys .*; \d+ unexpected keys"):
-        registry.create_model("mobileone_tiny", weights=str(other))
+        create_model("mobileone_tiny", weights=str(other))
 
 
 def test_wrong_shapes_are_named(tmp_path):
     path = tmp_path / "tiny10.pth"
-    torch.save(registry.create_model("mobileone_tiny", num_classes=10).state_dict(), path)
+    torch.save(create_model("mobileone_tiny", num_classes=10).state_dict(), path)
     with pytest.raises(CheckpointError, match=r"linear.weight \(10, 64\) vs model \(1000, 64\)"):
-        registry.create_model("mobileone_tiny", weights=str(path))
+        create_model("mobileone_tiny", weights=str(path))
 
 
 def test_corrupt_and_missing_files(tmp_path):
     bad = tmp_path / "corrupt.pth.tar"
     bad.write_bytes(b"this is not a checkpoint")
     with pytest.raises(CheckpointError, match="not a PyTorch or safetensors checkpoint"):
-        registry.create_model("mobileone_tiny", weights=str(bad))
+        create_model("mobileone_tiny", weights=str(bad))
     with pytest.raises(CheckpointError, match="not found"):
-        registry.create_model("mobileone_tiny", weights=str(tmp_path / "nope.pth"))
+        create_model("mobileone_tiny", weights=str(tmp_path / "nope.pth"))
     empty = tmp_path / "empty.pth"
     torch.save({"epoch": 3}, empty)
     with pytest.raises(CheckpointError, match="no tensors"):
-        load_weights(registry.create_model("mobileone_tiny"), empty)
+        load_weights(create_model("mobileone_tiny"), empty)
 
 
 class _TrainConfig:
@@ -137,11 +138,11 @@ def test_timm_fused_mobileone_layout(tmp_path):
     path = tmp_path / "timm_mobileone_s1_deploy.pth"
     torch.save(src.state_dict(), path)
     assert detect_layout(read_state_dict(path)) == "timm-fused"
-    _same_outputs(src, registry.create_model("mobileone_s1", weights=str(path)))
+    _same_outputs(src, create_model("mobileone_s1", weights=str(path)))
 
 
 def test_timm_repvgg_fused_checkpoint(tmp_path):
     src = reparameterize(_trained_like("timm:repvgg_a0"))
     path = tmp_path / "repvgg_a0_deploy.pth"
     torch.save(src.state_dict(), path)
-    _same_outputs(src, registry.create_model("timm:repvgg_a0", weights=str(path)))
+    _same_outputs(src, create_model("timm:repvgg_a0", weights=str(path)))

@@ -92,7 +92,7 @@ def test_bad_numbers_and_options_are_one_line(runner, cli, tmp_path, monkeypatch
 
 
 def test_a_good_weights_file_still_loads(runner, cli, tmp_path):
-    from mobileone_bench import registry
+    from mobileone_bench.models import registry
 
     path = tmp_path / "tiny.pth"
     torch.save(registry.create_model("mobileone_tiny").state_dict(), path)

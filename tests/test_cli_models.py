@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-from mobileone_bench import __version__
+from mobileone_bench._version import __version__
 
 
 def test_version_and_help(runner, cli):

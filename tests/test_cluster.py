@@ -21,9 +21,9 @@ from pathlib import Path
 
 import pytest
 
-from mobileone_bench import cluster
+from mobileone_bench.pipeline import cluster
 from mobileone_bench.errors import UsageError
-from mobileone_bench.records import ResultsStore
+from mobileone_bench.store.records import ResultsStore
 
 MODELS = ["mobileone_tiny", "mobileone_mu0"]  # what the Ray nodes build (they know only the tool's own models)
 FAKE = ["clustertest-a", "clustertest-b"]  # what the fake executor builds, registered here: cheaper still
@@ -37,7 +37,7 @@ def _small_models():
     import torch
     from torch import nn
 
-    from mobileone_bench import registry
+    from mobileone_bench.models import registry
 
     def net(width: int):
         def build(num_classes: int = 10) -> nn.Module:
@@ -66,7 +66,7 @@ def _job(**kw):
 
 
 def _specs(names=FAKE):
-    from mobileone_bench import registry
+    from mobileone_bench.models import registry
 
     return [registry.resolve(n) for n in names]
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from mobileone_bench import pipeline, registry
-from mobileone_bench.analysis.reference import paper_row
+from mobileone_bench import pipeline
+from mobileone_bench.models import registry
+from mobileone_bench.reference import paper_row
 from mobileone_bench.complexity import count_flops, profile_model
 
 

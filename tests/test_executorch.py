@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from mobileone_bench.errors import ExportError, MeasurementError, MissingDependencyError, UsageError
-from mobileone_bench.export import FORMATS, check_format_available, get_format
-from mobileone_bench.export._base import ExportOptions, artifact_dir
+from mobileone_bench.formats import FORMATS, check_format_available, get_format
+from mobileone_bench.formats._base import ExportOptions, artifact_dir
 
 EXTRA = "mobileone-bench[executorch]"
 
@@ -119,7 +119,7 @@ def test_cache_key_and_folder_follow_the_calibration(tmp_path):
 def test_calibration_inputs_random_and_from_images(tmp_path):
     import torch
 
-    from mobileone_bench.export.executorch import IMAGENET_MEAN, calibration_inputs
+    from mobileone_bench.formats.executorch import IMAGENET_MEAN, calibration_inputs
 
     xs, meta = calibration_inputs(ExportOptions(precision="int8", calibration_samples=3), (1, 3, 32, 48))
     assert len(xs) == 3 and all(x.shape == (1, 3, 32, 48) for x in xs) and meta["source"] == "random"
@@ -160,7 +160,7 @@ def test_int8_parity_judges_the_export_not_the_quantization():
     """Against fp32 the errors are recorded whatever they are; a .pte far below PyTorch's quantized graph fails."""
     import torch
 
-    from mobileone_bench.export.executorch import int8_parity
+    from mobileone_bench.formats.executorch import int8_parity
 
     torch.manual_seed(0)
     model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(48, 20)).eval()
@@ -289,7 +289,7 @@ def tiny(et):
 
 @pytest.fixture(scope="module")
 def fp32_export(et, tiny, tmp_path_factory):
-    from mobileone_bench.export._base import export_one
+    from mobileone_bench.formats._base import export_one
 
     out = tmp_path_factory.mktemp("et-models")
     return out, export_one(tiny, FORMATS["executorch"], out, ExportOptions())
@@ -297,7 +297,7 @@ def fp32_export(et, tiny, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def int8_export(et, tiny, fp32_export):
-    from mobileone_bench.export._base import export_one
+    from mobileone_bench.formats._base import export_one
 
     out, _ = fp32_export
     # the default calibration (16 random inputs), so that `latency --precision int8` below reuses this artifact
@@ -306,7 +306,7 @@ def int8_export(et, tiny, fp32_export):
 
 @pytest.mark.slow
 def test_fp32_export_manifest_parity_and_cache(fp32_export, tiny):
-    from mobileone_bench.export._base import CACHED, EXPORTED, export_one, read_manifest, tree_sha256
+    from mobileone_bench.formats._base import CACHED, EXPORTED, export_one, read_manifest, tree_sha256
 
     out, result = fp32_export
     assert result.status == EXPORTED, result.error
@@ -329,8 +329,8 @@ def test_fp32_export_manifest_parity_and_cache(fp32_export, tiny):
 
 @pytest.mark.slow
 def test_int8_export_records_what_int8_costs(int8_export, fp32_export):
-    from mobileone_bench.export._base import EXPORTED
-    from mobileone_bench.export.executorch import INT8_SCHEME
+    from mobileone_bench.formats._base import EXPORTED
+    from mobileone_bench.formats.executorch import INT8_SCHEME
 
     assert int8_export.status == EXPORTED, int8_export.error
     manifest = int8_export.manifest
@@ -359,8 +359,8 @@ def test_int8_calibration_on_images(et, tiny, tmp_path, monkeypatch):
     here it is replaced by the fp32 model, which keeps this test to seconds.)"""
     import torch
 
-    from mobileone_bench.export import executorch as et_format
-    from mobileone_bench.export._base import EXPORTED, export_one
+    from mobileone_bench.formats import executorch as et_format
+    from mobileone_bench.formats._base import EXPORTED, export_one
 
     _images(tmp_path / "imgs", [(120, 110, 100), (30, 60, 90), (250, 5, 5)])
     options = ExportOptions(precision="int8", calibration_images=str(tmp_path / "imgs"), calibration_samples=2)
@@ -414,7 +414,7 @@ def test_latency_end_to_end_and_run(et, fp32_export, int8_export, runner, cli, t
     summary = json.loads(result.stdout)["models"][0]
     assert summary["status"].startswith("ok") and summary["latency_ms"] == rec["latency_ms"]
     from mobileone_bench.analysis.tables import build_table
-    from mobileone_bench.records import ResultsStore
+    from mobileone_bench.store.records import ResultsStore
 
     table = build_table(ResultsStore(results), "table9", models=["mobileone_tiny"], runtimes=["executorch"],
                         precision="fp32")

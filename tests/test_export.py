@@ -7,8 +7,8 @@ import json
 import pytest
 
 from mobileone_bench import pipeline
-from mobileone_bench.export import FORMATS, parse_formats
-from mobileone_bench.export._base import (
+from mobileone_bench.formats import FORMATS, parse_formats
+from mobileone_bench.formats._base import (
     CACHED,
     EXPORTED,
     FAILED,
@@ -92,7 +92,7 @@ def test_coreml_neuralnetwork_image_input_fp32(tmp_path, tiny):
 
 
 def test_converter_failure_is_recorded_not_raised(tmp_path, tiny, monkeypatch):
-    from mobileone_bench.export import coreml
+    from mobileone_bench.formats import coreml
 
     def boom(*args, **kwargs):
         raise RuntimeError("unsupported op 'select_scatter'")
@@ -105,7 +105,7 @@ def test_converter_failure_is_recorded_not_raised(tmp_path, tiny, monkeypatch):
 
 
 def test_parity_failure_keeps_artifact_and_says_so(tmp_path, tiny, monkeypatch):
-    from mobileone_bench.export import onnx as onnx_format
+    from mobileone_bench.formats import onnx as onnx_format
 
     real = onnx_format.run_parity
 

@@ -8,7 +8,7 @@ import pytest
 
 from mobileone_bench import pipeline
 from mobileone_bench.devices._rounds import plan_rounds
-from mobileone_bench.records import ResultsStore, as_list
+from mobileone_bench.store.records import ResultsStore, as_list
 
 MODELS = ["mobileone_tiny", "mobileone_mu0", "torchvision:squeezenet1_1"]
 
@@ -38,7 +38,7 @@ def _job(tmp_path, **kw):
 
 @pytest.fixture(scope="module")
 def specs():
-    from mobileone_bench import registry
+    from mobileone_bench.models import registry
 
     return [registry.resolve(m) for m in MODELS]
 
@@ -132,7 +132,7 @@ def test_blocked_protocol_for_several_models_times_each_in_one_block(tmp_path, s
 
 
 def test_a_failing_model_in_the_rounds_is_recorded_and_the_others_go_on(tmp_path, specs, monkeypatch, unavailable_model):
-    from mobileone_bench import registry
+    from mobileone_bench.models import registry
 
     store = ResultsStore(tmp_path / "results")
     real = pipeline._block

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from mobileone_bench import pipeline
-from mobileone_bench.records import ResultsStore
+from mobileone_bench.store.records import ResultsStore
 from tests.conftest import flat
 
 QUICK = dict(warmup=2, runs=15)

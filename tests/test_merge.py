@@ -18,8 +18,8 @@ import pytest
 
 import mobileone_bench as mb
 from mobileone_bench.errors import BenchWarning, UsageError
-from mobileone_bench.merging import StoreUnion, merge, open_results
-from mobileone_bench.records import ResultsStore
+from mobileone_bench.store.merging import StoreUnion, merge, open_results
+from mobileone_bench.store.records import ResultsStore
 from tests.test_analysis_fixtures import add_latency, add_profile
 
 MODELS = ["mobileone_s0", "mobileone_s1", "mobileone_s2", "mobilenetv1", "mobilenetv2-x1.0", "mobilenetv3-s"]

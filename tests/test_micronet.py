@@ -15,12 +15,12 @@ import pytest
 import torch
 from torch import nn
 
-from mobileone_bench import registry
+from mobileone_bench.models import registry
 
 NAMES = ("micronet-m1", "micronet-m2", "micronet-m3")
 
-from mobileone_bench.archs.activations import DynamicShiftMax, MicroNetShiftMax, shift_permutation  # noqa: E402
-from mobileone_bench.archs.micronet import (  # noqa: E402
+from mobileone_bench.models.archs.activations import DynamicShiftMax, MicroNetShiftMax, shift_permutation  # noqa: E402
+from mobileone_bench.models.archs.micronet import (  # noqa: E402
     MICRONET_CFGS,
     ChannelShuffle,
     MicroBlock,
@@ -29,7 +29,7 @@ from mobileone_bench.archs.micronet import (  # noqa: E402
     micronet_cfg,
 )
 from mobileone_bench.complexity import count_params, profile_model  # noqa: E402
-from mobileone_bench.reparam import calibrate_bn, reparameterize_model, verify_reparam  # noqa: E402
+from mobileone_bench.reparameterization import calibrate_bn, reparameterize_model, verify_reparam  # noqa: E402
 
 SMALL = (1, 3, 64, 64)
 
@@ -293,8 +293,8 @@ def test_onnx_export_matches_onnxruntime(tmp_path):
     import onnx
 
     from mobileone_bench import pipeline
-    from mobileone_bench.export import FORMATS
-    from mobileone_bench.export._base import EXPORTED, ExportOptions, export_one
+    from mobileone_bench.formats import FORMATS
+    from mobileone_bench.formats._base import EXPORTED, ExportOptions, export_one
 
     prepared = pipeline.prepare("micronet-m1", input_size=(64, 64))
     result = export_one(prepared, FORMATS["onnx"], tmp_path, ExportOptions())
@@ -354,7 +354,7 @@ def test_authors_key_names_and_shapes(name, models):
 
 
 def test_authors_checkpoint_file_loads(tmp_path):
-    from mobileone_bench.checkpoints import load_weights
+    from mobileone_bench.models.checkpoints import load_weights
 
     torch.manual_seed(1)
     # as the authors' training script saves it: DataParallel's "module." prefix, nested under "state_dict"

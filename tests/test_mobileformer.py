@@ -14,9 +14,9 @@ import torch
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from mobileone_bench import registry
-from mobileone_bench.archs.activations import DynamicReLU
-from mobileone_bench.archs.mobileformer import (
+from mobileone_bench.models import registry
+from mobileone_bench.models.archs.activations import DynamicReLU
+from mobileone_bench.models.archs.mobileformer import (
     TABLES,
     Former,
     FormerToMobile,
@@ -29,7 +29,7 @@ from mobileone_bench.archs.mobileformer import (
     TokenHyperFunction,
 )
 from mobileone_bench.complexity import profile_model
-from mobileone_bench.reparam import calibrate_bn, reparameterize_model
+from mobileone_bench.reparameterization import calibrate_bn, reparameterize_model
 
 NAMES = {"52m": "mobileformer-52", "96m": "mobileformer-96"}
 SMALL = (1, 3, 64, 64)
@@ -343,8 +343,8 @@ def test_reparameterize_folds_every_bn_and_keeps_outputs(models, variant):
 
 def test_onnx_export_parity(tmp_path):
     from mobileone_bench import pipeline
-    from mobileone_bench.export import FORMATS
-    from mobileone_bench.export._base import EXPORTED, ExportOptions, export_one
+    from mobileone_bench.formats import FORMATS
+    from mobileone_bench.formats._base import EXPORTED, ExportOptions, export_one
 
     prepared = pipeline.prepare("mobileformer-52", input_size=(64, 64))
     result = export_one(prepared, FORMATS["onnx"], tmp_path, ExportOptions())
@@ -383,7 +383,7 @@ AUTHORS_KEYS_52M = {
 
 
 def test_authors_checkpoint_layout_loads(tmp_path, models):
-    from mobileone_bench.checkpoints import load_weights
+    from mobileone_bench.models.checkpoints import load_weights
     from mobileone_bench.errors import CheckpointError
 
     own = models["52m"].state_dict()

@@ -22,8 +22,8 @@ import torch
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from mobileone_bench import registry
-from mobileone_bench.archs.mobilenext import (
+from mobileone_bench.models import registry
+from mobileone_bench.models.archs.mobilenext import (
     TABLE,
     BlockCfg,
     MobileNeXt,
@@ -33,10 +33,10 @@ from mobileone_bench.archs.mobilenext import (
     mobilenext_cfg,
     mobilenext_dli14,
 )
-from mobileone_bench.checkpoints import load_weights
+from mobileone_bench.models.checkpoints import load_weights
 from mobileone_bench.complexity import count_params, profile_model
 from mobileone_bench.errors import CheckpointError
-from mobileone_bench.reparam import calibrate_bn, reparameterize_model, verify_reparam
+from mobileone_bench.reparameterization import calibrate_bn, reparameterize_model, verify_reparam
 
 SMALL = (1, 3, 64, 64)
 FULL = (1, 3, 224, 224)
@@ -227,8 +227,8 @@ def test_reparameterize_folds_every_bn(name, models):
 
 def test_onnx_parity_through_the_export_code(tmp_path):
     from mobileone_bench import pipeline
-    from mobileone_bench.export import FORMATS
-    from mobileone_bench.export._base import EXPORTED, ExportOptions, export_one
+    from mobileone_bench.formats import FORMATS
+    from mobileone_bench.formats._base import EXPORTED, ExportOptions, export_one
 
     prepared = pipeline.prepare("mobilenext-x1.0", input_size=(64, 64))
     assert prepared.reparam["bn_remaining"] == 0 and prepared.verify["passed"]

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from mobileone_bench import registry
-from mobileone_bench.archs.mobileone import TABLE7, TABLE17, MobileOne, MobileOneBlock, mobileone_cfg
+from mobileone_bench.models import registry
+from mobileone_bench.models.archs.mobileone import TABLE7, TABLE17, MobileOne, MobileOneBlock, mobileone_cfg
 
 
 def _blocks(model):

@@ -21,7 +21,7 @@ import pytest
 
 from mobileone_bench.devices import _harness, apple
 from mobileone_bench.errors import DeviceUnavailableError, MeasurementError, UsageError
-from mobileone_bench.records import ResultsStore, record_key
+from mobileone_bench.store.records import ResultsStore, record_key
 from tests.test_apple_measure import (  # noqa: F401 - harness and exports are fixtures
     FIXTURES,
     PARTIAL,

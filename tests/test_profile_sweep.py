@@ -11,7 +11,8 @@ import torch
 from torch import nn
 
 import mobileone_bench as mb
-from mobileone_bench import api, registry
+from mobileone_bench import api
+from mobileone_bench.models import registry
 
 BROKEN = "test-asserts-in-forward"
 

@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 
 from mobileone_bench.errors import BenchWarning
-from mobileone_bench.merging import StoreUnion, merge
-from mobileone_bench.records import (RECORD_SCHEMA, SCHEMA_VERSION, ResultsStore, check_record, new_record,
+from mobileone_bench.store.merging import StoreUnion, merge
+from mobileone_bench.store.records import (RECORD_SCHEMA, SCHEMA_VERSION, ResultsStore, check_record, new_record,
                                      read_lines)
 from tests.test_analysis_fixtures import add_latency, add_profile, build_store
 

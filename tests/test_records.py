@@ -7,7 +7,7 @@ import multiprocessing as mp
 
 import pytest
 
-from mobileone_bench.records import ResultsStore, new_record, record_key
+from mobileone_bench.store.records import ResultsStore, new_record, record_key
 
 
 def _record(model="m", value=1.0, status="ok"):

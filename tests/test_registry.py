@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 from torch import nn
 
-from mobileone_bench import registry
+from mobileone_bench.models.factory import create_model
+from mobileone_bench.models import registry
 from mobileone_bench.errors import ModelUnavailableError, UnknownModelError, UsageError
 
 
@@ -23,7 +24,7 @@ def test_prefixed_outside_zoos():
     assert (t.source, t.name, t.input_size) == ("timm", "timm:resnet18", (224, 224))
     tv = registry.resolve("torchvision:mobilenet_v3_small")
     assert tv.source == "torchvision"
-    assert isinstance(registry.create_model(tv), nn.Module)
+    assert isinstance(create_model(tv), nn.Module)
 
 
 def test_alias_points_to_outside_model_with_paper_name_and_size():
@@ -89,18 +90,18 @@ def test_unknown_zoo_is_a_usage_error():
 
 def test_unavailable_model_cannot_be_built(unavailable_model):
     with pytest.raises(ModelUnavailableError, match="NotBuilt"):
-        registry.create_model(unavailable_model)
+        create_model(unavailable_model)
 
 
 def test_hardswish_patch_follows_appendix_b():
-    model = registry.create_model("mobilenetv3-s")
+    model = create_model("mobilenetv3-s")
     assert not any(isinstance(m, nn.Hardswish) for m in model.modules())
-    original = registry.create_model("timm:mobilenetv3_small_100")
+    original = create_model("timm:mobilenetv3_small_100")
     assert any(isinstance(m, nn.Hardswish) for m in original.modules())
 
 
 def test_silu_patch_for_tinynet():
-    model = registry.create_model("tinynet-e")
+    model = create_model("tinynet-e")
     assert not any(isinstance(m, nn.SiLU) for m in model.modules())
     assert registry.resolve("tinynet-e").input_size == (106, 106)
 
@@ -121,7 +122,7 @@ def test_every_available_paper_model_builds_and_runs(name):
     import torch
 
     spec = registry.resolve(name)
-    model = registry.create_model(spec)
+    model = create_model(spec)
     assert not model.training
     with torch.no_grad():
         out = model(torch.randn(registry.input_shape(spec)))

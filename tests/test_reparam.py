@@ -8,9 +8,9 @@ import pytest
 import torch
 from torch import nn
 
-from mobileone_bench import registry
+from mobileone_bench.models import registry
 from mobileone_bench.errors import ReparamMismatchError
-from mobileone_bench.reparam import (
+from mobileone_bench.reparameterization import (
     calibrate_bn,
     fold_conv_bn,
     reparameterize,

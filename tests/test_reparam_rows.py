@@ -12,9 +12,9 @@ import torch
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from mobileone_bench import registry
+from mobileone_bench.models import registry
 from mobileone_bench.complexity import count_params
-from mobileone_bench.reparam import calibrate_bn, reparameterize_model, verify_reparam
+from mobileone_bench.reparameterization import calibrate_bn, reparameterize_model, verify_reparam
 
 
 def _rows() -> list[str]:

@@ -13,7 +13,7 @@ from torch import nn
 
 from mobileone_bench import pipeline
 from mobileone_bench.errors import UsageError
-from mobileone_bench.reparam import check_save_path, save_state_dict
+from mobileone_bench.reparameterization import check_save_path, save_state_dict
 
 
 @contextlib.contextmanager

@@ -11,10 +11,12 @@ import pytest
 import torch
 from torch import nn
 
-from mobileone_bench import pipeline, registry
-from mobileone_bench.archs.mobileone import MobileOneBlock
+from mobileone_bench.models.factory import create_model
+from mobileone_bench import pipeline
+from mobileone_bench.models import registry
+from mobileone_bench.models.archs.mobileone import MobileOneBlock
 from mobileone_bench.errors import ReparamMismatchError
-from mobileone_bench.reparam import (
+from mobileone_bench.reparameterization import (
     DEFAULT_ATOL,
     DEFAULT_RTOL,
     ROUNDING_FACTOR,
@@ -34,7 +36,7 @@ MOBILEONES = ["mobileone_s0", "mobileone_s1", "mobileone_s2", "mobileone_s3", "m
 def _calibrated(name: str) -> nn.Module:
     """The train-time model as the tool builds it (seeded, BatchNorm calibrated at 64x64); callers copy it."""
     torch.manual_seed(0)
-    model = registry.create_model(name)
+    model = create_model(name)
     calibrate_bn(model, (1, 3, 64, 64))
     return model
 
@@ -96,11 +98,11 @@ def _without_scale(block):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("target, replacement", [
-    ("mobileone_bench.reparam.fold_conv_bn", _eps_instead_of_bn_eps(0.0)),      # epsilon forgotten
-    ("mobileone_bench.reparam.fold_conv_bn", _eps_instead_of_bn_eps(2e-5)),     # epsilon off by a factor of 2
-    ("mobileone_bench.reparam.fold_conv_bn", _eps_instead_of_bn_eps(1e-3)),     # another framework's epsilon
-    ("mobileone_bench.archs.mobileone.MobileOneBlock._branches", _without_skip),    # a branch left out
-    ("mobileone_bench.archs.mobileone.MobileOneBlock._branches", _without_scale),
+    ("mobileone_bench.reparameterization.fold_conv_bn", _eps_instead_of_bn_eps(0.0)),      # epsilon forgotten
+    ("mobileone_bench.reparameterization.fold_conv_bn", _eps_instead_of_bn_eps(2e-5)),     # epsilon off by a factor of 2
+    ("mobileone_bench.reparameterization.fold_conv_bn", _eps_instead_of_bn_eps(1e-3)),     # another framework's epsilon
+    ("mobileone_bench.models.archs.mobileone.MobileOneBlock._branches", _without_skip),    # a branch left out
+    ("mobileone_bench.models.archs.mobileone.MobileOneBlock._branches", _without_scale),
 ], ids=["eps-0", "eps-2e-5", "eps-1e-3", "no-skip", "no-scale"])
 def test_a_wrong_fusion_fails_at_every_size(monkeypatch, target, replacement):
     train = _calibrated("mobileone_s0")

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from mobileone_bench.records import ResultsStore, as_list
+from mobileone_bench.store.records import ResultsStore, as_list
 from tests.phase_launcher import run_until
 
 pytestmark = pytest.mark.slow
@@ -68,7 +68,7 @@ def test_a_killed_interleaved_run_loses_at_most_the_round_in_progress(tmp_path):
 
 
 def test_run_prints_the_table_and_correlations(runner, cli, tmp_path, monkeypatch, unavailable_model):
-    from mobileone_bench import registry
+    from mobileone_bench.models import registry
 
     real = registry.create_model
 

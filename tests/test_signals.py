@@ -10,7 +10,7 @@ import subprocess
 import sys
 import pytest
 
-from mobileone_bench.records import ResultsStore, as_list
+from mobileone_bench.store.records import ResultsStore, as_list
 from tests.phase_launcher import run_until
 
 pytestmark = pytest.mark.slow

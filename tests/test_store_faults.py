@@ -10,7 +10,7 @@ import subprocess
 import pytest
 
 from mobileone_bench.errors import RecordsError
-from mobileone_bench.records import ResultsStore
+from mobileone_bench.store.records import ResultsStore
 
 MODELS = ["mobileone_tiny", "mobileone_mu0"]
 
@@ -84,7 +84,8 @@ def test_a_store_without_room_for_the_run_is_refused_before_measuring(runner, cl
 
 
 def test_records_that_cannot_be_stored_at_the_end_go_to_recovery_files(tmp_path, monkeypatch, quiet_machine):
-    from mobileone_bench import pipeline, registry
+    from mobileone_bench import pipeline
+    from mobileone_bench.models import registry
 
     monkeypatch.setenv("TMPDIR", str(tmp_path / "tmp"))
     (tmp_path / "tmp").mkdir()

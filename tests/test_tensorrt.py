@@ -8,7 +8,7 @@ import types
 import pytest
 
 from mobileone_bench.errors import DeviceUnavailableError, ExportError
-from mobileone_bench.export.tensorrt import build_engine, build_plan, require_gpu, timing_cache_path
+from mobileone_bench.formats.tensorrt import build_engine, build_plan, require_gpu, timing_cache_path
 
 
 def _fake_trt(parse_ok=True, engine=b"ENGINE", version="10.3.0"):
@@ -137,8 +137,8 @@ def test_real_engine_build_and_parity(tmp_path):
     if not torch.cuda.is_available():
         pytest.skip("needs an NVIDIA GPU")
     from mobileone_bench import pipeline
-    from mobileone_bench.export import FORMATS
-    from mobileone_bench.export._base import ExportOptions, export_one
+    from mobileone_bench.formats import FORMATS
+    from mobileone_bench.formats._base import ExportOptions, export_one
 
     prepared = pipeline.prepare("mobileone_tiny")
     onnx = export_one(prepared, FORMATS["onnx"], tmp_path, ExportOptions())

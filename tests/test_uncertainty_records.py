@@ -23,7 +23,7 @@ SVG = "{http://www.w3.org/2000/svg}"
 def study(tmp_path_factory):
     import mobileone_bench as mb
     from mobileone_bench.devices import _contention
-    from mobileone_bench.records import ResultsStore
+    from mobileone_bench.store.records import ResultsStore
 
     root = tmp_path_factory.mktemp("uncertainty")
     with pytest.MonkeyPatch.context() as mp:
@@ -62,9 +62,9 @@ def test_stored_records_carry_both_intervals(study, model):
 
 
 def test_stored_profiles_carry_the_proxies(study):
-    from mobileone_bench import registry
+    from mobileone_bench.models import registry
     from mobileone_bench.proxies import count_proxies
-    from mobileone_bench.reparam import reparameterize
+    from mobileone_bench.reparameterization import reparameterize
 
     _, store = study
     for model in MODELS:

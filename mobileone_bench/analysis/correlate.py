@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 from typing import Any, Iterable, Sequence
 
-from mobileone_bench.analysis._data import (
+from mobileone_bench.store.frames import (
     DEVICE_LABELS,
     PAPER_DEVICE_LABELS,
     measurements,
@@ -159,7 +159,7 @@ def _finite(v: Any) -> bool:
 
 def correlation_rows(frame: Any, against: Sequence[str] = AGAINST, *, labels: dict[str, str] | None = None,
                      device_order: Sequence[str] = ("iphone", "mac", "cpu", "gpu", "pixel6")) -> list[dict[str, Any]]:
-    """One Table 1 row per (device, runtime) of a long frame (:func:`mobileone_bench.analysis._data.measurements`).
+    """One Table 1 row per (device, runtime) of a long frame (:func:`mobileone_bench.store.frames.measurements`).
 
     Each row has ``type`` ("CPU Latency"), ``device``, ``runtime``, ``statistic``, ``n`` (models with a latency and
     every ``against`` value), ``<a>_rho`` / ``<a>_p`` per ``against`` (``None`` when not computable), ``models``, and
@@ -322,7 +322,7 @@ def correlate_reference(*, table: str = "table9", device: str | Sequence[str] | 
         As :func:`correlate_records`, each row with ``paper_<a>_rho`` / ``paper_<a>_p`` (the published Table 1
         figures, ``None`` for devices Table 1 does not have).
     """
-    from mobileone_bench.analysis.reference import paper_table
+    from mobileone_bench.reference import paper_table
 
     devices = [device] if isinstance(device, str) else list(device or [])
     frame = reference_frame(table, devices=devices, models=models, exclude=exclude)
@@ -348,7 +348,7 @@ def rank_agreement(frame: Any, table: str = "table9") -> list[dict[str, Any]]:
     """Spearman between our latencies and the paper's column, per (device, runtime), over the models both have.
 
     Args:
-        frame: Our long frame (:func:`~mobileone_bench.analysis._data.measurements`).
+        frame: Our long frame (:func:`~mobileone_bench.store.frames.measurements`).
         table: The paper's table to compare with.
 
     Returns:
@@ -356,7 +356,7 @@ def rank_agreement(frame: Any, table: str = "table9") -> list[dict[str, Any]]:
         "models", "note"}``; ``rho`` is
         ``None`` (with a note) when fewer than :data:`MIN_N` models are shared or the paper has no such column.
     """
-    from mobileone_bench.analysis._data import normalize_name
+    from mobileone_bench.store.frames import normalize_name
 
     ref = reference_frame(table)
     rows: list[dict[str, Any]] = []

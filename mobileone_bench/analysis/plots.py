@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-from mobileone_bench.analysis._data import (
+from mobileone_bench.store.frames import (
     DEVICE_LABELS,
     PAPER_STATISTIC,
     measurements,
@@ -54,13 +54,13 @@ def parse_figures(values: str | Iterable[str] | None) -> list[str]:
     Raises:
         UsageError: An unknown figure.
     """
-    from mobileone_bench.analysis._data import parse_choices
+    from mobileone_bench.store.frames import parse_choices
 
     return parse_choices(values, FIGURES, problem="unknown figure", default=PAPER_FIGURES)
 
 
 def _paper_info(model: str) -> dict[str, Any]:
-    from mobileone_bench.analysis.reference import paper_row
+    from mobileone_bench.reference import paper_row
 
     row = paper_row(model, "table9") or paper_row(model, "table13") or paper_row(model, "table14") or {}
     return {"label": row.get("paper_name") or model, "group": row.get("group") or ("other" if not row else

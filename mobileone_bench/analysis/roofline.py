@@ -25,7 +25,7 @@ import math
 import time
 from typing import Any, Callable, Iterable
 
-from mobileone_bench.analysis._data import measurements
+from mobileone_bench.store.frames import measurements
 from mobileone_bench.errors import AnalysisError, UsageError
 
 __all__ = [
@@ -123,7 +123,7 @@ def peak_gflops(store: Any, threads: int, *, remeasure: bool = False, size: int 
         The ``peak`` record (``gflops``, ``machine``, ``threads``, ``method``, ``created``...).
     """
     from mobileone_bench.environment import collect, machine_fingerprint
-    from mobileone_bench.records import new_record
+    from mobileone_bench.store.records import new_record
 
     machine = machine_fingerprint()
     if not remeasure:
@@ -172,7 +172,7 @@ def roofline_rows(frame: Any, peaks: dict[tuple[str, int], float]) -> list[dict[
     """Achieved GFLOP/s and fraction of peak for every CPU row of a long frame.
 
     Args:
-        frame: :func:`~mobileone_bench.analysis._data.measurements` output (CPU rows are used).
+        frame: :func:`~mobileone_bench.store.frames.measurements` output (CPU rows are used).
         peaks: ``(machine, threads) -> peak GFLOP/s``.
 
     Returns:

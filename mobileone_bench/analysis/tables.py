@@ -13,7 +13,7 @@ import json
 import math
 from typing import Any, Iterable, Sequence
 
-from mobileone_bench.analysis._data import (
+from mobileone_bench.store.frames import (
     DEVICE_LABELS,
     PAPER_DEVICE_LABELS,
     PAPER_STATISTIC,
@@ -52,7 +52,7 @@ _PAPER_HARDWARE = {"cpu": "Xeon Gold 5118", "gpu": "RTX-2080Ti TensorRT fp16", "
 
 def layout_models(layout: str) -> list[str]:
     """The registry names of a layout's rows, in the paper's order."""
-    from mobileone_bench.analysis.reference import paper_table
+    from mobileone_bench.reference import paper_table
 
     _check_layout(layout)
     return [r["model"] for r in paper_table(layout)["rows"]]
@@ -192,7 +192,7 @@ def build_table(store: Any, layout: str = "table9", *, models: Sequence[str] | N
     """
     import pandas as pd
 
-    from mobileone_bench.analysis.reference import paper_table
+    from mobileone_bench.reference import paper_table
 
     layout = _check_layout(layout)
     spec = LAYOUTS[layout]
@@ -254,7 +254,7 @@ def build_table(store: Any, layout: str = "table9", *, models: Sequence[str] | N
         order, paper = paper_by_key.get(key, (None, None))
         ref9 = paper if paper is not None and (layout == "table9" or paper.get("flops_m") is not None) else None
         if ref9 is None:
-            from mobileone_bench.analysis.reference import paper_row
+            from mobileone_bench.reference import paper_row
 
             ref9 = paper_row(name, "table9") or paper_row(name, "table13")
         row: dict[str, Any] = {

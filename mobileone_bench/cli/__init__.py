@@ -14,7 +14,7 @@ from typing import Any, Iterator
 
 import click
 
-from mobileone_bench import __version__
+from mobileone_bench._version import __version__
 from mobileone_bench.errors import BenchError
 
 __all__ = ["main", "cli"]
@@ -91,7 +91,7 @@ class _Group(click.Group):
 
     def invoke(self, ctx: click.Context) -> Any:
         from mobileone_bench._interrupt import check
-        from mobileone_bench.records import SAVED
+        from mobileone_bench.store.records import SAVED
 
         saved_before = len(SAVED)
         try:
@@ -142,7 +142,7 @@ def _clean_warnings(debug: bool = False) -> Iterator[None]:
 def _interrupted_line(exc: BaseException, saved_before: int) -> str:
     """One line: which signal stopped the run, what this run stored, and how to go on."""
     from mobileone_bench._interrupt import signal_name
-    from mobileone_bench.records import SAVED
+    from mobileone_bench.store.records import SAVED
 
     saved = SAVED[saved_before:]
     what = signal_name(getattr(exc, "signum", None))

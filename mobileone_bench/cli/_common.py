@@ -94,7 +94,7 @@ def _check_weights(ctx: click.Context, param: click.Parameter, value: str | None
     """Read the checkpoint once while the arguments are parsed, so a bad file is one line before any work."""
     if value is None:
         return None
-    from mobileone_bench.checkpoints import read_state_dict
+    from mobileone_bench.models.checkpoints import read_state_dict
     from mobileone_bench.errors import CheckpointError
 
     try:

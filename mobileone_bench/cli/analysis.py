@@ -221,7 +221,7 @@ def rich_paper_table(table: dict[str, Any]) -> Any:
 def rich_agreement(table: dict[str, Any]) -> Any:
     from rich.table import Table
 
-    from mobileone_bench.analysis._data import DEVICE_LABELS
+    from mobileone_bench.store.frames import DEVICE_LABELS
     from mobileone_bench.cli._common import fmt_num
 
     t = Table(title="Rank agreement with the paper (Spearman, over the models both have)", header_style="bold")

@@ -77,7 +77,7 @@ def environment_line(records: list[dict[str, Any]]) -> str:
     if report:
         parts.append(f"latency = {report} of {rec.get('runs')} runs after {rec.get('warmup')} warmup")
     if rec.get("protocol") == "interleaved":
-        from mobileone_bench.records import as_list
+        from mobileone_bench.store.records import as_list
 
         sizes = as_list(rec.get("runs_per_round"))
         rounds = rec.get("rounds") or len(sizes)

@@ -90,7 +90,7 @@ def _check_save(ctx: click.Context, param: click.Parameter, value: str | None) -
     if value is None:
         return None
     from mobileone_bench.errors import UsageError
-    from mobileone_bench.reparam import check_save_path
+    from mobileone_bench.reparameterization import check_save_path
 
     try:
         check_save_path(value)

@@ -106,7 +106,7 @@ def export_results_cmd(fmt: str | None, out: str | None, kinds: tuple[str, ...],
     """Write the results store in a form dashboards read: a flat CSV or Parquet table (one row per record, every
     field a column: model, device, runtime, latency statistics, machine, environment...), or the JSON list of the
     PyTorch OSS benchmark database (benchmark / model / metric / runners entries, one per latency record and
-    statistic; the mapping is in mobileone_bench/results_export.py).
+    statistic; the mapping is in mobileone_bench/store/export.py).
 
     \b
     Examples:
@@ -116,7 +116,7 @@ def export_results_cmd(fmt: str | None, out: str | None, kinds: tuple[str, ...],
       mobileone-bench export-results --kind latency --latest | head
     """
     from mobileone_bench import api
-    from mobileone_bench.results_export import export_format
+    from mobileone_bench.store.export import export_format
 
     fmt = export_format(fmt, out)  # before the store is read: results.xlsx is refused, not filled with CSV
     done = api.export_results(list(results), format=fmt, out=out, kinds=kinds, latest=latest)

@@ -185,7 +185,7 @@ def ablate_cmd(study: str, device: str, runtime: str | None, warmup: int | None,
         emit(out_rows, "table", cols, title=title, digits={"flops_m": 0, "latency_ms": 2, "ratio": 2,
                                                            "paper_ratio": 2})
         stdout().print("The network's widths and strides are ours (the paper gives none): see "
-                       "mobileone_bench/archs/ablation.py.", style="dim")
+                       "mobileone_bench/models/archs/ablation.py.", style="dim")
     if any(str(r["status"]).startswith("failed") for r in out_rows):
         raise SystemExit(1)
 

@@ -43,7 +43,7 @@ import warnings
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from mobileone_bench.devices import _harness
 from mobileone_bench.errors import (
@@ -55,7 +55,9 @@ from mobileone_bench.errors import (
     ReportError,
     UsageError,
 )
-from mobileone_bench.registry import ModelSpec
+
+if TYPE_CHECKING:  # pragma: no cover - the registry imports the families (torch)
+    from mobileone_bench.models.registry import ModelSpec
 
 __all__ = [
     "import_reports",
@@ -96,7 +98,7 @@ def _default_warn(message: str) -> None:
 
 def harness_name(spec: ModelSpec) -> str:
     """The name a model has in the harness (its ``.mlmodelc`` stem): ``timm:resnet18`` -> ``timm__resnet18``."""
-    from mobileone_bench.export._base import safe_name
+    from mobileone_bench.formats._base import safe_name
 
     return safe_name(spec.name)
 
@@ -104,7 +106,7 @@ def harness_name(spec: ModelSpec) -> str:
 def resolve_harness_model(model: str) -> ModelSpec | None:
     """The registry's spec for a harness model name (``mobilevit_s`` -> ``mobilevit-s``), or ``None`` if the
     registry does not know it (the record then keeps the harness name)."""
-    from mobileone_bench import registry
+    from mobileone_bench.models import registry
 
     candidates = [model] + ([model.replace("__", ":", 1)] if "__" in model else [])
     for candidate in candidates:
@@ -131,7 +133,7 @@ def _os_text(device: dict[str, Any]) -> str:
 
 def _env(device: dict[str, Any], harness_version: str | None) -> dict[str, Any]:
     """``env_*`` fields: the phone or Mac that ran the model (as the harness saw it), not the host."""
-    from mobileone_bench import __version__
+    from mobileone_bench._version import __version__
 
     return {
         "env_machine": device.get("model_identifier"),
@@ -148,7 +150,7 @@ def _env(device: dict[str, Any], harness_version: str | None) -> dict[str, Any]:
 def _input_shape(result: dict[str, Any] | None, spec: ModelSpec | None, job: Any) -> list[int] | None:
     """NCHW input shape: the one the harness built (an image input ``[H, W]`` -> ``[1, 3, H, W]``), else the
     registry's for the job."""
-    from mobileone_bench import registry
+    from mobileone_bench.models import registry
 
     for inp in (result or {}).get("inputs") or []:
         return list(inp["shape"]) if inp["kind"] == "multiarray" else [1, 3, *inp["shape"]]
@@ -180,7 +182,7 @@ class _Recorder:
 
     def __init__(self, store: Any, job: Any, *, force: bool, source: str, warn: Warn,
                  phone: _harness.Device | None = None):
-        from mobileone_bench.checkpoints import file_sha256
+        from mobileone_bench.models.checkpoints import file_sha256
 
         self.phone = phone
         self.store = store
@@ -216,7 +218,7 @@ class _Recorder:
 
     def planned(self, spec: ModelSpec, device: dict[str, Any], runner: str) -> dict[str, Any] | None:
         """The stored successful record of what the job would measure for ``spec``, if any (never when forced)."""
-        from mobileone_bench.records import record_key
+        from mobileone_bench.store.records import record_key
 
         job = self.job
         identity = self.identity(spec.name, spec, device, runner, warmup=job.warmup, runs=job.runs,
@@ -236,7 +238,7 @@ class _Recorder:
 
     def _append(self, identity: dict[str, Any], fields: dict[str, Any], env: dict[str, Any],
                 samples: list[float] | None) -> dict[str, Any]:
-        from mobileone_bench.records import new_record
+        from mobileone_bench.store.records import new_record
 
         if self.phone is not None:
             env = {**env, "env_device_name": self.phone.name, "env_device_udid": self.phone.udid,
@@ -248,7 +250,7 @@ class _Recorder:
     def result(self, run: dict[str, Any], result: dict[str, Any], *, spec: ModelSpec | None, where: str,
                runner: str, extra: dict[str, Any] | None = None) -> dict[str, Any]:
         """Store one harness result (``ok`` with statistics from its samples, ``error`` as a failed record)."""
-        from mobileone_bench.records import record_key
+        from mobileone_bench.store.records import record_key
         from mobileone_bench.stats import interval_ci, noise_warning, summarize
 
         job = self.job
@@ -379,7 +381,7 @@ def import_reports(paths: list[str], store: Any, *, job: Any, models: list[Model
 
     Args:
         paths: Report files or logs.
-        store: The :class:`~mobileone_bench.records.ResultsStore`.
+        store: The :class:`~mobileone_bench.store.records.ResultsStore`.
         job: The latency job (``device`` ``iphone`` or ``mac``; its precision, weights and input size describe the
             artifacts the reports measured; warmup, runs and compute units come from the reports).
         models: Import only the results of these models (all when ``None``).
@@ -461,8 +463,8 @@ def _one_line(exc: BaseException) -> str:
 
 def _export(spec: ModelSpec, job: Any, force: bool) -> Any:
     """Build the inference-time model and export (or reuse) its Core ML package; returns the ``ExportResult``."""
-    from mobileone_bench.export import FORMATS
-    from mobileone_bench.export._base import ExportOptions, export_one
+    from mobileone_bench.formats import FORMATS
+    from mobileone_bench.formats._base import ExportOptions, export_one
     from mobileone_bench.pipeline import prepare
 
     if not spec.available:
@@ -524,7 +526,7 @@ class _Collector:
 def _log_path(store: Any, tool: str) -> Path:
     """``<results>/logs/<tool>-<UTC time>.log``: the whole output of a harness run, kept for diagnosis (a ``-2``...
     suffix when that name is taken: runs one after the other within a second, one per phone)."""
-    from mobileone_bench.export._base import safe_name
+    from mobileone_bench.formats._base import safe_name
 
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     folder = Path(store.root) / "logs"
@@ -718,7 +720,7 @@ def _measure_iphone(specs: list[ModelSpec], job: Any, store: Any, *, destination
         compiled = _compile(exports, tmp, live, progress)
         if compiled:
             _harness.stage_models(harness, compiled)
-            from mobileone_bench import __version__
+            from mobileone_bench._version import __version__
 
             config = _harness.make_run_config(warmup=int(job.warmup), runs=int(job.runs),
                                               compute_units=_compute_units(job), models=list(compiled),
@@ -1100,7 +1102,7 @@ def _coremltools_run(name: str, export: Any, job: Any, device: dict[str, Any]) -
     import numpy as np
 
     from mobileone_bench.devices._protocol import time_runs
-    from mobileone_bench.export.coreml import import_coremltools
+    from mobileone_bench.formats.coreml import import_coremltools
 
     ct = import_coremltools()
     units = _compute_units(job)

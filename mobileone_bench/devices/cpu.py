@@ -154,7 +154,7 @@ def _executorch_backend() -> Any:
     from types import SimpleNamespace
 
     from mobileone_bench.errors import MissingDependencyError
-    from mobileone_bench.export.executorch import INSTALL_HINT, load_method, native_quiet
+    from mobileone_bench.formats.executorch import INSTALL_HINT, load_method, native_quiet
 
     try:
         with native_quiet():

@@ -42,7 +42,6 @@ __all__ = [
     "list_models",
     "list_zoos",
     "zoo_models",
-    "create_model",
     "input_shape",
 ]
 
@@ -140,6 +139,11 @@ def register_model(
     return wrap(fn) if fn is not None else wrap
 
 
+#: The paper's benchmarking patches an alias may apply (Appendix B: MobileNetV3 with ReLU instead of hard-swish;
+#: Table 13: TinyNet with ReLU instead of swish); :data:`mobileone_bench.models.factory.PATCHES` implements them.
+PATCH_NAMES = ("hardswish->relu", "silu->relu")
+
+
 def register_alias(
     name: str,
     target: str,
@@ -153,7 +157,7 @@ def register_alias(
     """Register a friendly name for another registry name (own, ``timm:`` or ``torchvision:``)."""
     size = None if input_size is None else ((input_size, input_size) if isinstance(input_size, int) else tuple(input_size))
     for p in patches:
-        if p not in _PATCHES:
+        if p not in PATCH_NAMES:
             raise ValueError(f"unknown patch {p!r}")
     _ALIASES[_key(name)] = dict(name=name.strip().lower(), target=target, paper_name=paper_name, input_size=size, patches=tuple(patches),
                                 description=description, reparameterizable=reparameterizable)
@@ -226,14 +230,7 @@ def _torchvision_spec(model_name: str, full: str) -> ModelSpec:
 # ------------------------------------------------------------------------------------------------ resolving
 
 
-def _ensure_loaded() -> None:
-    """Import the modules that register the tool's own models and aliases (cheap: no torch import)."""
-    import mobileone_bench.archs  # noqa: F401  (registers own models)
-    import mobileone_bench.zoo  # noqa: F401  (registers aliases and zoos)
-
-
 def _local_names() -> list[str]:
-    _ensure_loaded()
     return sorted([s.name for s in _OWN.values()] + [a["name"] for a in _ALIASES.values()])
 
 
@@ -243,7 +240,6 @@ def resolve(name: str) -> ModelSpec:
     Raises:
         UnknownModelError: With the closest matches.
     """
-    _ensure_loaded()
     key = _key(name)
     if not key:
         raise UsageError("empty model name")
@@ -349,13 +345,11 @@ def list_models(pattern: str | None = None, zoo: str | None = None) -> list[Mode
 
 def list_zoos() -> dict[str, str]:
     """Zoo name -> description."""
-    _ensure_loaded()
     return {k: d for k, (_, d) in sorted(_ZOOS.items())}
 
 
 def zoo_models(zoo: str) -> list[str]:
     """The registry names of a zoo, in the zoo's order."""
-    _ensure_loaded()
     key = _key(zoo)
     if key not in _ZOOS:
         close = difflib.get_close_matches(key, list(_ZOOS), 3)
@@ -368,72 +362,3 @@ def input_shape(spec: ModelSpec, input_size: tuple[int, int] | None = None, batc
     """The NCHW input shape used for a model (its default size unless one is given)."""
     h, w = input_size or spec.input_size
     return (batch, 3, int(h), int(w))
-
-
-# ---------------------------------------------------------------------------------------------- building
-
-
-def _hardswish_to_relu(model: "nn.Module") -> int:
-    from torch import nn
-
-    return _swap_modules(model, (nn.Hardswish,), lambda m: nn.ReLU(inplace=True))
-
-
-def _silu_to_relu(model: "nn.Module") -> int:
-    from torch import nn
-
-    return _swap_modules(model, (nn.SiLU,), lambda m: nn.ReLU(inplace=True))
-
-
-def _swap_modules(model: "nn.Module", types: tuple[type, ...], make: Callable[[Any], Any]) -> int:
-    n = 0
-    for parent in list(model.modules()):
-        for cname, child in list(parent.named_children()):
-            if isinstance(child, types):
-                setattr(parent, cname, make(child))
-                n += 1
-    return n
-
-
-# Patches are the paper's benchmarking protocol for some rows: Appendix B replaces MobileNetV3's hard-swish with
-# ReLU; Table 13 replaces TinyNet's swish with ReLU.
-_PATCHES: dict[str, Callable[["nn.Module"], int]] = {
-    "hardswish->relu": _hardswish_to_relu,
-    "silu->relu": _silu_to_relu,
-}
-
-
-def create_model(
-    name: str | ModelSpec,
-    *,
-    weights: str | None = None,
-    num_classes: int | None = None,
-    **kwargs: Any,
-) -> "nn.Module":
-    """Build the train-time model of a name, in eval mode, random weights unless ``weights`` names a local file.
-
-    Never downloads anything.
-
-    Args:
-        name: A registry name or spec.
-        weights: Path of a local checkpoint (see :mod:`mobileone_bench.checkpoints` for the layouts accepted).
-        num_classes: Classifier size, if not the default 1000.
-        **kwargs: Passed to the factory.
-
-    Raises:
-        UnknownModelError, ModelUnavailableError, CheckpointError.
-    """
-    spec = name if isinstance(name, ModelSpec) else resolve(name)
-    if not spec.available or spec.factory is None:
-        raise ModelUnavailableError(f"{spec.name} cannot be built: {spec.reason}")
-    if num_classes is not None:
-        kwargs["num_classes"] = num_classes
-    model = spec.factory(**kwargs)
-    for p in spec.patches:
-        _PATCHES[p](model)
-    model.eval()
-    if weights is not None:
-        from mobileone_bench.checkpoints import load_weights
-
-        model = load_weights(model, weights)
-    return model

@@ -63,7 +63,7 @@ layer_norm,ffn,ffn_norm}``, ``global_local.{k,proj}``, ``classifier.{conv,fc,cla
 module inside its ``nn.Sequential`` included), so that the authors' state dicts load with ``strict=True``.
 
 The dynamic ReLU here is slopes-only (``K = 2`` pieces, no intercepts: the authors' hyper-function produces ``2C``
-values, not the ``4C`` of :class:`~mobileone_bench.archs.activations.DynamicReLU`); it is the same function as
+values, not the ``4C`` of :class:`~mobileone_bench.models.archs.activations.DynamicReLU`); it is the same function as
 ``DynamicReLU(C, pieces=2, lambda_a=1, own_hyper=False)`` fed with zero intercepts, without the two element-wise
 additions of zeros that would cost time on a device (the test checks the equality).
 
@@ -79,7 +79,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from mobileone_bench.registry import register_model
+from mobileone_bench.models.registry import register_model
 
 __all__ = [
     "BlockCfg",
@@ -485,7 +485,7 @@ class MergeClassifier(nn.Module):
     @torch.no_grad()
     def reparameterize(self) -> None:
         """Fold the BatchNorm1d of the first FC into that FC (idempotent)."""
-        from mobileone_bench.reparam import fold_conv_bn
+        from mobileone_bench.reparameterization import fold_conv_bn
 
         fc, bn = self.fc[0], self.fc[1]
         if not isinstance(bn, nn.BatchNorm1d):

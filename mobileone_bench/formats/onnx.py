@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from mobileone_bench.errors import ExportError
-from mobileone_bench.export._base import ExportOptions, FormatOutput
+from mobileone_bench.formats._base import ExportOptions, FormatOutput
 
 __all__ = ["export", "run_parity", "INPUT_NAME", "OUTPUT_NAME"]
 
@@ -43,7 +43,7 @@ def run_parity(path: Path, model: torch.nn.Module, x: torch.Tensor, atol: float,
     """Run the ONNX file with onnxruntime (CPU) and compare with PyTorch."""
     import onnxruntime as ort
 
-    from mobileone_bench.reparam import compare_outputs
+    from mobileone_bench.reparameterization import compare_outputs
 
     options = ort.SessionOptions()
     options.log_severity_level = 3

@@ -14,7 +14,7 @@ from typing import Any
 import torch
 
 from mobileone_bench.errors import DeviceUnavailableError, ExportError
-from mobileone_bench.export._base import ExportOptions, FormatOutput, safe_name
+from mobileone_bench.formats._base import ExportOptions, FormatOutput, safe_name
 
 __all__ = ["export", "build_plan", "build_engine", "timing_cache_path", "require_gpu"]
 
@@ -104,7 +104,7 @@ def export(prepared: Any, workdir: Path, precision: str, options: ExportOptions,
     import tensorrt as trt
 
     from mobileone_bench.devices.gpu import TensorRTEngine
-    from mobileone_bench.reparam import compare_outputs
+    from mobileone_bench.reparameterization import compare_outputs
 
     onnx_manifest = context.get("onnx_manifest")
     onnx_path = context.get("onnx")

@@ -12,8 +12,8 @@
 With their default arguments :class:`DynamicReLU` and :class:`DynamicShiftMax` start from ReLU: with a neutral
 hyper-function output (0) they compute ``max(x, 0)``; :class:`MicroNetShiftMax` starts from the authors' initial
 coefficients (for MicroNet's defaults, the identity). They are used by the 30-layer network of the paper's Section 3.2
-(:mod:`mobileone_bench.archs.ablation`, Table 2) and by the model families that are built on them
-(:mod:`mobileone_bench.archs.micronet`).
+(:mod:`mobileone_bench.models.archs.ablation`, Table 2) and by the model families that are built on them
+(:mod:`mobileone_bench.models.archs.micronet`).
 """
 
 from __future__ import annotations

@@ -23,7 +23,7 @@ Safety:
 
 Reading: every record carries the version of its schema (``"schema": 1``, :data:`SCHEMA_VERSION`;
 ``mobileone_bench/data/record.schema.json``). One reader (:func:`read_lines`, behind every read of the store and
-behind :func:`mobileone_bench.merging.merge`) parses each line (a UTF-8 byte order mark at the start of the file is
+behind :func:`mobileone_bench.store.merging.merge`) parses each line (a UTF-8 byte order mark at the start of the file is
 not part of the first line) and checks the record against the schema: the fields that identify it (``key``,
 ``kind``, ``model`` where the kind has one) and, per kind, the types of the fields the analyses compute with
 (statistics must be finite numbers). A line that is not JSON, a record that breaks the schema and a record written
@@ -518,7 +518,7 @@ class ResultsStore:
     def lock(self) -> Iterator[None]:
         """Hold the store's append lock (the one :meth:`append` takes for each record) across several reads and
         writes that must not interleave with another writer's, e.g. a merge that reads which records are here and
-        then appends the missing ones (:func:`mobileone_bench.merging.merge`).
+        then appends the missing ones (:func:`mobileone_bench.store.merging.merge`).
 
         The lock is advisory and not re-entrant: do not call :meth:`append` while holding it (use
         :meth:`append_lines_locked`).

@@ -2,7 +2,7 @@
 
 MicroNet is built from Micro-Factorized convolutions (a pointwise conv as two group convs around a channel shuffle,
 a ``k x k`` depthwise conv as a ``k x 1`` then a ``1 x k`` depthwise conv) and Dynamic Shift-Max
-(:class:`~mobileone_bench.archs.activations.MicroNetShiftMax`). The per-block configs are the authors'
+(:class:`~mobileone_bench.models.archs.activations.MicroNetShiftMax`). The per-block configs are the authors'
 (``backbone/microconfig.py`` of github.com/liyunsheng13/micronet, with the settings of their ``scripts/*_m{1,2,3}.sh``)
 and are data below, one :class:`BlockRow` per row. Columns: stride ``s``, repeats ``n``, output channels ``c``,
 kernel ``k``, expansions ``e1, e2`` (hidden width ``in e1 e2``), first pointwise conv groups ``g1`` (0: a
@@ -59,8 +59,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from mobileone_bench.archs.activations import MicroNetShiftMax
-from mobileone_bench.registry import register_model
+from mobileone_bench.models.archs.activations import MicroNetShiftMax
+from mobileone_bench.models.registry import register_model
 
 __all__ = [
     "BlockRow",

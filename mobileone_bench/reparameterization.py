@@ -19,7 +19,7 @@
   running statistics (mean 0, variance 1) activations of a deep random network grow to 1e15 and any comparison is
   meaningless.
 
-Calling this module, ``mobileone_bench.reparam(...)``, is :func:`mobileone_bench.api.reparam`.
+Calling this module, ``mobileone_bench.reparameterization(...)``, is :func:`mobileone_bench.api.reparam`.
 """
 
 from __future__ import annotations
@@ -668,9 +668,3 @@ def save_state_dict(model: nn.Module, path: str | os.PathLike[str]) -> Path:
             with contextlib.suppress(OSError):
                 tmp.unlink()
     return target
-
-
-# `mobileone_bench.reparam(...)` is the API's reparam(): see mobileone_bench/_callable.py
-from mobileone_bench._callable import make_callable as _make_callable  # noqa: E402
-
-_make_callable(__name__)

@@ -29,7 +29,7 @@ from typing import Any, Iterable
 import torch
 
 from mobileone_bench.errors import ExportError, MissingDependencyError, UsageError
-from mobileone_bench.export._base import ExportOptions, FormatOutput
+from mobileone_bench.formats._base import ExportOptions, FormatOutput
 
 __all__ = [
     "export",
@@ -325,7 +325,7 @@ def _run(method: Any, x: torch.Tensor) -> torch.Tensor:
 
 def fp32_parity(method: Any, model: torch.nn.Module, x: torch.Tensor, atol: float, rtol: float) -> dict[str, Any]:
     """The ``.pte``'s output against PyTorch's on ``x``, with the tool's tolerance (as the ONNX check)."""
-    from mobileone_bench.reparam import compare_outputs
+    from mobileone_bench.reparameterization import compare_outputs
 
     with torch.no_grad():
         ref = model(x)

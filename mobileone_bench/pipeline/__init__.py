@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from mobileone_bench._interrupt import deferred, handling
-from mobileone_bench.registry import ModelSpec
+
+if TYPE_CHECKING:  # pragma: no cover - the registry imports the families (torch)
+    from mobileone_bench.models.registry import ModelSpec
 
 __all__ = ["Prepared", "prepare", "profile", "LatencyJob", "latency_identity", "measure_latency", "measure_models",
            "profile_identity", "profile_record", "run_models", "is_unavailable", "UNAVAILABLE_PREFIX", "flagged"]
@@ -64,15 +66,17 @@ def prepare(
     """
     import torch
 
-    from mobileone_bench import registry
-    from mobileone_bench.checkpoints import file_sha256
-    from mobileone_bench.reparam import calibrate_bn, reparameterize_model, verify_reparam
+    from mobileone_bench.models import registry
+    from mobileone_bench.models.checkpoints import file_sha256
+    from mobileone_bench.reparameterization import calibrate_bn, reparameterize_model, verify_reparam
 
     if isinstance(spec, str):
         spec = registry.resolve(spec)
     shape = registry.input_shape(spec, input_size)
     torch.manual_seed(seed)
-    train = registry.create_model(spec, weights=weights)
+    from mobileone_bench.models.factory import create_model
+
+    train = create_model(spec, weights=weights)
     if weights is None:
         calibrate_bn(train, shape, seed=seed)
     if not reparameterize:
@@ -119,7 +123,7 @@ UNAVAILABLE_PREFIX = "unavailable: "
 def _weights_sha(weights: str | None) -> str | None:
     if not weights:
         return None
-    from mobileone_bench.checkpoints import file_sha256
+    from mobileone_bench.models.checkpoints import file_sha256
 
     return file_sha256(weights)
 
@@ -127,7 +131,7 @@ def _weights_sha(weights: str | None) -> str | None:
 def _stored(store: Any, kind: str, identity: dict[str, Any], spec: ModelSpec, force: bool) -> dict[str, Any] | None:
     """The stored record that makes measuring again unnecessary: the newest successful one with this identity, or,
     for a model that cannot be built, the failure that already says why (recorded once, not on every rerun)."""
-    from mobileone_bench.records import record_key
+    from mobileone_bench.store.records import record_key
 
     key = record_key(identity)
     if force:
@@ -270,7 +274,7 @@ def _runtime_versions(runtime: str) -> dict[str, Any]:
 
 def latency_identity(spec: ModelSpec, job: LatencyJob, weights_sha256: str | None = None) -> dict[str, Any]:
     """The fields that identify a latency measurement (hashed into the record key)."""
-    from mobileone_bench import registry
+    from mobileone_bench.models import registry
     from mobileone_bench.environment import machine_fingerprint
 
     return {
@@ -294,33 +298,6 @@ def latency_identity(spec: ModelSpec, job: LatencyJob, weights_sha256: str | Non
     }
 
 
-def _export_for(prepared: Prepared, job: LatencyJob, force: bool) -> tuple[Any, Any]:
-    """Export (or reuse) the artifact a runtime needs; returns (ExportResult or None, path or None)."""
-    from pathlib import Path
-
-    from mobileone_bench.devices import get_runtime
-    from mobileone_bench.errors import ExportError
-    from mobileone_bench.export import FORMATS
-    from mobileone_bench.export._base import ExportOptions, export_one
-
-    rt = get_runtime(job.device, job.runtime)
-    if rt.artifact is None:
-        return None, None
-    out = Path(job.models_dir)
-    context: dict[str, Any] = {"out": str(out)}
-    if rt.artifact == "tensorrt":
-        onnx = export_one(prepared, FORMATS["onnx"], out, ExportOptions(), force=force)
-        if not onnx.ok:
-            raise ExportError(f"onnx export: {onnx.error}")
-        context.update(onnx=onnx.path, onnx_manifest=onnx.manifest)
-    precision = job.precision if rt.artifact != "onnx" else "fp32"
-    result = export_one(prepared, FORMATS[rt.artifact], out, ExportOptions(precision=precision), force=force,
-                        context=context)
-    if not result.ok:
-        raise ExportError(f"{rt.artifact} export: {result.error}")
-    return result, result.path
-
-
 @dataclass
 class _Pending:
     """A model whose runner is ready and whose record is waiting for its samples."""
@@ -333,7 +310,7 @@ class _Pending:
 
     @property
     def key(self) -> str:
-        from mobileone_bench.records import record_key
+        from mobileone_bench.store.records import record_key
 
         return record_key(self.identity)
 
@@ -367,6 +344,7 @@ def _begin(spec: ModelSpec, job: LatencyJob, store: Any, *, force: bool, prepare
 
     from mobileone_bench.devices import get_runtime, load_runtime
     from mobileone_bench.errors import BenchError, UsageError
+    from mobileone_bench.pipeline.artifacts import artifact_for
 
     identity = latency_identity(spec, job, _weights_sha(job.weights))
     stored = _stored(store, "latency", identity, spec, force)
@@ -388,7 +366,7 @@ def _begin(spec: ModelSpec, job: LatencyJob, store: Any, *, force: bool, prepare
                 prepared.train_model = None  # checked; only the inference-time form is exported and timed
         if rt.artifact:
             step(f"export {rt.artifact}")
-        export, artifact = _export_for(prepared, job, force)
+        export, artifact = artifact_for(prepared, job, force)
         if export is not None:
             fields.update(artifact_format=export.format, artifact_path=export.path,
                           artifact_sha256=(export.manifest or {}).get("sha256"))
@@ -414,7 +392,7 @@ def _finish(pending: _Pending, store: Any, job: LatencyJob, samples: list[float]
     import time as _time
 
     from mobileone_bench.environment import collect
-    from mobileone_bench.records import new_record
+    from mobileone_bench.store.records import new_record
     from mobileone_bench.stats import interval_ci, noise_warning, summarize
 
     fields = pending.fields
@@ -462,7 +440,7 @@ def measure_latency(spec: ModelSpec | str, job: LatencyJob, store: Any, *, force
         ``(record, skipped)``: ``skipped`` is true when a successful record with the same key already existed
         (then that record is returned and nothing is measured).
     """
-    from mobileone_bench import registry
+    from mobileone_bench.models import registry
     from mobileone_bench.devices._contention import ContentionSampler
 
     if isinstance(spec, str):
@@ -608,7 +586,7 @@ def _build_order(specs: list[ModelSpec], job: LatencyJob, store: Any, force: boo
     RepVGG-B1's build and export take about 1 GB for a moment). The rounds still visit the models in the seeded
     orders of the list as asked. Models already measured, or that cannot be built, come last (nothing to build).
     """
-    from mobileone_bench.records import record_key
+    from mobileone_bench.store.records import record_key
 
     stored = set() if force else store.keys("latency")
     todo = [s for s in specs if s.available and record_key(latency_identity(s, job, _weights_sha(job.weights)))
@@ -617,12 +595,12 @@ def _build_order(specs: list[ModelSpec], job: LatencyJob, store: Any, force: boo
         return list(specs)
     import torch
 
-    from mobileone_bench import registry
+    from mobileone_bench.models.factory import create_model
 
     def size(spec: ModelSpec) -> int:
         try:
             with torch.device("meta"):
-                model = registry.create_model(spec)
+                model = create_model(spec)
             return sum(p.numel() for p in model.parameters())
         except Exception:  # noqa: BLE001 - an estimate only: a model that cannot be built meta keeps its place
             return 0
@@ -812,7 +790,8 @@ def _measure_in_rounds(pendings: list[_Pending], job: LatencyJob, store: Any, st
 
 
 def profile_identity(spec: ModelSpec, input_size: tuple[int, int] | None, weights_sha256: str | None) -> dict[str, Any]:
-    from mobileone_bench import __version__, registry
+    from mobileone_bench._version import __version__
+    from mobileone_bench.models import registry
 
     return {"model": spec.name, "target": spec.target, "patches": list(spec.patches), "weights_sha256": weights_sha256,
             "input_shape": list(registry.input_shape(spec, input_size)),
@@ -824,10 +803,10 @@ def profile_record(spec: ModelSpec | str, store: Any, *, input_size: tuple[int, 
                    weights: str | None = None, force: bool = False,
                    prepared: Prepared | None = None) -> tuple[dict[str, Any], bool]:
     """Profile a model and store a ``profile`` record (skipped if an identical one exists unless ``force``)."""
-    from mobileone_bench import registry
+    from mobileone_bench.models import registry
     from mobileone_bench.environment import collect
     from mobileone_bench.errors import UsageError
-    from mobileone_bench.records import new_record
+    from mobileone_bench.store.records import new_record
 
     if isinstance(spec, str):
         spec = registry.resolve(spec)
@@ -872,7 +851,7 @@ def run_models(specs: list[ModelSpec], job: LatencyJob, store: Any, *, force: bo
     Returns:
         One row per model: ``{"model", "profile": record, "latency": record, "skipped": {"profile", "latency"}}``.
     """
-    from mobileone_bench.records import record_key
+    from mobileone_bench.store.records import record_key
 
     job = job.resolved().for_models(len(specs))
     step = on_step or (lambda _m, _s: None)

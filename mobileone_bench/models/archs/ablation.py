@@ -26,7 +26,7 @@ input). Every layer is ``conv (no bias) -> BatchNorm -> [Squeeze-Excite] -> acti
 
 Block options of :class:`Ablation30` (Table 3):
 
-* ``se``: a :class:`~mobileone_bench.archs.mobileone.SqueezeExcite` (reduction 1/16, as MobileOne) between the
+* ``se``: a :class:`~mobileone_bench.models.archs.mobileone.SqueezeExcite` (reduction 1/16, as MobileOne) between the
   BatchNorm and the activation of every one of the 30 layers. With ReLU this *is* SE-ReLU, the activation of
   Table 2 and of MobileOne's Figure 3, so ``ablation30-se`` (Table 3, "+ Squeeze-Excite") and
   ``ablation30-se-relu`` (Table 2, "SE-ReLU") are the same network: the paper gives both rows the same latency
@@ -64,9 +64,9 @@ from typing import Callable
 import torch
 from torch import nn
 
-from mobileone_bench.archs.activations import DynamicReLU, DynamicShiftMax, HyperFunction
-from mobileone_bench.archs.mobileone import SqueezeExcite
-from mobileone_bench.registry import register_model
+from mobileone_bench.models.archs.activations import DynamicReLU, DynamicShiftMax, HyperFunction
+from mobileone_bench.models.archs.mobileone import SqueezeExcite
+from mobileone_bench.models.registry import register_model
 
 __all__ = [
     "LayerRow",

@@ -8,7 +8,7 @@ cannot build (it reports the reason instead of failing).
 
 from __future__ import annotations
 
-from mobileone_bench.registry import register_alias, register_zoo
+from mobileone_bench.models.registry import register_alias, register_zoo
 
 __all__: list[str] = []
 
@@ -45,11 +45,11 @@ _ALIASES = [
 for _name, _target, _paper, _size, _patches, _rep in _ALIASES:
     register_alias(_name, _target, paper_name=_paper, input_size=_size, patches=_patches, reparameterizable=_rep)
 
-# MobileNeXt, Mobile-Former and MicroNet (the last rows no library has) are the tool's own: mobileone_bench.archs.
+# MobileNeXt, Mobile-Former and MicroNet (the last rows no library has) are the tool's own: mobileone_bench.models.archs.
 
 
 def _paper_rows(table: str) -> list[str]:
-    from mobileone_bench.analysis.reference import paper_table
+    from mobileone_bench.reference import paper_table
 
     return [row["model"] for row in paper_table(table)["rows"]]
 

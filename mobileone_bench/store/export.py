@@ -4,7 +4,7 @@ database (``mobileone-bench export-results``).
 **CSV and Parquet** hold one row per record, every field a column, exactly as stored: ``record_id``, ``kind``,
 ``key``, ``created``, ``status``, ``model``, ``device``, ``runtime``, ``precision``... first, then every other field
 in the order the records first have it (``env_*`` included). Lists and dicts are compact JSON, shapes ``1x3x224x224``
-(:func:`mobileone_bench.records.flatten`); a field a record lacks is empty. In Parquet a column whose values are all
+(:func:`mobileone_bench.store.records.flatten`); a field a record lacks is empty. In Parquet a column whose values are all
 numbers is numeric, all booleans boolean, anything else text. Parquet needs ``pyarrow``.
 
 A file's suffix says what it holds (:func:`export_format`): ``.csv``, ``.parquet`` / ``.pq``, ``.json`` (the PyTorch
@@ -57,7 +57,7 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from mobileone_bench.errors import UsageError, require_modules
-from mobileone_bench.records import flatten
+from mobileone_bench.store.records import flatten
 
 __all__ = ["FORMATS", "SUFFIX_FORMATS", "flat_rows", "to_csv", "write_parquet", "pytorch_benchmark_entries",
            "export_store", "export_format", "LEAD_COLUMNS"]
@@ -97,7 +97,7 @@ def flat_rows(store: Any, *, kinds: Sequence[str] = (), latest: bool = False) ->
     """Every record (or the newest successful one per key) as a flat row, and the columns in order.
 
     Args:
-        store: A :class:`~mobileone_bench.records.ResultsStore` or :class:`~mobileone_bench.merging.StoreUnion`.
+        store: A :class:`~mobileone_bench.store.records.ResultsStore` or :class:`~mobileone_bench.store.merging.StoreUnion`.
         kinds: Keep these kinds of record (all when empty).
         latest: Only the newest successful record per key (what the analyses use) instead of the whole history.
     """
@@ -214,7 +214,7 @@ def _runner(record: dict[str, Any]) -> dict[str, Any]:
 def pytorch_benchmark_entries(store: Any, *, latest: bool = False) -> tuple[list[dict[str, Any]], int]:
     """The store's successful latency records in the PyTorch OSS benchmark format (the module docstring gives the
     mapping): one entry per (record, metric). Returns ``(entries, records used)``."""
-    from mobileone_bench.analysis._data import statistic_label
+    from mobileone_bench.store.frames import statistic_label
 
     profiles: dict[tuple[str, str], dict[str, Any]] = {}
     for p in sorted(store.latest("profile"), key=lambda r: str(r.get("created") or "")):
@@ -303,7 +303,7 @@ def export_format(fmt: str | None, out: str | Path | None) -> str:
 
 
 def _parse_kinds(kinds: str | Iterable[str] | None) -> list[str]:
-    from mobileone_bench.analysis._data import parse_choices
+    from mobileone_bench.store.frames import parse_choices
 
     return parse_choices(kinds, KINDS, problem="unknown record kind")
 

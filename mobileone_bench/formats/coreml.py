@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from mobileone_bench.errors import ExportError
-from mobileone_bench.export._base import ExportOptions, FormatOutput
+from mobileone_bench.formats._base import ExportOptions, FormatOutput
 
 __all__ = ["export", "import_coremltools", "image_preprocessing", "spec_summary", "validate_spec",
            "IMAGENET_MEAN", "IMAGENET_STD"]
@@ -161,7 +161,7 @@ def validate_spec(summary: dict[str, Any], input_shape: tuple[int, ...], precisi
 def _predict_parity(ct: Any, path: Path, model: torch.nn.Module, x: torch.Tensor, precision: str,
                     options: dict[str, Any], atol: float, rtol: float) -> dict[str, Any]:
     """macOS only: run the saved model on the CPU and compare with PyTorch."""
-    from mobileone_bench.reparam import compare_outputs
+    from mobileone_bench.reparameterization import compare_outputs
 
     mlmodel = ct.models.MLModel(str(path), compute_units=ct.ComputeUnit.CPU_ONLY)
     if options["input_kind"] == "image":
@@ -228,6 +228,6 @@ def export(prepared: Any, workdir: Path, precision: str, options: ExportOptions,
 
 
 def _spec() -> Any:
-    from mobileone_bench.export import FORMATS
+    from mobileone_bench.formats import FORMATS
 
     return FORMATS["coreml"]

@@ -2,7 +2,7 @@
 
 Where the work runs is not what the work is: the pipeline (:mod:`mobileone_bench.pipeline`) still does every step,
 on the node; this module only sends (model, label) jobs to the cluster and writes what comes back into the
-driver's store, the single writer, with :meth:`~mobileone_bench.records.ResultsStore.append` as each job finishes.
+driver's store, the single writer, with :meth:`~mobileone_bench.store.records.ResultsStore.append` as each job finishes.
 
 How a node takes part (``pip install 'mobileone-bench[cluster]'`` on every node, the same version as the driver):
 
@@ -11,7 +11,7 @@ How a node takes part (``pip install 'mobileone-bench[cluster]'`` on every node,
 * it advertises each of its **labels** as a custom resource ``mobileone_bench_label:<label>`` (``cpu-x86``,
   ``gpu-h100``...); ``--on LABEL`` sends the measurements to the nodes with that label (several ``--on``: each
   model is measured once per label). :func:`node_resources` builds the resources, and
-  ``python -m mobileone_bench.cluster --labels cpu-x86 [ray start options]`` runs ``ray start`` with them.
+  ``python -m mobileone_bench.pipeline.cluster --labels cpu-x86 [ray start options]`` runs ``ray start`` with them.
 
 On the node a measurement is :func:`measure_on_node`: the existing pipeline into a temporary store there (the
 artifacts in a per-node cache, :func:`node_models_dir`), returning the records and their raw samples. So every
@@ -107,7 +107,7 @@ def cluster_identity(spec: Any, job: Any, label: str) -> dict[str, Any]:
 
 
 def cluster_key(spec: Any, job: Any, label: str) -> str:
-    from mobileone_bench.records import record_key
+    from mobileone_bench.store.records import record_key
 
     return record_key(cluster_identity(spec, job, label))
 
@@ -131,7 +131,7 @@ def _node_info() -> dict[str, Any]:
 
 
 def _check_version(driver_version: str | None) -> None:
-    from mobileone_bench import __version__
+    from mobileone_bench._version import __version__
     from mobileone_bench.errors import UsageError
 
     if driver_version is not None and driver_version != __version__:
@@ -148,8 +148,9 @@ def _stored_with_samples(store: Any, record: dict[str, Any]) -> tuple[dict[str, 
 def profile_on_node(model: str, input_size: tuple[int, int] | None,
                     driver_version: str | None = None) -> dict[str, Any]:
     """Profile one model here into a temporary store; returns ``{"records": [(record, None)], "node": ...}``."""
-    from mobileone_bench import pipeline, registry
-    from mobileone_bench.records import ResultsStore
+    from mobileone_bench import pipeline
+    from mobileone_bench.models import registry
+    from mobileone_bench.store.records import ResultsStore
 
     _check_version(driver_version)
     with tempfile.TemporaryDirectory(prefix="mobileone-bench-node-") as tmp:
@@ -168,8 +169,9 @@ def measure_on_node(model: str, job: Any, driver_version: str | None = None) -> 
     Returns:
         ``{"records": [(latency record, raw samples)], "node": {"hostname", "node_id", "node_ip"}}``.
     """
-    from mobileone_bench import pipeline, registry
-    from mobileone_bench.records import ResultsStore
+    from mobileone_bench import pipeline
+    from mobileone_bench.models import registry
+    from mobileone_bench.store.records import ResultsStore
 
     _check_version(driver_version)
     node = _node_info()
@@ -272,7 +274,7 @@ class RayExecutor:
     """
 
     def __init__(self, ray: Any, owned: bool = False):
-        from mobileone_bench import __version__
+        from mobileone_bench._version import __version__
 
         self.ray = ray
         self.owned = owned
@@ -372,8 +374,9 @@ def _annotate(record: dict[str, Any], job: _Job, key: str | None, node: dict[str
 
 def _failure(job: _Job, latency_job: Any, key: str | None, error: str) -> dict[str, Any]:
     """A failure record made on the driver for a job whose node never answered (no node's env to record)."""
-    from mobileone_bench import __version__, pipeline
-    from mobileone_bench.records import new_record
+    from mobileone_bench._version import __version__
+    from mobileone_bench import pipeline
+    from mobileone_bench.store.records import new_record
 
     fields: dict[str, Any] = {"status": "failed", "error": error[:500], "paper_name": job.spec.paper_name,
                               "source": "cluster", "cluster_on": job.label, "cluster_attempt": job.attempt + 1}
@@ -415,7 +418,7 @@ def drive(specs: list[Any], labels: list[str], job: Any, store: Any, executor: E
     """
     from mobileone_bench import pipeline
     from mobileone_bench.errors import UsageError
-    from mobileone_bench.records import record_key
+    from mobileone_bench.store.records import record_key
 
     step = on_step or (lambda _m, _s: None)
     if retries < 0:
@@ -428,7 +431,7 @@ def drive(specs: list[Any], labels: list[str], job: Any, store: Any, executor: E
         if not live.get(label):
             have = ", ".join(sorted(live)) or "none"
             raise UsageError(f"no node in the cluster has the label {label!r} (labels there: {have}); start one with "
-                             f"`python -m mobileone_bench.cluster --labels {label}`")
+                             f"`python -m mobileone_bench.pipeline.cluster --labels {label}`")
     job = job.for_models(1)
     profiles: dict[str, tuple[dict[str, Any], bool]] = {}
     latencies: dict[tuple[str, str], tuple[dict[str, Any], bool]] = {}
@@ -518,13 +521,13 @@ def drive(specs: list[Any], labels: list[str], job: Any, store: Any, executor: E
 
 
 def _main(argv: list[str] | None = None) -> int:
-    """``python -m mobileone_bench.cluster --labels cpu-x86[,more] [--print] [ray start options...]``: start this
+    """``python -m mobileone_bench.pipeline.cluster --labels cpu-x86[,more] [--print] [ray start options...]``: start this
     machine as a benchmark node (``ray start`` with the slot and label resources)."""
     import argparse
     import shutil
     import subprocess
 
-    parser = argparse.ArgumentParser(prog="python -m mobileone_bench.cluster",
+    parser = argparse.ArgumentParser(prog="python -m mobileone_bench.pipeline.cluster",
                                      description="Start this machine as a mobileone-bench Ray node: `ray start` with "
                                                  "one benchmark slot and a resource per label. Other options "
                                                  "(--head, --address HOST:PORT, --node-ip-address...) go to "

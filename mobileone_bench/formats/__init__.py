@@ -1,13 +1,11 @@
 """Export formats: one module per format, each behind the same small interface.
 
 A format is described cheaply by a :class:`FormatSpec` (name, file suffix, precisions, what it needs); its
-implementation (``mobileone_bench.export.<name>``) is imported only when used, so a missing optional library is a
+implementation (``mobileone_bench.formats.<name>``) is imported only when used, so a missing optional library is a
 clear error naming the extra to install, never a crash when the tool starts.
 
 Every format module provides ``export(prepared, workdir, options, context) -> FormatOutput`` (see
-:mod:`mobileone_bench.export._base`).
-
-Calling this module, ``mobileone_bench.export(...)``, is :func:`mobileone_bench.api.export`.
+:mod:`mobileone_bench.formats._base`).
 """
 
 from __future__ import annotations
@@ -99,10 +97,4 @@ def check_format_available(spec: FormatSpec) -> None:
 def load_format(spec: FormatSpec) -> Any:
     """Import a format's implementation module."""
     check_format_available(spec)
-    return importlib.import_module(f"mobileone_bench.export.{spec.name}")
-
-
-# `mobileone_bench.export(...)` is the API's export(): see mobileone_bench/_callable.py
-from mobileone_bench._callable import make_callable as _make_callable  # noqa: E402
-
-_make_callable(__name__)
+    return importlib.import_module(f"mobileone_bench.formats.{spec.name}")

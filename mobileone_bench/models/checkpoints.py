@@ -7,7 +7,7 @@ with ``torch.load(weights_only=True)``: a checkpoint that needs arbitrary code t
 Layouts of MobileOne weights understood by :func:`load_weights`:
 
 * Apple's released, unfused layout: ``stage0.rbr_conv.0.conv.weight``, ``...rbr_scale...``, ``...rbr_skip...``,
-  ``...se.reduce/expand...``, ``linear.*`` (the layout of our own :class:`~mobileone_bench.archs.mobileone.MobileOne`);
+  ``...se.reduce/expand...``, ``linear.*`` (the layout of our own :class:`~mobileone_bench.models.archs.mobileone.MobileOne`);
   the number of over-parameterized branches of each block is taken from the file;
 * Apple's fused (inference) layout: ``...reparam_conv.weight/bias``: the model is re-parameterized first;
 * timm's layout: ``stem``, ``stages.N``, ``conv_kxk``, ``conv_scale``, ``identity``, ``attn.fc1/fc2``, ``head.fc``,
@@ -229,7 +229,7 @@ def timm_to_apple_mobileone(state: Mapping[str, torch.Tensor]) -> dict[str, torc
 
 def _adapt_branch_counts(model: nn.Module, state: Mapping[str, torch.Tensor]) -> None:
     """Give every MobileOne block the number of over-parameterized branches the checkpoint holds."""
-    from mobileone_bench.archs.mobileone import MobileOneBlock
+    from mobileone_bench.models.archs.mobileone import MobileOneBlock
 
     for name, block in model.named_modules():
         if not isinstance(block, MobileOneBlock) or block.reparam_conv is not None:
@@ -259,7 +259,7 @@ def load_weights(model: nn.Module, path: str | Path) -> nn.Module:
         CheckpointError: If the file cannot be read or does not fit the model: keys missing or unexpected, a tensor
             of the wrong shape, or an integer, bool or complex tensor where the model has a float parameter or buffer.
     """
-    from mobileone_bench.archs.mobileone import MobileOne
+    from mobileone_bench.models.archs.mobileone import MobileOne
 
     state = read_state_dict(path)
     layout = detect_layout(state)
@@ -267,7 +267,7 @@ def load_weights(model: nn.Module, path: str | Path) -> nn.Module:
         state = timm_to_apple_mobileone(state)
         layout = detect_layout(state)
     if layout.endswith("fused"):
-        from mobileone_bench.reparam import reparameterize
+        from mobileone_bench.reparameterization import reparameterize
 
         model = reparameterize(model, inplace=True, fold_bn=False)
     if isinstance(model, MobileOne):

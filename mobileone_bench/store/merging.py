@@ -3,7 +3,7 @@ commands do with ``--results`` given more than once), or copy them into one (:fu
 merge SRC... --into DIR``).
 
 Identity. Every record has a ``record_id`` (random, made once, when the record is made) and a ``key`` (a hash of
-what was measured, :func:`~mobileone_bench.records.record_key`). The key of a latency record includes the machine
+what was measured, :func:`~mobileone_bench.store.records.record_key`). The key of a latency record includes the machine
 (``machine``: :func:`~mobileone_bench.environment.machine_fingerprint` of the host, a hash of its hostname, CPU
 model, logical cores, OS and architecture; the model identifier for an iPhone or Mac), and so does the key of a
 ``peak`` record: the same model measured with the same settings on two hosts has two keys, and both records are
@@ -21,14 +21,14 @@ Merging and reading several folders go by ``record_id``:
 raw samples, its samples file.
 
 A merge copies each new record's line verbatim (its ``record_id``, ``key`` and every field stay as they are) after
-its samples file, holds the destination's append lock (:meth:`~mobileone_bench.records.ResultsStore.lock`) from the
+its samples file, holds the destination's append lock (:meth:`~mobileone_bench.store.records.ResultsStore.lock`) from the
 moment it reads what the destination has until its last line is written, and appends all new lines in one write:
 two merges (or a merge and a measurement) into the same folder at once cannot duplicate or lose a record, a killed
 merge leaves at most a partial last line (skipped by readers, stepped over by the next write) and samples files
 whose record line is missing (the next merge finds them identical and writes the line), and running the same merge
 again copies nothing.
 
-A merge reads its sources with the store's one reader (:func:`~mobileone_bench.records.read_lines`): a record that
+A merge reads its sources with the store's one reader (:func:`~mobileone_bench.store.records.read_lines`): a record that
 breaks the record schema (a ``key`` that is not a string, no ``model``, a statistic that is not a finite number...)
 or that a newer mobileone-bench wrote is not copied; it is counted as skipped, with its line and the reason, like a
 record whose samples path points outside its folder. A line that is not JSON is counted as unreadable.
@@ -47,7 +47,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any, Iterable, Sequence
 
 from mobileone_bench.errors import BenchWarning, RecordsError, UsageError
-from mobileone_bench.records import RECORDS_FILE, SAMPLES_DIR, ResultsStore, Skipped, read_lines, skipped_warning
+from mobileone_bench.store.records import RECORDS_FILE, SAMPLES_DIR, ResultsStore, Skipped, read_lines, skipped_warning
 
 __all__ = ["StoreUnion", "open_results", "merge", "record_identity", "results_folder", "MERGE_COLUMNS"]
 
@@ -105,7 +105,7 @@ def _as_paths(results: str | Path | Iterable[str | Path] | None, default: str) -
 
 
 def open_results(results: str | Path | Iterable[str | Path] | None, default: str = "results") -> Any:
-    """The store(s) the analyses read: a :class:`~mobileone_bench.records.ResultsStore` for one folder (as before:
+    """The store(s) the analyses read: a :class:`~mobileone_bench.store.records.ResultsStore` for one folder (as before:
     a folder that does not exist is an empty store), a :class:`StoreUnion` for several (each must be a results
     folder; the same folder given twice counts once).
 
@@ -133,7 +133,7 @@ class _Line:
 
 def _read_lines(root: Path) -> tuple[list[_Line], list[Skipped]]:
     """The usable record lines of a folder, verbatim and parsed, and the lines the store's reader skipped (see
-    :func:`~mobileone_bench.records.read_lines`)."""
+    :func:`~mobileone_bench.store.records.read_lines`)."""
     lines, skipped = read_lines(root / RECORDS_FILE)
     return [_Line(ln.raw, ln.record, _canonical(ln.record), record_identity(ln.record), ln.number)
             for ln in lines], skipped
@@ -190,7 +190,7 @@ def _host(record: dict[str, Any]) -> str | None:
 class StoreUnion:
     """Several results folders read as one, nothing copied: what the analyses get for ``--results A --results B``.
 
-    It reads like a :class:`~mobileone_bench.records.ResultsStore` (``read``, ``records``, ``latest``, ``find``,
+    It reads like a :class:`~mobileone_bench.store.records.ResultsStore` (``read``, ``records``, ``latest``, ``find``,
     ``has``, ``keys``, ``samples``, ``frame``, ``skipped``; ``root`` is the folders' names for messages). A record
     present in several folders (same ``record_id``) counts once; one whose content differs between folders is a
     conflict: the first folder's is used and a warning says so. ``append`` (the ``roofline`` peak cache) writes to

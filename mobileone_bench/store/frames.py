@@ -59,13 +59,13 @@ _SETTINGS = ("threads", "precision", "input_shape", "machine", "report", "runs")
 
 def open_store(results: str | Path | Iterable[str | Path]) -> Any:
     """The results store at ``results`` (no error when it does not exist: it is then empty), or, for several
-    folders, their union read as one store (:class:`mobileone_bench.merging.StoreUnion`: nothing is copied, a record
+    folders, their union read as one store (:class:`mobileone_bench.store.merging.StoreUnion`: nothing is copied, a record
     in two folders counts once, the machine that measured a record is part of its key).
 
     Raises:
         UsageError: One of several folders does not exist or is not a results folder.
     """
-    from mobileone_bench.merging import open_results
+    from mobileone_bench.store.merging import open_results
 
     return open_results(results)
 
@@ -166,7 +166,7 @@ def latency_frame(store: Any, *, devices: Sequence[str] | None = None, runtime: 
     """The latest successful latency per (model, device, runtime), with notes on what was set aside.
 
     Args:
-        store: A :class:`~mobileone_bench.records.ResultsStore`.
+        store: A :class:`~mobileone_bench.store.records.ResultsStore`.
         devices: Keep these devices (all when empty).
         runtime: Keep this runtime only.
         threads: Keep CPU records measured with this many threads (other devices are not filtered).
@@ -321,7 +321,7 @@ def reference_frame(table: str = "table9", *, devices: Sequence[str] | None = No
     """
     import pandas as pd
 
-    from mobileone_bench.analysis.reference import paper_row, paper_table
+    from mobileone_bench.reference import paper_row, paper_table
 
     accept = model_filter(models, exclude)
     rows = []

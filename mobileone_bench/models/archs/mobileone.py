@@ -28,7 +28,7 @@ from typing import Iterator
 import torch
 from torch import nn
 
-from mobileone_bench.registry import register_model
+from mobileone_bench.models.registry import register_model
 
 __all__ = [
     "ConvBN",
@@ -144,7 +144,7 @@ class MobileOneBlock(nn.Module):
     @torch.no_grad()
     def fused_kernel_bias(self) -> tuple[torch.Tensor, torch.Tensor]:
         """The single kernel and bias equivalent to the sum of all branches (BN in eval mode)."""
-        from mobileone_bench.reparam import fold_conv_bn
+        from mobileone_bench.reparameterization import fold_conv_bn
 
         kernel, bias = None, None
         for w, bn in self._branches():

@@ -71,7 +71,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from mobileone_bench.registry import register_model
+from mobileone_bench.models.registry import register_model
 
 __all__ = [
     "StageRow",

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from mobileone_bench.errors import BenchError, UsageError
-from mobileone_bench.export import FormatSpec, load_format
+from mobileone_bench.formats import FormatSpec, load_format
 
 __all__ = [
     "ExportOptions",
@@ -85,7 +85,7 @@ class ExportOptions:
         if self.calibration_images is not None:
             if self.precision != "int8":
                 raise UsageError("--calibration-images applies to int8 only (--format executorch --precision int8)")
-            from mobileone_bench.export.executorch import image_files
+            from mobileone_bench.formats.executorch import image_files
 
             image_files(self.calibration_images)  # missing, a file, or no image: one line, before any work
         if not 13 <= self.opset <= 23:
@@ -134,7 +134,7 @@ class ExportOptions:
         """What int8 calibration runs on, as it enters the cache key (the images by content)."""
         if not self.calibration_images:
             return {"source": "random", "samples": self.calibration_samples}
-        from mobileone_bench.export.executorch import image_files, images_sha256
+        from mobileone_bench.formats.executorch import image_files, images_sha256
 
         files = image_files(self.calibration_images)[: self.calibration_samples]
         return {"source": "images", "samples": len(files), "images_sha256": images_sha256(files)}
@@ -257,7 +257,7 @@ def _cache_hit(folder: Path, key: str) -> dict[str, Any] | None:
 
 
 def _versions(fmt: FormatSpec) -> dict[str, Any]:
-    from mobileone_bench import __version__
+    from mobileone_bench._version import __version__
     from mobileone_bench.environment import gpu_info, library_versions
 
     libs = library_versions()
