@@ -81,7 +81,10 @@ def _hold(phase: str, nth: int, *, deferred: bool = False) -> None:
     raise AssertionError(f"phase {phase} went on after a signal outside a deferred section")
 
 
-def _wrap(owner: object, name: str, phase: str, nth: int, *, deferred: bool = False) -> None:
+def _wrap(owner: object, name: str, phase: str, nth: int, *, deferred: bool = False,
+          also: tuple[object, ...] = ()) -> None:
+    """Hold the NTH call of ``owner.name``; ``also``: other modules that bound the same function by name (one count
+    for all of them)."""
     real = getattr(owner, name)
     calls = [0]
 
@@ -91,16 +94,19 @@ def _wrap(owner: object, name: str, phase: str, nth: int, *, deferred: bool = Fa
             _hold(phase, nth, deferred=deferred)
         return real(*args, **kwargs)
 
-    setattr(owner, name, wrapped)
+    for module in (owner, *also):
+        if getattr(module, name, None) is real:
+            setattr(module, name, wrapped)
 
 
 def _install(phase: str, nth: int) -> None:
     from mobileone_bench import pipeline
+    from mobileone_bench.pipeline import loading, prepare, run
 
     if phase == "build":
-        _wrap(pipeline, "prepare", phase, nth)
+        _wrap(prepare, "prepare", phase, nth, also=(pipeline, loading, run))
     elif phase == "profile":
-        _wrap(pipeline, "profile", phase, nth)
+        _wrap(prepare, "profile", phase, nth, also=(pipeline,))
     elif phase == "export":
         from mobileone_bench.formats import _base
 
@@ -110,7 +116,9 @@ def _install(phase: str, nth: int) -> None:
 
         _wrap(cpu, "make_runner", phase, nth)
     elif phase == "rounds":
-        real_block = pipeline._block
+        from mobileone_bench.pipeline import loading
+
+        real_block = loading.block_timer
         calls = [0]
 
         def block(runner):
@@ -124,9 +132,11 @@ def _install(phase: str, nth: int) -> None:
 
             return run
 
-        pipeline._block = block
+        loading.block_timer = block
     elif phase == "finish":
-        _wrap(pipeline, "_rounds_fields", phase, nth, deferred=True)
+        from mobileone_bench.pipeline import interleaved
+
+        _wrap(interleaved, "_rounds_fields", phase, nth, deferred=True)
     elif phase == "analysis":
         from mobileone_bench.analysis import tables
 

@@ -135,7 +135,9 @@ def test_a_failing_model_in_the_rounds_is_recorded_and_the_others_go_on(tmp_path
     from mobileone_bench.models import registry
 
     store = ResultsStore(tmp_path / "results")
-    real = pipeline._block
+    from mobileone_bench.pipeline import loading
+
+    real = loading.block_timer
 
     def flaky(runner):
         block = real(runner)
@@ -158,7 +160,7 @@ def test_a_failing_model_in_the_rounds_is_recorded_and_the_others_go_on(tmp_path
         make_runner.seen.append(r)
         return r
     make_runner.seen = []
-    monkeypatch.setattr(pipeline, "_block", flaky)
+    monkeypatch.setattr(loading, "block_timer", flaky)
     monkeypatch.setattr(cpu, "make_runner", make_runner)
     all_specs = [*specs, registry.resolve(unavailable_model)]
     results = pipeline.measure_models(all_specs, _job(tmp_path), store, sampler=ScriptedSampler())
@@ -300,7 +302,9 @@ def test_sessions_past_the_memory_budget_are_timed_as_a_group_and_released(tmp_p
     a 0.5 GB budget: the models are timed two at a time (never alone while two are loaded); every model still gets
     its interleaved record, and each says its group and the models in it."""
     readings = iter(float(gb) for gb in range(1, 100))
-    monkeypatch.setattr(pipeline, "resident_gb", lambda: next(readings))
+    from mobileone_bench.pipeline import loading
+
+    monkeypatch.setattr(loading, "resident_gb", lambda: next(readings))
     store = ResultsStore(tmp_path / "results")
     results = pipeline.measure_models(specs, _job(tmp_path, memory_budget_gb=0.5), store, sampler=ScriptedSampler())
     recs = [rec for rec, _ in results]

@@ -97,9 +97,9 @@ def cluster_identity(spec: Any, job: Any, label: str) -> dict[str, Any]:
     """What identifies a (model, label) measurement before a node is chosen: the latency identity without the
     machine and the library versions (the node's), plus the label. ``job.threads`` is the user's (``None``: each
     node's physical cores)."""
-    from mobileone_bench import pipeline
+    from mobileone_bench.pipeline.recording import latency_identity
 
-    identity = pipeline.latency_identity(spec, job)
+    identity = latency_identity(spec, job)
     identity.pop("machine", None)
     identity.pop("versions", None)
     identity["on"] = label
@@ -148,14 +148,14 @@ def _stored_with_samples(store: Any, record: dict[str, Any]) -> tuple[dict[str, 
 def profile_on_node(model: str, input_size: tuple[int, int] | None,
                     driver_version: str | None = None) -> dict[str, Any]:
     """Profile one model here into a temporary store; returns ``{"records": [(record, None)], "node": ...}``."""
-    from mobileone_bench import pipeline
     from mobileone_bench.models import registry
+    from mobileone_bench.pipeline.prepare import profile_record
     from mobileone_bench.store.records import ResultsStore
 
     _check_version(driver_version)
     with tempfile.TemporaryDirectory(prefix="mobileone-bench-node-") as tmp:
         store = ResultsStore(tmp)
-        record, _ = pipeline.profile_record(registry.resolve(model), store, input_size=input_size, force=True)
+        record, _ = profile_record(registry.resolve(model), store, input_size=input_size, force=True)
         out = [_stored_with_samples(store, record)]
     return {"records": out, "node": _node_info()}
 
@@ -169,8 +169,8 @@ def measure_on_node(model: str, job: Any, driver_version: str | None = None) -> 
     Returns:
         ``{"records": [(latency record, raw samples)], "node": {"hostname", "node_id", "node_ip"}}``.
     """
-    from mobileone_bench import pipeline
     from mobileone_bench.models import registry
+    from mobileone_bench.pipeline.measure import measure_models
     from mobileone_bench.store.records import ResultsStore
 
     _check_version(driver_version)
@@ -182,7 +182,7 @@ def measure_on_node(model: str, job: Any, driver_version: str | None = None) -> 
     job = replace(job, models_dir=node_models_dir())
     with tempfile.TemporaryDirectory(prefix="mobileone-bench-node-") as tmp:
         store = ResultsStore(tmp)
-        [(record, _)] = pipeline.measure_models([registry.resolve(model)], job, store, force=True)
+        [(record, _)] = measure_models([registry.resolve(model)], job, store, force=True)
         out = [_stored_with_samples(store, record)]
     return {"records": out, "node": node}
 
@@ -363,29 +363,29 @@ class _Job:
     attempt: int = 0
 
 
-def _annotate(record: dict[str, Any], job: _Job, key: str | None, node: dict[str, Any]) -> dict[str, Any]:
-    record = dict(record)
-    record.update(cluster_on=job.label, cluster_node=node.get("node_id"), cluster_node_ip=node.get("node_ip"),
-                  cluster_attempt=job.attempt + 1)
+def _annotate(job: _Job, key: str | None, node: dict[str, Any]) -> dict[str, Any]:
+    """The driver's fields of a record a node made: where it ran, which attempt, the (model, label) key."""
+    fields: dict[str, Any] = {"cluster_on": job.label, "cluster_node": node.get("node_id"),
+                              "cluster_node_ip": node.get("node_ip"), "cluster_attempt": job.attempt + 1}
     if key is not None:
-        record["cluster_key"] = key
-    return record
+        fields["cluster_key"] = key
+    return fields
 
 
-def _failure(job: _Job, latency_job: Any, key: str | None, error: str) -> dict[str, Any]:
-    """A failure record made on the driver for a job whose node never answered (no node's env to record)."""
+def _failure(store: Any, job: _Job, latency_job: Any, key: str | None, error: str) -> dict[str, Any]:
+    """Store the failure of a job whose node never answered (made on the driver: no node's env to record)."""
     from mobileone_bench._version import __version__
-    from mobileone_bench import pipeline
-    from mobileone_bench.store.records import new_record
+    from mobileone_bench.pipeline.prepare import profile_identity
+    from mobileone_bench.pipeline.recording import append_record
 
     fields: dict[str, Any] = {"status": "failed", "error": error[:500], "paper_name": job.spec.paper_name,
                               "source": "cluster", "cluster_on": job.label, "cluster_attempt": job.attempt + 1}
     if job.kind == "profile":
-        identity = pipeline.profile_identity(job.spec, latency_job.input_size, None)
+        identity = profile_identity(job.spec, latency_job.input_size, None)
     else:
         identity = cluster_identity(job.spec, latency_job, str(job.label))
         fields.update(report=latency_job.report, cluster_key=key)
-    return new_record(job.kind, identity, fields, {"env_tool": __version__})
+    return append_record(store, job.kind, identity, fields, {"env_tool": __version__})
 
 
 def _stored_cluster(store: Any, key: str) -> dict[str, Any] | None:
@@ -416,8 +416,9 @@ def drive(specs: list[Any], labels: list[str], job: Any, store: Any, executor: E
     Raises:
         UsageError: A label that no live node has (checked before anything is sent).
     """
-    from mobileone_bench import pipeline
     from mobileone_bench.errors import UsageError
+    from mobileone_bench.pipeline.prepare import profile_identity
+    from mobileone_bench.pipeline.recording import adopt, failure_message
     from mobileone_bench.store.records import record_key
 
     step = on_step or (lambda _m, _s: None)
@@ -446,7 +447,7 @@ def drive(specs: list[Any], labels: list[str], job: Any, store: Any, executor: E
             pending[executor.submit_measure(item.spec.name, str(item.label), job)] = item
 
     for spec in specs:
-        found = None if force else store.find(record_key(pipeline.profile_identity(spec, job.input_size, None)),
+        found = None if force else store.find(record_key(profile_identity(spec, job.input_size, None)),
                                               "profile")
         if found is not None:
             profiles[spec.name] = (found, True)
@@ -473,7 +474,7 @@ def drive(specs: list[Any], labels: list[str], job: Any, store: Any, executor: E
         key = keys.get((item.spec.name, str(item.label))) if item.kind == "latency" else None
         again = item.attempt < retries
         note = f"; sent again (attempt {item.attempt + 2} of {retries + 1})" if again else ""
-        record = store.append(_failure(item, job, key, error + note))
+        record = _failure(store, item, job, key, error + note)
         if again:
             submit(replace(item, attempt=item.attempt + 1))
         else:
@@ -486,27 +487,26 @@ def drive(specs: list[Any], labels: list[str], job: Any, store: Any, executor: E
                 lost(item, f"node lost during the {'measurement' if item.kind == 'latency' else 'profile'}: "
                            f"{outcome}")
             elif isinstance(outcome, BaseException):
-                settle(item, store.append(_failure(item, job, keys.get((item.spec.name, str(item.label))),
-                                                   pipeline._failure_message(outcome))))
+                settle(item, _failure(store, item, job, keys.get((item.spec.name, str(item.label))),
+                                      failure_message(outcome)))
             else:
                 node = outcome.get("node") or {}
                 key = keys.get((item.spec.name, str(item.label))) if item.kind == "latency" else None
                 for record, samples in outcome.get("records") or []:
-                    settle(item, store.append(_annotate(record, item, key, node), samples))
+                    settle(item, adopt(store, record, _annotate(item, key, node), samples))
         if pending:
             live = executor.labels()
             for handle, item in list(pending.items()):
                 if item.kind == "latency" and not live.get(str(item.label)):
                     executor.cancel(handle)
                     del pending[handle]
-                    settle(item, store.append(_failure(item, job, keys[(item.spec.name, str(item.label))],
-                                                       f"no node with the label {item.label!r} is left in the "
-                                                       f"cluster")))
+                    settle(item, _failure(store, item, job, keys[(item.spec.name, str(item.label))],
+                                          f"no node with the label {item.label!r} is left in the cluster"))
             if not live:  # nothing can run the profiles either
                 for handle, item in list(pending.items()):
                     executor.cancel(handle)
                     del pending[handle]
-                    settle(item, store.append(_failure(item, job, None, "no benchmark node is left in the cluster")))
+                    settle(item, _failure(store, item, job, None, "no benchmark node is left in the cluster"))
     rows = []
     for spec in specs:
         prof, prof_skipped = profiles[spec.name]
