@@ -112,9 +112,9 @@ def _install(phase: str, nth: int) -> None:
 
         _wrap(_base, "export_one", phase, nth)
     elif phase == "session":
-        from mobileone_bench.devices import cpu
+        from mobileone_bench.devices import onnxruntime
 
-        _wrap(cpu, "make_runner", phase, nth)
+        _wrap(onnxruntime, "make_runner", phase, nth)
     elif phase == "rounds":
         from mobileone_bench.pipeline import loading
 

@@ -103,14 +103,14 @@ def test_cache_key_and_folder_follow_the_calibration(tmp_path):
     imgs = _images(tmp_path / "imgs", [(10, 20, 30), (200, 100, 50)])
     random8 = ExportOptions(precision="int8", calibration_samples=8)
     images = ExportOptions(precision="int8", calibration_images=str(tmp_path / "imgs"))
-    assert random8.for_format(fmt)["calibration"] == {"source": "random", "samples": 8}
-    key = images.for_format(fmt)["calibration"]
+    assert random8.for_format(fmt).settings()["calibration"] == {"source": "random", "samples": 8}
+    key = images.for_format(fmt).settings()["calibration"]
     assert key["source"] == "images" and key["samples"] == 2 and len(key["images_sha256"]) == 64
     from PIL import Image
 
     Image.new("RGB", (80, 60), (0, 0, 0)).save(imgs[1], format="PNG")  # same name, new content: a new artifact
-    assert images.for_format(fmt)["calibration"]["images_sha256"] != key["images_sha256"]
-    assert "calibration" not in ExportOptions(precision="fp32").for_format(fmt)  # fp32 does not calibrate
+    assert images.for_format(fmt).settings()["calibration"]["images_sha256"] != key["images_sha256"]
+    assert "calibration" not in ExportOptions(precision="fp32").for_format(fmt).settings()  # fp32 does not calibrate
     shape = (1, 3, 64, 64)
     assert artifact_dir(tmp_path, "m", fmt, "int8", shape, random8, True).name == "executorch-int8-64x64"
     assert artifact_dir(tmp_path, "m", fmt, "int8", shape, images, True).name == "executorch-int8-64x64-imagecalib"
@@ -121,14 +121,16 @@ def test_calibration_inputs_random_and_from_images(tmp_path):
 
     from mobileone_bench.formats.executorch import IMAGENET_MEAN, calibration_inputs
 
-    xs, meta = calibration_inputs(ExportOptions(precision="int8", calibration_samples=3), (1, 3, 32, 48))
+    fmt = FORMATS["executorch"]
+    xs, meta = calibration_inputs(ExportOptions(precision="int8", calibration_samples=3).for_format(fmt),
+                                  (1, 3, 32, 48))
     assert len(xs) == 3 and all(x.shape == (1, 3, 32, 48) for x in xs) and meta["source"] == "random"
     assert not torch.equal(xs[0], xs[1])  # distinct inputs
     mean_rgb = tuple(round(255 * m) for m in IMAGENET_MEAN)
     _images(tmp_path / "imgs", [mean_rgb, (255, 255, 255), (0, 0, 0)], size=(90, 50))
     (tmp_path / "imgs" / "readme.txt").write_text("not an image")
     options = ExportOptions(precision="int8", calibration_images=str(tmp_path / "imgs"), calibration_samples=2)
-    xs, meta = calibration_inputs(options, (1, 3, 32, 48))
+    xs, meta = calibration_inputs(options.for_format(fmt), (1, 3, 32, 48))
     assert meta["source"] == "images" and meta["samples"] == 2 and meta["files"] == ["img0.JPG", "img1.png"]
     assert "ImageNet normalisation" in meta["preprocessing"] and "center crop 32x48" in meta["preprocessing"]
     assert [tuple(x.shape) for x in xs] == [(1, 3, 32, 48)] * 2
@@ -137,7 +139,7 @@ def test_calibration_inputs_random_and_from_images(tmp_path):
     assert torch.allclose(xs[1][0, :, 5, 5], white, atol=0.02)
     (tmp_path / "imgs" / "broken.png").write_bytes(b"\x89PNG not really")
     with pytest.raises(ExportError, match="broken.png cannot be read"):
-        calibration_inputs(ExportOptions(precision="int8", calibration_images=str(tmp_path / "imgs")),
+        calibration_inputs(ExportOptions(precision="int8", calibration_images=str(tmp_path / "imgs")).for_format(fmt),
                            (1, 3, 32, 48))
 
 
@@ -211,15 +213,15 @@ class SpyExecuTorch:
 
 @pytest.fixture
 def fresh_pool(monkeypatch):
-    from mobileone_bench.devices import cpu
+    from mobileone_bench.devices import executorch as runtime
 
-    pool = cpu._SharedPool()
-    monkeypatch.setattr(cpu, "_POOL", pool)
+    pool = runtime._SharedPool()
+    monkeypatch.setattr(runtime, "_POOL", pool)
     return pool
 
 
 def test_threads_are_set_before_the_method_is_loaded(fresh_pool, tmp_path):
-    from mobileone_bench.devices.cpu import ExecuTorchRunner
+    from mobileone_bench.devices.executorch import ExecuTorchRunner
 
     spy = SpyExecuTorch(threads=4)
     runner = ExecuTorchRunner(tmp_path / "a.pte", (1, 3, 8, 8), 1, backend=spy)
@@ -250,7 +252,7 @@ def test_threads_are_set_before_the_method_is_loaded(fresh_pool, tmp_path):
 
 
 def test_a_failed_load_releases_the_pool(fresh_pool, tmp_path):
-    from mobileone_bench.devices.cpu import ExecuTorchRunner
+    from mobileone_bench.devices.executorch import ExecuTorchRunner
 
     spy = SpyExecuTorch(threads=2, fail_load=True)
     with pytest.raises(MeasurementError, match="executorch cannot load .*bad.pte: bad magic"):
@@ -259,7 +261,8 @@ def test_a_failed_load_releases_the_pool(fresh_pool, tmp_path):
 
 
 def test_make_runner_checks_precision_and_artifact():
-    from mobileone_bench.devices.cpu import make_runner
+    from mobileone_bench.devices.executorch import make_runner
+    from mobileone_bench.devices.onnxruntime import make_runner as ort_runner
 
     with pytest.raises(UsageError, match="executorch on the CPU runs fp32 or int8"):
         make_runner("executorch", artifact=Path("x.pte"), model=None, input_shape=(1, 3, 8, 8), precision="fp16",
@@ -268,8 +271,8 @@ def test_make_runner_checks_precision_and_artifact():
         make_runner("executorch", artifact=None, model=None, input_shape=(1, 3, 8, 8), precision="int8",
                     threads=1, options={})
     with pytest.raises(UsageError, match="the CPU runtimes measure fp32"):
-        make_runner("onnxruntime", artifact=Path("x.onnx"), model=None, input_shape=(1, 3, 8, 8), precision="int8",
-                    threads=1, options={})
+        ort_runner("onnxruntime", artifact=Path("x.onnx"), model=None, input_shape=(1, 3, 8, 8), precision="int8",
+                   threads=1, options={})
 
 
 # ----------------------------------------------------------------------------------- with the real extra
@@ -373,7 +376,7 @@ def test_int8_calibration_on_images(et, tiny, tmp_path, monkeypatch):
     monkeypatch.setattr(et_format, "_quantize", no_quantization)
     result = export_one(tiny, FORMATS["executorch"], tmp_path / "m", options)
     assert result.status == EXPORTED, result.error
-    expected, _ = et_format.calibration_inputs(options, tiny.input_shape)
+    expected, _ = et_format.calibration_inputs(options.for_format(FORMATS["executorch"]), tiny.input_shape)
     assert len(seen) == 2 and all(torch.equal(a, b) for a, b in zip(seen, expected))
     assert result.manifest["settings"]["calibration"]["source"] == "images"
     calib = result.manifest["format_meta"]["calibration"]
@@ -429,7 +432,7 @@ def test_real_pool_can_be_resized_after_every_runner_closed(et, fp32_export):
     the test session): 1 thread, close, 2 threads, then a refused third count while the second is loaded."""
     _, result = fp32_export
     code = textwrap.dedent(f"""
-        from mobileone_bench.devices.cpu import ExecuTorchRunner
+        from mobileone_bench.devices.executorch import ExecuTorchRunner
         from mobileone_bench.errors import MeasurementError
         a = ExecuTorchRunner({result.path!r}, (1, 3, 64, 64), 1)
         a(); s1 = a.settings(); a.close()

@@ -150,9 +150,9 @@ def test_a_failing_model_in_the_rounds_is_recorded_and_the_others_go_on(tmp_path
             return block(warmup, runs)
         return run
 
-    from mobileone_bench.devices import cpu
+    from mobileone_bench.devices import torch_cpu
 
-    real_make = cpu.make_runner
+    real_make = torch_cpu.make_runner
 
     def make_runner(runtime, **kw):
         r = real_make(runtime, **kw)
@@ -161,7 +161,7 @@ def test_a_failing_model_in_the_rounds_is_recorded_and_the_others_go_on(tmp_path
         return r
     make_runner.seen = []
     monkeypatch.setattr(loading, "block_timer", flaky)
-    monkeypatch.setattr(cpu, "make_runner", make_runner)
+    monkeypatch.setattr(torch_cpu, "make_runner", make_runner)
     all_specs = [*specs, registry.resolve(unavailable_model)]
     results = pipeline.measure_models(all_specs, _job(tmp_path), store, sampler=ScriptedSampler())
     by_model = {r["model"]: r for r, _ in results}

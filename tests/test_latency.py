@@ -130,7 +130,7 @@ def test_cli_latency_bad_inputs(runner, cli, tmp_path, args, fragment):
 
 
 def test_cuda_timing_needs_a_gpu():
-    from mobileone_bench.devices.gpu import require_cuda
+    from mobileone_bench.devices import require_cuda
     from mobileone_bench.errors import DeviceUnavailableError
 
     if torch.cuda.is_available():

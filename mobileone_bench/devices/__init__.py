@@ -1,33 +1,41 @@
 """Devices and runtimes: where a model runs, and what runs it.
 
-A :class:`RuntimeSpec` is the cheap description (device, the artifact it runs, precisions, what it needs); its
-implementation module is imported only when used. Every implementation provides ``make_runner(...) -> Runner``;
-every runner is timed by the same protocol (:mod:`mobileone_bench.devices._protocol`) unless the device needs its own
-clock (CUDA events), and every set of samples goes through :func:`mobileone_bench.stats.summarize`.
+A :class:`RuntimeSpec` in :data:`RUNTIMES` is the cheap description (device, the artifact it runs, precisions, what it
+needs, the libraries whose versions its records carry); its implementation module is imported only when used. Every
+host implementation (one module per runtime) provides ``make_runner(...) -> Runner``; every runner is timed by the
+same protocol (:mod:`mobileone_bench.devices._protocol`) unless the device needs its own clock (CUDA events), and
+every set of samples goes through :func:`mobileone_bench.stats.summarize`. A runtime never imports an exporter: what a
+runtime and its format both need lives in a private module here (``_executorch``, ``_tensorrt``).
 
-========  ==============  ===========  =====================================================
-device    runtime         artifact     notes
-========  ==============  ===========  =====================================================
-cpu       onnxruntime     onnx         default; threads and graph optimisation level recorded
-cpu       torch           (none)       PyTorch eager on the inference-time model
-cpu       executorch      executorch   ExecuTorch + XNNPACK (fp32 or int8); needs the executorch extra
-gpu       tensorrt        tensorrt     default, as the paper (fp16, batch 1); needs the tensorrt extra
-gpu       torch-cuda      (none)       fp16 + CUDA graphs; any NVIDIA machine with PyTorch
-iphone    coreml          coreml       the ios_harness app, driven by xcodebuild (macOS + Xcode)
-mac       coreml          coreml       the harness's macOS runner, or coremltools on this Mac
-========  ==============  ===========  =====================================================
+========  ==============  ===========  ==============  =======================================================
+device    runtime         artifact     module          notes
+========  ==============  ===========  ==============  =======================================================
+cpu       onnxruntime     onnx         onnxruntime     default; threads and graph optimisation level recorded
+cpu       torch           (none)       torch_cpu       PyTorch eager on the inference-time model
+cpu       executorch      executorch   executorch      ExecuTorch + XNNPACK (fp32 or int8); needs the executorch extra
+gpu       tensorrt        tensorrt     tensorrt        default, as the paper (fp16, batch 1); needs the tensorrt extra
+gpu       torch-cuda      (none)       torch_cuda      fp16 + CUDA graphs; any NVIDIA machine with PyTorch
+iphone    coreml          coreml       apple           the ios_harness app, driven by xcodebuild (macOS + Xcode)
+mac       coreml          coreml       apple           the harness's macOS runner, or coremltools on this Mac
+========  ==============  ===========  ==============  =======================================================
+
+Adding a runtime is one module here (with ``make_runner``) plus one :data:`RUNTIMES` entry.
 """
 
 from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass
+from types import ModuleType
 from typing import Any
 
+from mobileone_bench.devices._cpu import default_threads
+from mobileone_bench.devices._cuda import require_cuda
 from mobileone_bench.errors import UsageError, require_modules
 
-__all__ = ["RuntimeSpec", "RUNTIMES", "DEVICES", "ORT_SPINNING_DEFAULT", "cpu_runtime_options", "get_runtime", "check_runtime_available", "load_runtime",
-           "default_runtime"]
+__all__ = ["RuntimeSpec", "RUNTIMES", "DEVICES", "ORT_SPINNING_DEFAULT", "cpu_runtime_options", "get_runtime",
+           "check_runtime_available", "load_runtime", "default_runtime", "runtime_versions", "default_threads",
+           "require_cuda"]
 
 
 @dataclass(frozen=True)
@@ -46,6 +54,10 @@ class RuntimeSpec:
         default_warmup: Untimed runs before timing.
         default_runs: Timed runs.
         default_report: The statistic that is "the latency" (the paper: median on CPU/GPU, min on the iPhone).
+        libraries: Libraries whose installed versions a record carries (and its key holds); a ``gpu`` runtime's
+            records carry the GPU, its driver and CUDA too.
+        job_options: The CPU options (``allow_spinning``, ``graph_optimization``) its records carry.
+        fixed_options: Settings its records carry that no option changes.
     """
 
     name: str
@@ -59,6 +71,9 @@ class RuntimeSpec:
     default_warmup: int = 10
     default_runs: int = 100
     default_report: str = "median"
+    libraries: tuple[str, ...] = ()
+    job_options: tuple[str, ...] = ()
+    fixed_options: tuple[tuple[str, Any], ...] = ()
 
 
 RUNTIMES: dict[tuple[str, str], RuntimeSpec] = {}
@@ -68,20 +83,27 @@ def _add(spec: RuntimeSpec) -> None:
     RUNTIMES[(spec.device, spec.name)] = spec
 
 
-_add(RuntimeSpec("onnxruntime", "cpu", "onnx", ("fp32",), "fp32", ("onnxruntime",),
-                 "pip install onnxruntime", "cpu"))
-_add(RuntimeSpec("torch", "cpu", None, ("fp32",), "fp32", ("torch",), "pip install torch", "cpu"))
+_add(RuntimeSpec("onnxruntime", "cpu", "onnx", ("fp32",), "fp32", ("onnxruntime",), "pip install onnxruntime",
+                 "onnxruntime", libraries=("onnxruntime", "onnx", "torch"),
+                 job_options=("allow_spinning", "graph_optimization")))
+# torch's records carry the graph optimisation level too (it has none): their keys have always held it
+_add(RuntimeSpec("torch", "cpu", None, ("fp32",), "fp32", ("torch",), "pip install torch", "torch_cpu",
+                 libraries=("torch",), job_options=("graph_optimization",)))
+# onnxruntime's options do not describe ExecuTorch (and must not enter its record key)
 _add(RuntimeSpec("executorch", "cpu", "executorch", ("fp32", "int8"), "fp32", ("executorch",),
-                 "pip install 'mobileone-bench[executorch]'", "cpu"))
+                 "pip install 'mobileone-bench[executorch]'", "executorch",
+                 libraries=("executorch", "torchao", "torch"), fixed_options=(("delegate", "xnnpack"),)))
 _add(RuntimeSpec("tensorrt", "gpu", "tensorrt", ("fp16", "fp32"), "fp16", ("tensorrt",),
                  "pip install 'mobileone-bench[tensorrt]' on a machine with an NVIDIA GPU, or use --runtime torch-cuda",
-                 "gpu"))
+                 "tensorrt", libraries=("tensorrt", "torch")))
 _add(RuntimeSpec("torch-cuda", "gpu", None, ("fp16", "fp32"), "fp16", ("torch",),
-                 "a CUDA build of PyTorch on a machine with an NVIDIA GPU", "gpu"))
+                 "a CUDA build of PyTorch on a machine with an NVIDIA GPU", "torch_cuda", libraries=("torch",)))
 _add(RuntimeSpec("coreml", "iphone", "coreml", ("fp16", "fp32"), "fp16", ("coremltools",),
-                 "macOS with Xcode and a connected iPhone, or --from-report", "apple", 0, 1000, "min"))
+                 "macOS with Xcode and a connected iPhone, or --from-report", "apple", 0, 1000, "min",
+                 libraries=("coremltools", "torch")))
 _add(RuntimeSpec("coreml", "mac", "coreml", ("fp16", "fp32"), "fp16", ("coremltools",),
-                 "macOS (Core ML predicts only on Apple platforms)", "apple", 0, 1000, "min"))
+                 "macOS (Core ML predicts only on Apple platforms)", "apple", 0, 1000, "min",
+                 libraries=("coremltools", "torch")))
 
 DEVICES = ("cpu", "gpu", "iphone", "mac")
 
@@ -92,17 +114,36 @@ ORT_SPINNING_DEFAULT = False
 
 def cpu_runtime_options(runtime: str | None, *, graph_optimization: str = "all",
                         allow_spinning: bool = ORT_SPINNING_DEFAULT) -> tuple[tuple[str, Any], ...]:
-    """The recorded runtime options of a CPU runtime (onnxruntime: optimisation level and spin policy; executorch:
-    the delegate, since onnxruntime's options do not apply to it)."""
-    if (runtime or default_runtime("cpu")) == "onnxruntime":
-        return (("allow_spinning", bool(allow_spinning)), ("graph_optimization", graph_optimization))
-    if runtime == "executorch":
-        return (("delegate", "xnnpack"),)
-    return (("graph_optimization", graph_optimization),)
+    """The recorded runtime options of a CPU runtime: the options its table entry names (onnxruntime: optimisation
+    level and spin policy) and its fixed settings (executorch: the delegate); none for a runtime the CPU lacks."""
+    spec = RUNTIMES.get(("cpu", runtime or default_runtime("cpu")))
+    if spec is None:
+        return ()
+    values = {"allow_spinning": bool(allow_spinning), "graph_optimization": graph_optimization}
+    return tuple((name, values[name]) for name in spec.job_options) + spec.fixed_options
+
+
+def runtime_versions(runtime: str) -> dict[str, Any]:
+    """The library versions (and, on a GPU, the GPU, driver and CUDA) that a record of ``runtime`` carries; ``{}``
+    for a name no runtime has."""
+    from mobileone_bench.environment import gpu_info, library_versions
+
+    spec = next((s for s in RUNTIMES.values() if s.name == runtime), None)
+    if spec is None:
+        return {}
+    libs = library_versions()
+    out: dict[str, Any] = {k: libs.get(k) for k in spec.libraries}
+    if spec.device == "gpu":
+        g = gpu_info()
+        out.update(gpu=g.get("gpu"), gpu_driver=g.get("gpu_driver"), cuda=g.get("cuda"))
+    return out
+
+
 _DEFAULTS = {"cpu": "onnxruntime", "gpu": "tensorrt", "iphone": "coreml", "mac": "coreml"}
 
 
 def default_runtime(device: str) -> str:
+    """The runtime a device uses unless one is named (the paper's)."""
     if device not in _DEFAULTS:
         raise UsageError(f"unknown device {device!r}; choose from {', '.join(DEVICES)}")
     return _DEFAULTS[device]
@@ -123,6 +164,7 @@ def check_runtime_available(spec: RuntimeSpec) -> None:
     require_modules(spec.requires, f"the {spec.name} runtime", spec.install_hint)
 
 
-def load_runtime(spec: RuntimeSpec) -> Any:
+def load_runtime(spec: RuntimeSpec) -> ModuleType:
+    """Import a runtime's implementation module, after checking its libraries are installed."""
     check_runtime_available(spec)
     return importlib.import_module(f"mobileone_bench.devices.{spec.module}")

@@ -1,22 +1,32 @@
 """Export formats: one module per format, each behind the same small interface.
 
-A format is described cheaply by a :class:`FormatSpec` (name, file suffix, precisions, what it needs); its
-implementation (``mobileone_bench.formats.<name>``) is imported only when used, so a missing optional library is a
-clear error naming the extra to install, never a crash when the tool starts.
+A format is described cheaply by a :class:`FormatSpec` in :data:`FORMATS` (name, file suffix, precisions, what it
+needs, the format it builds from, the libraries whose versions its manifest records): plain data, no branch on a
+format's name anywhere else. Its implementation (``mobileone_bench.formats.<name>``) is imported only when used, so a
+missing optional library is a clear error naming the extra to install, never a crash when the tool starts.
 
-Every format module provides ``export(prepared, workdir, options, context) -> FormatOutput`` (see
-:mod:`mobileone_bench.formats._base`).
+Every format module provides:
+
+* ``Options``: a frozen dataclass derived from :class:`mobileone_bench.formats._base.FormatOptions` holding the
+  format's own settings, which validates itself (``validate()``), says what enters the manifest and the cache key
+  (``settings()``) and which flags name the artifact's folder (``folder_flags(precision)``);
+* ``export(prepared, workdir, precision, options, context) -> FormatOutput`` (see
+  :mod:`mobileone_bench.formats._base`), where ``options`` is that ``Options``.
+
+A format module imports its heavy libraries (torch, the converter) inside its functions, so reading its options costs
+nothing. Adding a format is one module plus one :data:`FORMATS` entry.
 """
 
 from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass
-from typing import Any
+from types import ModuleType
 
 from mobileone_bench.errors import UsageError, require_modules
 
-__all__ = ["FormatSpec", "FORMATS", "parse_formats", "get_format", "check_format_available", "load_format"]
+__all__ = ["FormatSpec", "FORMATS", "parse_formats", "get_format", "check_format_available", "load_format",
+           "format_module"]
 
 
 @dataclass(frozen=True)
@@ -24,7 +34,7 @@ class FormatSpec:
     """What the tool knows about an export format before importing anything.
 
     Attributes:
-        name: ``onnx``, ``coreml``, ``tensorrt`` or ``executorch``.
+        name: ``onnx``, ``coreml``, ``tensorrt`` or ``executorch``; also the name of its module in this package.
         suffix: Suffix of the main artifact file (Core ML's depends on the model type).
         precisions: Precisions the artifact can carry.
         default_precision: What is used when none is asked for (the paper's setting).
@@ -33,6 +43,12 @@ class FormatSpec:
         needs_gpu: Building the artifact needs an NVIDIA GPU.
         devices: Devices that run this artifact.
         description: One line for help texts.
+        builds_from: The format whose artifact this one is built from (TensorRT: ``onnx``), exported first and handed
+            to :func:`export` in its context as ``context[<name>]`` (path) and ``context["<name>_manifest"]``.
+        libraries: Libraries whose installed versions the manifest records (and the cache key holds).
+        aliases: Other names accepted on the command line (``trt``, ``pte``...).
+        refusal_note: Said after the error when this format is asked for a precision it cannot carry (unless that
+            precision belongs to exactly one other format, which the error then names).
     """
 
     name: str
@@ -44,32 +60,41 @@ class FormatSpec:
     needs_gpu: bool
     devices: tuple[str, ...]
     description: str
+    builds_from: str | None = None
+    libraries: tuple[str, ...] = ()
+    aliases: tuple[str, ...] = ()
+    refusal_note: str = ""
 
 
 FORMATS: dict[str, FormatSpec] = {
-    "onnx": FormatSpec("onnx", ".onnx", ("fp32",), "fp32", ("onnx", "onnxruntime"),
-                       "pip install mobileone-bench (onnx and onnxruntime are core dependencies)", False,
-                       ("cpu", "gpu"), "ONNX graph, static 1x3xHxW input (optional dynamic batch), checked with "
-                                       "onnx.checker and onnxruntime"),
-    "coreml": FormatSpec("coreml", ".mlpackage", ("fp16", "fp32"), "fp16", ("coremltools",),
-                         "pip install coremltools", False, ("iphone", "mac"),
-                         "Core ML ML program (.mlpackage) or neural network (.mlmodel)"),
-    "tensorrt": FormatSpec("tensorrt", ".engine", ("fp16", "fp32"), "fp16", ("tensorrt",),
-                           "pip install 'mobileone-bench[tensorrt]' on a Linux or Windows machine with an NVIDIA GPU "
-                           "and CUDA", True, ("gpu",),
-                           "TensorRT engine built from the ONNX artifact (fp16, batch 1, as the paper)"),
-    "executorch": FormatSpec("executorch", ".pte", ("fp32", "int8"), "fp32", ("executorch",),
-                             "pip install 'mobileone-bench[executorch]'", False, ("cpu",),
-                             "ExecuTorch program (.pte) delegated to XNNPACK, the CPU backend of phones; fp32, or "
-                             "int8 by post-training static quantization"),
+    "onnx": FormatSpec(
+        "onnx", ".onnx", ("fp32",), "fp32", ("onnx", "onnxruntime"),
+        "pip install mobileone-bench (onnx and onnxruntime are core dependencies)", False, ("cpu", "gpu"),
+        "ONNX graph, static 1x3xHxW input (optional dynamic batch), checked with onnx.checker and onnxruntime",
+        libraries=("torch", "onnx", "onnxruntime"),
+        refusal_note="fp16 is applied when TensorRT or Core ML builds from the fp32 ONNX graph"),
+    "coreml": FormatSpec(
+        "coreml", ".mlpackage", ("fp16", "fp32"), "fp16", ("coremltools",), "pip install coremltools", False,
+        ("iphone", "mac"), "Core ML ML program (.mlpackage) or neural network (.mlmodel)",
+        libraries=("torch", "coremltools"), aliases=("mlpackage", "mlmodel", "coremltools")),
+    "tensorrt": FormatSpec(
+        "tensorrt", ".engine", ("fp16", "fp32"), "fp16", ("tensorrt",),
+        "pip install 'mobileone-bench[tensorrt]' on a Linux or Windows machine with an NVIDIA GPU and CUDA", True,
+        ("gpu",), "TensorRT engine built from the ONNX artifact (fp16, batch 1, as the paper)",
+        builds_from="onnx", libraries=("torch", "onnx", "tensorrt"), aliases=("trt",)),
+    "executorch": FormatSpec(
+        "executorch", ".pte", ("fp32", "int8"), "fp32", ("executorch",), "pip install 'mobileone-bench[executorch]'",
+        False, ("cpu",),
+        "ExecuTorch program (.pte) delegated to XNNPACK, the CPU backend of phones; fp32, or int8 by post-training "
+        "static quantization",
+        libraries=("torch", "executorch", "torchao"), aliases=("pte", "xnnpack")),
 }
 
 
 def get_format(name: str) -> FormatSpec:
+    """The format named ``name`` (or one of its aliases; case, spaces and dashes do not matter)."""
     key = name.strip().lower().replace("-", "")
-    aliases = {"trt": "tensorrt", "mlpackage": "coreml", "mlmodel": "coreml", "coremltools": "coreml",
-               "pte": "executorch", "xnnpack": "executorch"}
-    key = aliases.get(key, key)
+    key = next((spec.name for spec in FORMATS.values() if key in spec.aliases), key)
     if key not in FORMATS:
         raise UsageError(f"unknown export format {name!r}; choose from {', '.join(FORMATS)}")
     return FORMATS[key]
@@ -94,7 +119,12 @@ def check_format_available(spec: FormatSpec) -> None:
     require_modules(spec.requires, f"the {spec.name} exporter", spec.install_hint)
 
 
-def load_format(spec: FormatSpec) -> Any:
-    """Import a format's implementation module."""
+def format_module(spec: FormatSpec) -> ModuleType:
+    """A format's module, for its ``Options`` (cheap: its libraries are imported only when it exports)."""
+    return importlib.import_module(f"{__name__}.{spec.name}")
+
+
+def load_format(spec: FormatSpec) -> ModuleType:
+    """Import a format's implementation module, after checking its libraries are installed."""
     check_format_available(spec)
-    return importlib.import_module(f"mobileone_bench.formats.{spec.name}")
+    return format_module(spec)

@@ -16,15 +16,16 @@ import json
 import os
 import shutil
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from mobileone_bench.errors import BenchError, UsageError
-from mobileone_bench.formats import FormatSpec, load_format
+from mobileone_bench.formats import FORMATS, FormatSpec, format_module, load_format
 
 __all__ = [
+    "FormatOptions",
     "ExportOptions",
     "FormatOutput",
     "ExportResult",
@@ -43,101 +44,110 @@ __all__ = [
 
 MANIFEST = "manifest.json"
 EXPORTED, CACHED, PARITY_FAILED, FAILED, UNAVAILABLE = "exported", "cached", "parity failed", "failed", "unavailable"
-_COREML_TARGETS = ("iOS13", "iOS14", "iOS15", "iOS16", "iOS17", "iOS18", "macOS13", "macOS14", "macOS15")
 
 
 @dataclass(frozen=True)
-class ExportOptions:
-    """Settings of an export. Only the ones that apply to a format enter its cache key and manifest.
+class FormatOptions:
+    """The settings every format shares; each format module's ``Options`` adds its own fields to these.
+
+    A format's options validate themselves (:meth:`validate`), say what enters its manifest and cache key
+    (:meth:`settings`) and which flags its artifact folder's name carries (:meth:`folder_flags`).
 
     Attributes:
-        precision: ``fp32`` or ``fp16``; ``None`` = the format's default (ONNX fp32, Core ML and TensorRT fp16).
-        opset: ONNX opset.
-        dynamic_batch: ONNX input with a dynamic batch dimension.
-        coreml_type: ``mlprogram`` (.mlpackage) or ``neuralnetwork`` (.mlmodel, for older devices).
-        coreml_target: Minimum deployment target (``iOS16``...); ``None`` = iOS16 for ML programs, iOS14 otherwise.
-        coreml_input: ``tensor`` or ``image`` (ImageType with the ImageNet scale and bias).
-        trt_workspace_mb: TensorRT builder workspace limit.
+        precision: What was asked for; ``None`` = the format's default.
         atol: Absolute tolerance of the parity check.
         rtol: Tolerance relative to the largest absolute reference output.
-        calibration_images: ExecuTorch int8: a folder of .jpg/.png images to calibrate on (``None``: random
-            inputs).
-        calibration_samples: ExecuTorch int8: how many random inputs, or at most how many images (by name).
     """
 
     precision: str | None = None
-    opset: int = 18
-    dynamic_batch: bool = False
-    coreml_type: str = "mlprogram"
-    coreml_target: str | None = None
-    coreml_input: str = "tensor"
-    trt_workspace_mb: int = 1024
     atol: float = 1e-4
     rtol: float = 1e-3
-    calibration_images: str | None = None
-    calibration_samples: int = 16
 
     def validate(self) -> None:
-        if self.precision not in (None, "fp32", "fp16", "int8"):
-            raise UsageError(f"unknown precision {self.precision!r}; choose fp32, fp16 or int8")
-        if self.calibration_samples < 1:
-            raise UsageError("--calibration-samples must be at least 1")
-        if self.calibration_images is not None:
-            if self.precision != "int8":
-                raise UsageError("--calibration-images applies to int8 only (--format executorch --precision int8)")
-            from mobileone_bench.formats.executorch import image_files
+        """Raise :class:`UsageError` (one line) for a setting this format cannot take."""
 
-            image_files(self.calibration_images)  # missing, a file, or no image: one line, before any work
-        if not 13 <= self.opset <= 23:
-            raise UsageError(f"ONNX opset {self.opset} is out of range (13..23)")
-        if self.coreml_type not in ("mlprogram", "neuralnetwork"):
-            raise UsageError(f"unknown Core ML model type {self.coreml_type!r}; choose mlprogram or neuralnetwork")
-        if self.coreml_input not in ("tensor", "image"):
-            raise UsageError(f"unknown Core ML input kind {self.coreml_input!r}; choose tensor or image")
-        if self.coreml_target is not None and self.coreml_target not in _COREML_TARGETS:
-            raise UsageError(f"unknown deployment target {self.coreml_target!r}; choose from {', '.join(_COREML_TARGETS)}")
-        if self.coreml_type == "mlprogram" and self.coreml_target in ("iOS13", "iOS14"):
-            raise UsageError("ML programs need iOS15 or later; use --coreml-type neuralnetwork for older devices")
-        if self.trt_workspace_mb < 16:
-            raise UsageError("--trt-workspace must be at least 16 MB")
+    def tolerances(self) -> dict[str, Any]:
+        """The parity tolerances, as every format's settings hold them."""
+        return {"atol": self.atol, "rtol": self.rtol}
+
+    def settings(self) -> dict[str, Any]:
+        """The settings that enter the manifest and the cache key."""
+        return self.tolerances()
+
+    def folder_flags(self, precision: str) -> list[str]:
+        """Flags appended to the artifact folder's name (``dynbatch``, ``image``...) for an export at ``precision``."""
+        return []
+
+
+def _options_class(fmt: FormatSpec) -> type[FormatOptions]:
+    return format_module(fmt).Options
+
+
+def _format_fields() -> list[str]:
+    """The per-format option names, sorted (a name two formats declare, as ONNX's and TensorRT's opset, once)."""
+    common = {f.name for f in fields(FormatOptions)}
+    return sorted({f.name for fmt in FORMATS.values() for f in fields(_options_class(fmt))} - common)
+
+
+@dataclass(frozen=True, init=False)
+class ExportOptions:
+    """Settings of an export, for every format at once (what the API and the CLI build).
+
+    The common settings are fields; each format's own settings are given by keyword (``opset=17``,
+    ``coreml_type="neuralnetwork"``, ``calibration_images="imgs/"``...) and belong to the format modules' ``Options``,
+    which :meth:`for_format` builds. A keyword no format declares is a :class:`TypeError`, as for any dataclass.
+
+    Attributes:
+        precision: ``fp32``, ``fp16`` or ``int8``; ``None`` = each format's default (ONNX fp32, Core ML and TensorRT
+            fp16, ExecuTorch fp32).
+        atol: Absolute tolerance of the parity check.
+        rtol: Tolerance relative to the largest absolute reference output.
+        per_format: The per-format settings given, as sorted ``(name, value)`` pairs.
+    """
+
+    precision: str | None = None
+    atol: float = 1e-4
+    rtol: float = 1e-3
+    per_format: tuple[tuple[str, Any], ...] = ()
+
+    def __init__(self, precision: str | None = None, atol: float = 1e-4, rtol: float = 1e-3,
+                 per_format: tuple[tuple[str, Any], ...] = (), **format_fields: Any):
+        given = {**dict(per_format), **format_fields}
+        known = _format_fields()
+        unknown = sorted(set(given) - set(known))
+        if unknown:
+            raise TypeError(f"ExportOptions got unexpected keyword argument(s) {', '.join(map(repr, unknown))} "
+                            f"(the formats' settings: {', '.join(known)})")
+        object.__setattr__(self, "precision", precision)
+        object.__setattr__(self, "atol", atol)
+        object.__setattr__(self, "rtol", rtol)
+        object.__setattr__(self, "per_format", tuple(sorted(given.items())))
+
+    def for_format(self, fmt: FormatSpec) -> FormatOptions:
+        """``fmt``'s own options: the common settings plus the per-format ones it declares."""
+        cls = _options_class(fmt)
+        own = {f.name for f in fields(cls)}
+        return cls(precision=self.precision, atol=self.atol, rtol=self.rtol,
+                   **{k: v for k, v in self.per_format if k in own})
+
+    def validate(self) -> None:
+        """Check the precision and every format's settings (one line for the first problem), before any work."""
+        known = list(dict.fromkeys(p for fmt in FORMATS.values() for p in fmt.precisions))
+        if self.precision is not None and self.precision not in known:
+            raise UsageError(f"unknown precision {self.precision!r}; choose {', '.join(known[:-1])} or {known[-1]}")
+        for fmt in FORMATS.values():
+            self.for_format(fmt).validate()
 
     def precision_for(self, fmt: FormatSpec) -> str:
         """The precision this export uses for ``fmt``, or a one-line error if the format cannot carry it."""
         precision = self.precision or fmt.default_precision
         if precision not in fmt.precisions:
+            owners = [f.name for f in FORMATS.values() if precision in f.precisions]
+            note = (f"; {precision} is the {owners[0]} format's (--format {owners[0]} --precision {precision})"
+                    if len(owners) == 1 else f"; {fmt.refusal_note}" if fmt.refusal_note else "")
             raise UsageError(f"{fmt.name} artifacts cannot be {precision} (supported: {', '.join(fmt.precisions)})"
-                             + ("; int8 is the executorch format's (--format executorch --precision int8)"
-                                if precision == "int8" else
-                                "; fp16 is applied when TensorRT or Core ML builds from the fp32 ONNX graph"
-                                if fmt.name == "onnx" else ""))
+                             + note)
         return precision
-
-    def for_format(self, fmt: FormatSpec) -> dict[str, Any]:
-        """The settings that matter for ``fmt`` (manifest and cache key)."""
-        common = {"atol": self.atol, "rtol": self.rtol}
-        if fmt.name == "onnx":
-            return {"opset": self.opset, "dynamic_batch": self.dynamic_batch, **common}
-        if fmt.name == "coreml":
-            target = self.coreml_target or ("iOS16" if self.coreml_type == "mlprogram" else "iOS14")
-            return {"model_type": self.coreml_type, "deployment_target": target, "input_kind": self.coreml_input,
-                    **common}
-        if fmt.name == "tensorrt":
-            return {"opset": self.opset, "workspace_mb": self.trt_workspace_mb, **common}
-        if fmt.name == "executorch":
-            out: dict[str, Any] = {"delegate": "xnnpack", **common}
-            if self.precision == "int8":
-                out["calibration"] = self._calibration_key()
-            return out
-        return common
-
-    def _calibration_key(self) -> dict[str, Any]:
-        """What int8 calibration runs on, as it enters the cache key (the images by content)."""
-        if not self.calibration_images:
-            return {"source": "random", "samples": self.calibration_samples}
-        from mobileone_bench.formats.executorch import image_files, images_sha256
-
-        files = image_files(self.calibration_images)[: self.calibration_samples]
-        return {"source": "images", "samples": len(files), "images_sha256": images_sha256(files)}
 
 
 @dataclass
@@ -189,17 +199,10 @@ def safe_name(name: str) -> str:
 
 
 def artifact_dir(out: Path, model: str, fmt: FormatSpec, precision: str, input_shape: tuple[int, ...],
-                 options: ExportOptions, reparameterized: bool) -> Path:
-    """``<out>/<model>/<format>-<precision>-<H>x<W>[-flags]``."""
-    parts = [fmt.name, precision, f"{input_shape[2]}x{input_shape[3]}"]
-    if fmt.name == "onnx" and options.dynamic_batch:
-        parts.append("dynbatch")
-    if fmt.name == "coreml":
-        parts.append("nn" if options.coreml_type == "neuralnetwork" else "mlprogram")
-        if options.coreml_input == "image":
-            parts.append("image")
-    if fmt.name == "executorch" and precision == "int8" and options.calibration_images:
-        parts.append("imagecalib")
+                 options: ExportOptions | FormatOptions, reparameterized: bool) -> Path:
+    """``<out>/<model>/<format>-<precision>-<H>x<W>[-flags]`` (the flags are the format options' own)."""
+    own = options.for_format(fmt) if isinstance(options, ExportOptions) else options
+    parts = [fmt.name, precision, f"{input_shape[2]}x{input_shape[3]}", *own.folder_flags(precision)]
     if not reparameterized:
         parts.append("train")
     return Path(out) / safe_name(model) / "-".join(parts)
@@ -235,14 +238,14 @@ def _cache_key(identity: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def _identity(prepared: Any, fmt: FormatSpec, precision: str, options: ExportOptions,
+def _identity(prepared: Any, fmt: FormatSpec, precision: str, options: FormatOptions,
               versions: dict[str, Any]) -> dict[str, Any]:
     spec = prepared.spec
     return {
         "model": spec.name, "target": spec.target, "patches": list(spec.patches),
         "weights_sha256": prepared.weights_sha256, "input_shape": list(prepared.input_shape),
         "precision": precision, "reparameterized": prepared.reparameterized, "format": fmt.name,
-        "options": options.for_format(fmt), "versions": versions,
+        "options": options.settings(), "versions": versions,
     }
 
 
@@ -257,15 +260,12 @@ def _cache_hit(folder: Path, key: str) -> dict[str, Any] | None:
 
 
 def _versions(fmt: FormatSpec) -> dict[str, Any]:
+    """The tool's version, the installed versions of the format's libraries, and the GPU for a format built on one."""
     from mobileone_bench._version import __version__
     from mobileone_bench.environment import gpu_info, library_versions
 
     libs = library_versions()
-    keep = {"onnx": ("torch", "onnx", "onnxruntime"), "coreml": ("torch", "coremltools"),
-            "tensorrt": ("torch", "onnx", "tensorrt"), "executorch": ("torch", "executorch", "torchao")}[fmt.name]
-    if fmt.name == "executorch":
-        libs.update(library_versions(("executorch", "torchao")))
-    out: dict[str, Any] = {"mobileone_bench": __version__, **{k: libs.get(k) for k in keep}}
+    out: dict[str, Any] = {"mobileone_bench": __version__, **{k: libs.get(k) for k in fmt.libraries}}
     if fmt.needs_gpu:
         g = gpu_info()
         out["gpu"] = g.get("gpu")
@@ -291,17 +291,20 @@ def export_one(
         prepared: A :class:`~mobileone_bench.pipeline.Prepared` model.
         fmt: The format.
         out: Root of the artifact tree (``models/``).
-        options: Export settings.
+        options: Export settings (the format's own are taken from them, :meth:`ExportOptions.for_format`).
         force: Ignore the cache.
-        context: Values some formats need from others (TensorRT takes the ONNX artifact's path).
+        context: What a format needs besides the model: ``out``, and for a format that builds from another (its
+            :attr:`~mobileone_bench.formats.FormatSpec.builds_from`) that one's artifact, as ``context[<name>]``
+            (path) and ``context["<name>_manifest"]``.
     """
     name = prepared.spec.name
     precision = options.precision_for(fmt)
     start = time.perf_counter()
-    folder = artifact_dir(out, name, fmt, precision, prepared.input_shape, options, prepared.reparameterized)
+    own = options.for_format(fmt)
+    folder = artifact_dir(out, name, fmt, precision, prepared.input_shape, own, prepared.reparameterized)
     try:
         versions = _versions(fmt)
-        identity = _identity(prepared, fmt, precision, options, versions)
+        identity = _identity(prepared, fmt, precision, own, versions)
         key = _cache_key(identity)
         if not force:
             cached = _cache_hit(folder, key)
@@ -315,7 +318,7 @@ def export_one(
         shutil.rmtree(work, ignore_errors=True)
         work.mkdir(parents=True)
         try:
-            output: FormatOutput = impl.export(prepared, work, precision, options, context or {})
+            output: FormatOutput = impl.export(prepared, work, precision, own, context or {})
             seconds = time.perf_counter() - start
             main = work / output.main_file
             manifest = {
@@ -325,7 +328,7 @@ def export_one(
                 "weights": prepared.weights,
                 "input_name": output.meta.pop("input_name", "input"),
                 "output_name": output.meta.pop("output_name", "logits"),
-                "settings": options.for_format(fmt),
+                "settings": own.settings(),
                 "format_meta": output.meta,
                 "versions": versions,
                 "reparam": prepared.reparam,

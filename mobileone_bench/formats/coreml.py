@@ -8,41 +8,72 @@ which is how an app feeds a 224x224 pixel buffer, as the paper's did.
 Conversion goes through ``torch.export`` first and falls back to a traced TorchScript module; the manifest says which
 worked. On Linux, Core ML cannot predict: the saved spec is validated instead (input and output names, shapes, types,
 precision, deployment target). On macOS the model also predicts on the CPU and is compared with PyTorch (tolerance for
-fp32, top-5 agreement for fp16).
+fp32, top-5 agreement for fp16). Its settings are :class:`Options` (model type, deployment target, input kind).
 """
 
 from __future__ import annotations
 
 import contextlib
 import io
-import logging
 import sys
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import torch
+from mobileone_bench.devices._coreml import import_coremltools
+from mobileone_bench.errors import ExportError, UsageError
+from mobileone_bench.formats._base import FormatOptions, FormatOutput
 
-from mobileone_bench.errors import ExportError
-from mobileone_bench.formats._base import ExportOptions, FormatOutput
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
 
-__all__ = ["export", "import_coremltools", "image_preprocessing", "spec_summary", "validate_spec",
-           "IMAGENET_MEAN", "IMAGENET_STD"]
+__all__ = ["Options", "export", "image_preprocessing", "spec_summary", "validate_spec",
+           "IMAGENET_MEAN", "IMAGENET_STD", "DEPLOYMENT_TARGETS"]
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+#: Minimum deployment targets a model can be converted for.
+DEPLOYMENT_TARGETS = ("iOS13", "iOS14", "iOS15", "iOS16", "iOS17", "iOS18", "macOS13", "macOS14", "macOS15")
 
 
-def import_coremltools() -> Any:
-    """Import coremltools without its import-time chatter (missing native proxies on Linux, untested torch)."""
-    sink = io.StringIO()
-    with contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink), warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        import coremltools as ct
-    for name in ("coremltools", "coremltools.converters"):
-        logging.getLogger(name).setLevel(logging.ERROR)
-    return ct
+@dataclass(frozen=True)
+class Options(FormatOptions):
+    """Core ML's settings.
+
+    Attributes:
+        coreml_type: ``mlprogram`` (.mlpackage) or ``neuralnetwork`` (.mlmodel, for older devices).
+        coreml_target: Minimum deployment target (``iOS16``...); ``None`` = iOS16 for ML programs, iOS14 otherwise.
+        coreml_input: ``tensor`` or ``image`` (ImageType with the ImageNet scale and bias).
+    """
+
+    coreml_type: str = "mlprogram"
+    coreml_target: str | None = None
+    coreml_input: str = "tensor"
+
+    @property
+    def deployment_target(self) -> str:
+        """The target asked for, or the default of the model type."""
+        return self.coreml_target or ("iOS16" if self.coreml_type == "mlprogram" else "iOS14")
+
+    def validate(self) -> None:
+        if self.coreml_type not in ("mlprogram", "neuralnetwork"):
+            raise UsageError(f"unknown Core ML model type {self.coreml_type!r}; choose mlprogram or neuralnetwork")
+        if self.coreml_input not in ("tensor", "image"):
+            raise UsageError(f"unknown Core ML input kind {self.coreml_input!r}; choose tensor or image")
+        if self.coreml_target is not None and self.coreml_target not in DEPLOYMENT_TARGETS:
+            raise UsageError(f"unknown deployment target {self.coreml_target!r}; "
+                             f"choose from {', '.join(DEPLOYMENT_TARGETS)}")
+        if self.coreml_type == "mlprogram" and self.coreml_target in ("iOS13", "iOS14"):
+            raise UsageError("ML programs need iOS15 or later; use --coreml-type neuralnetwork for older devices")
+
+    def settings(self) -> dict[str, Any]:
+        return {"model_type": self.coreml_type, "deployment_target": self.deployment_target,
+                "input_kind": self.coreml_input, **self.tolerances()}
+
+    def folder_flags(self, precision: str) -> list[str]:
+        return ["nn" if self.coreml_type == "neuralnetwork" else "mlprogram",
+                *(["image"] if self.coreml_input == "image" else [])]
 
 
 def image_preprocessing() -> tuple[float, list[float]]:
@@ -52,6 +83,9 @@ def image_preprocessing() -> tuple[float, list[float]]:
 
 
 def _convert(ct: Any, model: torch.nn.Module, x: torch.Tensor, options: dict[str, Any], precision: str) -> tuple[Any, str, str | None]:
+    import numpy as np
+    import torch
+
     if options["input_kind"] == "image":
         scale, bias = image_preprocessing()
         inputs = [ct.ImageType(name="image", shape=tuple(x.shape), scale=scale, bias=bias,
@@ -161,6 +195,9 @@ def validate_spec(summary: dict[str, Any], input_shape: tuple[int, ...], precisi
 def _predict_parity(ct: Any, path: Path, model: torch.nn.Module, x: torch.Tensor, precision: str,
                     options: dict[str, Any], atol: float, rtol: float) -> dict[str, Any]:
     """macOS only: run the saved model on the CPU and compare with PyTorch."""
+    import numpy as np
+    import torch
+
     from mobileone_bench.reparameterization import compare_outputs
 
     mlmodel = ct.models.MLModel(str(path), compute_units=ct.ComputeUnit.CPU_ONLY)
@@ -191,10 +228,12 @@ def _predict_parity(ct: Any, path: Path, model: torch.nn.Module, x: torch.Tensor
     return result
 
 
-def export(prepared: Any, workdir: Path, precision: str, options: ExportOptions, context: dict[str, Any]) -> FormatOutput:
+def export(prepared: Any, workdir: Path, precision: str, options: Options, context: dict[str, Any]) -> FormatOutput:
     """Convert ``prepared.model`` to Core ML in ``workdir`` and validate (macOS: and predict)."""
+    import torch
+
     ct = import_coremltools()
-    settings = options.for_format(_spec())
+    settings = options.settings()
     model = prepared.model.eval()
     x = torch.randn(prepared.input_shape, generator=torch.Generator().manual_seed(0))
     with warnings.catch_warnings(), contextlib.redirect_stderr(io.StringIO()), contextlib.redirect_stdout(io.StringIO()):
@@ -225,9 +264,3 @@ def export(prepared: Any, workdir: Path, precision: str, options: ExportOptions,
         scale, bias = image_preprocessing()
         meta["image_preprocessing"] = {"scale": scale, "bias": bias, "color_layout": "RGB"}
     return FormatOutput(name, parity, meta)
-
-
-def _spec() -> Any:
-    from mobileone_bench.formats import FORMATS
-
-    return FORMATS["coreml"]

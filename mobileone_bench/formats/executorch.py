@@ -23,32 +23,33 @@ import math
 import operator
 import warnings
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable
 
-import torch
-
+from mobileone_bench.devices._executorch import INSTALL_HINT, load_method, native_quiet
+from mobileone_bench.devices._executorch import one_line as _one_line
 from mobileone_bench.errors import ExportError, MissingDependencyError, UsageError
-from mobileone_bench.formats._base import ExportOptions, FormatOutput
+from mobileone_bench.formats._base import FormatOptions, FormatOutput
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
 
 __all__ = [
+    "Options",
     "export",
     "calibration_inputs",
     "image_files",
     "delegation_summary",
     "fp32_parity",
     "int8_parity",
-    "load_method",
     "images_sha256",
-    "native_quiet",
     "IMAGE_SUFFIXES",
     "IMAGENET_MEAN",
     "IMAGENET_STD",
     "INT8_SCHEME",
-    "INSTALL_HINT",
 ]
 
-INSTALL_HINT = "pip install 'mobileone-bench[executorch]'"
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -66,48 +67,50 @@ INT8_SQNR_MARGIN_DB = 3.0
 INT8_SQNR_CAP_DB = 60.0
 
 
+@dataclass(frozen=True)
+class Options(FormatOptions):
+    """ExecuTorch's settings (int8 calibration; fp32 has none of its own).
+
+    Attributes:
+        calibration_images: int8: a folder of .jpg/.png images to calibrate on (``None``: random inputs).
+        calibration_samples: int8: how many random inputs, or at most how many images (by name).
+    """
+
+    calibration_images: str | None = None
+    calibration_samples: int = 16
+
+    def validate(self) -> None:
+        if self.calibration_samples < 1:
+            raise UsageError("--calibration-samples must be at least 1")
+        if self.calibration_images is not None:
+            if self.precision != "int8":
+                raise UsageError("--calibration-images applies to int8 only (--format executorch --precision int8)")
+            image_files(self.calibration_images)  # missing, a file, or no image: one line, before any work
+
+    def settings(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"delegate": "xnnpack", **self.tolerances()}
+        if self.precision == "int8":
+            out["calibration"] = self.calibration_key()
+        return out
+
+    def calibration_key(self) -> dict[str, Any]:
+        """What int8 calibration runs on, as it enters the cache key (the images by content)."""
+        if not self.calibration_images:
+            return {"source": "random", "samples": self.calibration_samples}
+        files = image_files(self.calibration_images)[: self.calibration_samples]
+        return {"source": "images", "samples": len(files), "images_sha256": images_sha256(files)}
+
+    def folder_flags(self, precision: str) -> list[str]:
+        return ["imagecalib"] if precision == "int8" and self.calibration_images else []
+
+
 # ---------------------------------------------------------------------------------------------- libraries
-
-
-@contextlib.contextmanager
-def native_quiet(sink: list[str] | None = None) -> Any:
-    """Keep ExecuTorch's native log lines (cpuinfo probing, "Resetting threadpool...") and torch's import-time
-    pytree notice off the terminal: file descriptor 2 goes to a temporary file for the duration, and its text is
-    appended to ``sink`` (callers put the last line into their error message when something fails)."""
-    import logging
-    import os
-    import sys
-    import tempfile
-
-    pytree = logging.getLogger("torch.utils._pytree")
-    level = pytree.level
-    pytree.setLevel(logging.ERROR)
-    try:
-        sys.stderr.flush()
-    except (AttributeError, OSError, ValueError):
-        pass
-    saved = os.dup(2)
-    with tempfile.TemporaryFile() as tmp:
-        os.dup2(tmp.fileno(), 2)
-        try:
-            yield sink
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-            pytree.setLevel(level)
-            if sink is not None:
-                tmp.seek(0)
-                sink.append(tmp.read().decode(errors="replace"))
-
-
-def last_native_line(sink: list[str]) -> str:
-    """The last non-empty line ExecuTorch wrote while :func:`native_quiet` held its output ('' if none)."""
-    lines = [line.strip() for text in sink for line in text.splitlines() if line.strip()]
-    return lines[-1][:200] if lines else ""
 
 
 def _lowering() -> tuple[Any, Any]:
     """``(to_edge_transform_and_lower, XnnpackPartitioner)``, or one line saying why they do not import."""
+    import torch
+
     try:
         with native_quiet():
             from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
@@ -124,6 +127,8 @@ def _lowering() -> tuple[Any, Any]:
 
 def _quantization() -> tuple[Any, Any, Any, Any]:
     """``(XNNPACKQuantizer, get_symmetric_quantization_config, prepare_pt2e, convert_pt2e)``."""
+    import torch
+
     try:
         with native_quiet():
             from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import (
@@ -139,40 +144,6 @@ def _quantization() -> tuple[Any, Any, Any, Any]:
             "int8 quantization for executorch",
             f"it does not load beside torch {torch.__version__} ({_one_line(exc)}); {INSTALL_HINT}") from None
     return XNNPACKQuantizer, get_symmetric_quantization_config, prepare_pt2e, convert_pt2e
-
-
-def load_method(path: Path) -> tuple[Any, Any]:
-    """Load ``forward`` of a ``.pte`` with ExecuTorch's Python runtime; returns ``(program, method)``.
-
-    The program is returned too: the method must not outlive it. ExecuTorch's native log lines are kept off the
-    terminal; the last of them is put into the error when loading fails.
-    """
-    sink: list[str] = []
-    try:
-        with native_quiet(sink):
-            from executorch.runtime import Runtime
-    except ModuleNotFoundError as exc:
-        raise MissingDependencyError(f"the executorch runtime (Python module '{exc.name}')", INSTALL_HINT) from None
-    except (ImportError, OSError) as exc:
-        raise MissingDependencyError(
-            "the executorch runtime",
-            f"its native library does not load beside torch {torch.__version__} ({_one_line(exc)}); "
-            f"{INSTALL_HINT}") from None
-    try:
-        with native_quiet(sink):
-            program = Runtime.get().load_program(Path(path))
-            method = program.load_method("forward")
-    except Exception as exc:
-        native = last_native_line(sink)
-        raise RuntimeError(f"{_one_line(exc)}" + (f" ({native})" if native else "")) from exc
-    if method is None:
-        raise RuntimeError(f"{path} has no method 'forward'")
-    return program, method
-
-
-def _one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    return text if len(text) <= 200 else text[:197] + "..."
 
 
 # -------------------------------------------------------------------------------------------- calibration
@@ -220,7 +191,7 @@ def _preprocess(size: tuple[int, int]) -> tuple[Any, str]:
     return transform, text
 
 
-def calibration_inputs(options: ExportOptions, input_shape: tuple[int, ...]) -> tuple[list[torch.Tensor], dict[str, Any]]:
+def calibration_inputs(options: Options, input_shape: tuple[int, ...]) -> tuple[list[torch.Tensor], dict[str, Any]]:
     """The inputs int8 calibration runs on, and what they were (for the manifest).
 
     Without ``options.calibration_images``: ``options.calibration_samples`` random N(0, 1) tensors (seeds 1000,
@@ -228,6 +199,8 @@ def calibration_inputs(options: ExportOptions, input_shape: tuple[int, ...]) -> 
     its first ``calibration_samples`` images by name, each converted to RGB, resized and center-cropped to the input
     size and normalised with ImageNet's mean and std, as at evaluation time.
     """
+    import torch
+
     n = int(options.calibration_samples)
     shape = tuple(int(d) for d in input_shape)
     if not options.calibration_images:
@@ -304,6 +277,8 @@ def _quiet() -> Any:
 
 def _quantize(model: torch.nn.Module, x: torch.Tensor, calibration: list[torch.Tensor]) -> torch.nn.Module:
     """The int8 model: export, annotate with the XNNPACK quantizer, calibrate, convert."""
+    import torch
+
     XNNPACKQuantizer, get_config, prepare_pt2e, convert_pt2e = _quantization()
     quantizer = XNNPACKQuantizer()
     quantizer.set_global(get_config(is_per_channel=True))
@@ -325,6 +300,8 @@ def _run(method: Any, x: torch.Tensor) -> torch.Tensor:
 
 def fp32_parity(method: Any, model: torch.nn.Module, x: torch.Tensor, atol: float, rtol: float) -> dict[str, Any]:
     """The ``.pte``'s output against PyTorch's on ``x``, with the tool's tolerance (as the ONNX check)."""
+    import torch
+
     from mobileone_bench.reparameterization import compare_outputs
 
     with torch.no_grad():
@@ -339,6 +316,8 @@ def fp32_parity(method: Any, model: torch.nn.Module, x: torch.Tensor, atol: floa
 
 
 def _top5(ref: torch.Tensor, got: torch.Tensor) -> int:
+    import torch
+
     k = min(5, ref.numel())
     a = set(torch.topk(ref.flatten().float(), k).indices.tolist())
     b = set(torch.topk(got.flatten().float(), k).indices.tolist())
@@ -371,6 +350,8 @@ def int8_parity(method: Any, model: torch.nn.Module, quantized: torch.nn.Module,
     differently from the reference, so the two differ by about as much as either differs from fp32: an elementwise
     tolerance between them could not hold, but a broken export (wrong scales, a lost operator) falls far below.
     """
+    import torch
+
     shape = tuple(int(d) for d in input_shape)
     refs, qrefs, gots, top1, top5, mean_abs = [], [], [], [], [], []
     for seed in range(inputs):
@@ -422,8 +403,10 @@ def int8_parity(method: Any, model: torch.nn.Module, quantized: torch.nn.Module,
 # -------------------------------------------------------------------------------------------------- export
 
 
-def export(prepared: Any, workdir: Path, precision: str, options: ExportOptions, context: dict[str, Any]) -> FormatOutput:
+def export(prepared: Any, workdir: Path, precision: str, options: Options, context: dict[str, Any]) -> FormatOutput:
     """Write ``workdir/model.pte`` (XNNPACK-delegated; int8 when ``precision == "int8"``) and check it."""
+    import torch
+
     to_edge_transform_and_lower, XnnpackPartitioner = _lowering()
     model = prepared.model.eval()
     x = torch.randn(prepared.input_shape, generator=torch.Generator().manual_seed(0))

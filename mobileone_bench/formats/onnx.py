@@ -2,7 +2,7 @@
 and numerical parity against PyTorch through onnxruntime.
 
 torch's dynamo-based exporter is used first; if it cannot capture a model, the TorchScript exporter is tried. The
-manifest records which one produced the file.
+manifest records which one produced the file. Its settings are :class:`Options` (opset, dynamic batch).
 """
 
 from __future__ import annotations
@@ -10,21 +10,49 @@ from __future__ import annotations
 import contextlib
 import io
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import torch
+from mobileone_bench.errors import ExportError, UsageError
+from mobileone_bench.formats._base import FormatOptions, FormatOutput
 
-from mobileone_bench.errors import ExportError
-from mobileone_bench.formats._base import ExportOptions, FormatOutput
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
 
-__all__ = ["export", "run_parity", "INPUT_NAME", "OUTPUT_NAME"]
+__all__ = ["Options", "export", "run_parity", "INPUT_NAME", "OUTPUT_NAME", "OPSETS"]
 
 INPUT_NAME, OUTPUT_NAME = "input", "logits"
+#: ONNX opsets the exporters write.
+OPSETS = range(13, 24)
+
+
+@dataclass(frozen=True)
+class Options(FormatOptions):
+    """ONNX's settings.
+
+    Attributes:
+        opset: ONNX opset.
+        dynamic_batch: ONNX input with a dynamic batch dimension.
+    """
+
+    opset: int = 18
+    dynamic_batch: bool = False
+
+    def validate(self) -> None:
+        if self.opset not in OPSETS:
+            raise UsageError(f"ONNX opset {self.opset} is out of range ({OPSETS.start}..{OPSETS.stop - 1})")
+
+    def settings(self) -> dict[str, Any]:
+        return {"opset": self.opset, "dynamic_batch": self.dynamic_batch, **self.tolerances()}
+
+    def folder_flags(self, precision: str) -> list[str]:
+        return ["dynbatch"] if self.dynamic_batch else []
 
 
 def _export_dynamo(model: torch.nn.Module, x: torch.Tensor, path: Path, opset: int, dynamic: bool) -> None:
+    import torch
+
     kwargs: dict[str, Any] = {}
     if dynamic:
         kwargs["dynamic_shapes"] = ({0: torch.export.Dim("batch", min=1, max=1024)},)
@@ -33,6 +61,8 @@ def _export_dynamo(model: torch.nn.Module, x: torch.Tensor, path: Path, opset: i
 
 
 def _export_torchscript(model: torch.nn.Module, x: torch.Tensor, path: Path, opset: int, dynamic: bool) -> None:
+    import torch
+
     axes = {INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}} if dynamic else None
     torch.onnx.export(model, (x,), str(path), dynamo=False, opset_version=min(opset, 20), input_names=[INPUT_NAME],
                       output_names=[OUTPUT_NAME], dynamic_axes=axes, do_constant_folding=True)
@@ -41,7 +71,9 @@ def _export_torchscript(model: torch.nn.Module, x: torch.Tensor, path: Path, ops
 def run_parity(path: Path, model: torch.nn.Module, x: torch.Tensor, atol: float, rtol: float,
                batch2: bool = False) -> dict[str, Any]:
     """Run the ONNX file with onnxruntime (CPU) and compare with PyTorch."""
+    import numpy as np
     import onnxruntime as ort
+    import torch
 
     from mobileone_bench.reparameterization import compare_outputs
 
@@ -63,9 +95,10 @@ def run_parity(path: Path, model: torch.nn.Module, x: torch.Tensor, atol: float,
     return result
 
 
-def export(prepared: Any, workdir: Path, precision: str, options: ExportOptions, context: dict[str, Any]) -> FormatOutput:
+def export(prepared: Any, workdir: Path, precision: str, options: Options, context: dict[str, Any]) -> FormatOutput:
     """Export ``prepared.model`` to ``workdir/model.onnx`` and check it."""
     import onnx
+    import torch
 
     model = prepared.model.eval()
     x = torch.randn(prepared.input_shape, generator=torch.Generator().manual_seed(0))

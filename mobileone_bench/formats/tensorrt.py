@@ -3,24 +3,53 @@ batch 1, with a timing cache shared by every build on the same GPU and TensorRT 
 
 Needs an NVIDIA GPU and the ``tensorrt`` extra. This module is deliberately thin: :func:`build_plan` decides
 everything (a plain dict, recorded in the manifest and testable anywhere), :func:`build_engine` performs the TensorRT
-calls, and the parity check runs the engine through :class:`mobileone_bench.devices.gpu.TensorRTEngine`.
+calls, and the parity check runs the engine through :class:`mobileone_bench.devices._tensorrt.TensorRTEngine`, the
+engine wrapper the TensorRT runtime measures too.
+
+The engine is built from the ONNX artifact (the format table says so: ``builds_from="onnx"``), which the caller
+exports first and hands over as ``context["onnx"]`` and ``context["onnx_manifest"]``. Its settings are
+:class:`Options`: ONNX's (opset, dynamic batch) and the builder's workspace.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import torch
+from mobileone_bench.errors import DeviceUnavailableError, ExportError, UsageError
+from mobileone_bench.formats import onnx
+from mobileone_bench.formats._base import FormatOutput, safe_name
 
-from mobileone_bench.errors import DeviceUnavailableError, ExportError
-from mobileone_bench.formats._base import ExportOptions, FormatOutput, safe_name
+__all__ = ["Options", "export", "build_plan", "build_engine", "timing_cache_path", "require_gpu"]
 
-__all__ = ["export", "build_plan", "build_engine", "timing_cache_path", "require_gpu"]
+
+@dataclass(frozen=True)
+class Options(onnx.Options):
+    """TensorRT's settings: those of the ONNX graph it is built from, and the builder's.
+
+    Attributes:
+        trt_workspace_mb: TensorRT builder workspace limit.
+    """
+
+    trt_workspace_mb: int = 1024
+
+    def validate(self) -> None:
+        super().validate()
+        if self.trt_workspace_mb < 16:
+            raise UsageError("--trt-workspace must be at least 16 MB")
+
+    def settings(self) -> dict[str, Any]:
+        return {"opset": self.opset, "workspace_mb": self.trt_workspace_mb, **self.tolerances()}
+
+    def folder_flags(self, precision: str) -> list[str]:
+        return []
 
 
 def require_gpu() -> str:
     """Name of the CUDA GPU TensorRT will build for; a clear error when there is none."""
+    import torch
+
     if not torch.cuda.is_available():
         raise DeviceUnavailableError(
             "TensorRT needs an NVIDIA GPU with CUDA, and torch sees none here (torch.cuda.is_available() is False)")
@@ -98,12 +127,13 @@ def build_engine(trt: Any, plan: dict[str, Any]) -> tuple[bytes, dict[str, Any]]
     return bytes(memoryview(serialized)), facts
 
 
-def export(prepared: Any, workdir: Path, precision: str, options: ExportOptions, context: dict[str, Any]) -> FormatOutput:
+def export(prepared: Any, workdir: Path, precision: str, options: Options, context: dict[str, Any]) -> FormatOutput:
     """Build ``workdir/model.engine`` from the ONNX artifact named in ``context["onnx"]`` and check it on the GPU."""
     gpu = require_gpu()
     import tensorrt as trt
+    import torch
 
-    from mobileone_bench.devices.gpu import TensorRTEngine
+    from mobileone_bench.devices._tensorrt import TensorRTEngine
     from mobileone_bench.reparameterization import compare_outputs
 
     onnx_manifest = context.get("onnx_manifest")

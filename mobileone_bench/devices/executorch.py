@@ -1,105 +1,19 @@
-"""CPU runtimes: onnxruntime (the default) on the ONNX artifact, PyTorch eager on the inference-time model, and
-ExecuTorch with its XNNPACK delegate on the ``.pte`` artifact (fp32 or int8)."""
+"""The ExecuTorch runtime: a ``.pte`` program delegated to XNNPACK (fp32 or int8), run through ExecuTorch's Python
+runtime on the CPU, with the process-wide XNNPACK thread pool sized before each program is loaded.
+
+It loads programs through :mod:`mobileone_bench.devices._executorch`, which the exporter uses too; it never imports
+the exporter.
+"""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
+from mobileone_bench.devices._cpu import default_threads
 from mobileone_bench.errors import MeasurementError, UsageError
 
-__all__ = ["make_runner", "OnnxRuntimeRunner", "TorchRunner", "ExecuTorchRunner", "XNNPACK_SPIN_POLICY",
-           "default_threads"]
-
-_ORT_LEVELS = {"disable": "ORT_DISABLE_ALL", "basic": "ORT_ENABLE_BASIC", "extended": "ORT_ENABLE_EXTENDED",
-               "all": "ORT_ENABLE_ALL"}
-
-
-def default_threads() -> int:
-    """Physical cores if known, else logical ones (what onnxruntime itself picks by default)."""
-    from mobileone_bench.environment import cpu_info
-
-    info = cpu_info()
-    return int(info.get("cores_physical") or info.get("cores_logical") or 1)
-
-
-class OnnxRuntimeRunner:
-    """An onnxruntime CPU session with a preallocated input; calling it runs ``session.run`` once.
-
-    Args:
-        path: The ONNX file.
-        input_shape: Shape of the input to feed.
-        threads: Intra-op threads (inter-op is 1, execution sequential).
-        graph_optimization: ``disable``, ``basic``, ``extended`` or ``all``.
-        allow_spinning: Let idle intra-op workers busy-wait for the next run
-            (``session.intra_op.allow_spinning``); ``None`` leaves onnxruntime's default (spinning).
-    """
-
-    def __init__(self, path: Path, input_shape: tuple[int, ...], threads: int, graph_optimization: str = "all",
-                 allow_spinning: bool | None = None):
-        import onnxruntime as ort
-
-        if graph_optimization not in _ORT_LEVELS:
-            raise UsageError(f"unknown graph optimisation level {graph_optimization!r}; "
-                             f"choose from {', '.join(_ORT_LEVELS)}")
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        options.graph_optimization_level = getattr(ort.GraphOptimizationLevel, _ORT_LEVELS[graph_optimization])
-        options.log_severity_level = 3
-        if allow_spinning is not None:
-            options.add_session_config_entry("session.intra_op.allow_spinning", "1" if allow_spinning else "0")
-        try:
-            self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-        except Exception as exc:  # noqa: BLE001 - a bad artifact is a measurement failure with its reason
-            raise MeasurementError(f"onnxruntime cannot load {path}: {' '.join(str(exc).split())[:200]}") from exc
-        inp = self.session.get_inputs()[0]
-        self.feed = {inp.name: np.random.default_rng(0).standard_normal(input_shape).astype(np.float32)}
-        self.outputs = [o.name for o in self.session.get_outputs()]
-        self._settings = {"intra_op_threads": threads, "inter_op_threads": 1, "execution_mode": "sequential",
-                          "graph_optimization": graph_optimization,
-                          "allow_spinning": True if allow_spinning is None else bool(allow_spinning), "providers": self.session.get_providers(),
-                          "onnxruntime": ort.__version__}
-
-    def __call__(self) -> Any:
-        return self.session.run(self.outputs, self.feed)
-
-    def settings(self) -> dict[str, Any]:
-        return dict(self._settings)
-
-    def close(self) -> None:
-        self.session = None  # type: ignore[assignment]
-
-
-class TorchRunner:
-    """PyTorch eager inference (``inference_mode``) of a model with a preallocated input."""
-
-    def __init__(self, model: Any, input_shape: tuple[int, ...], threads: int):
-        import torch
-
-        self._torch = torch
-        self._previous_threads = torch.get_num_threads()
-        torch.set_num_threads(threads)
-        self.model = model.eval()
-        self.x = torch.randn(input_shape, generator=torch.Generator().manual_seed(0))
-        self._settings = {"threads": threads, "mode": "eager, inference_mode", "torch": torch.__version__,
-                          "mkldnn": bool(torch.backends.mkldnn.is_available()),
-                          # OpenMP's spin policy is fixed when the process starts; recorded, not set
-                          "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY")}
-
-    def __call__(self) -> Any:
-        with self._torch.inference_mode():
-            return self.model(self.x)
-
-    def settings(self) -> dict[str, Any]:
-        return dict(self._settings)
-
-    def close(self) -> None:
-        self._torch.set_num_threads(self._previous_threads)
+__all__ = ["make_runner", "ExecuTorchRunner", "XNNPACK_SPIN_POLICY"]
 
 
 #: How XNNPACK's workers wait between runs (recorded with every ExecuTorch measurement): ExecuTorch's pthreadpool
@@ -153,8 +67,8 @@ def _executorch_backend() -> Any:
     """The few ExecuTorch calls the runner makes, behind one small object (a test replaces it with a spy)."""
     from types import SimpleNamespace
 
+    from mobileone_bench.devices._executorch import INSTALL_HINT, load_method, native_quiet
     from mobileone_bench.errors import MissingDependencyError
-    from mobileone_bench.formats.executorch import INSTALL_HINT, load_method, native_quiet
 
     try:
         with native_quiet():
@@ -235,22 +149,11 @@ class ExecuTorchRunner:
 
 
 def make_runner(runtime: str, *, artifact: Path | None, model: Any, input_shape: tuple[int, ...], precision: str,
-                threads: int | None, options: dict[str, Any]) -> Any:
-    """Build the runner of a CPU runtime."""
+                threads: int | None, options: dict[str, Any]) -> ExecuTorchRunner:
+    """An ExecuTorch runner on the ``.pte`` artifact (fp32 or int8) at the job's thread count."""
     threads = threads or default_threads()
-    if runtime == "executorch":
-        if precision not in ("fp32", "int8"):
-            raise UsageError(f"executorch on the CPU runs fp32 or int8 (asked: {precision})")
-        if artifact is None:
-            raise MeasurementError("executorch needs the .pte artifact")
-        return ExecuTorchRunner(Path(artifact), input_shape, threads, precision)
-    if precision != "fp32":
-        raise UsageError(f"the CPU runtimes measure fp32 (asked: {precision})")
-    if runtime == "onnxruntime":
-        if artifact is None:
-            raise MeasurementError("onnxruntime needs the ONNX artifact")
-        return OnnxRuntimeRunner(Path(artifact), input_shape, threads, options.get("graph_optimization", "all"),
-                                 options.get("allow_spinning"))
-    if runtime == "torch":
-        return TorchRunner(model, input_shape, threads)
-    raise UsageError(f"unknown CPU runtime {runtime!r}")
+    if precision not in ("fp32", "int8"):
+        raise UsageError(f"executorch on the CPU runs fp32 or int8 (asked: {precision})")
+    if artifact is None:
+        raise MeasurementError("executorch needs the .pte artifact")
+    return ExecuTorchRunner(Path(artifact), input_shape, threads, precision)
