@@ -115,3 +115,55 @@ def test_cpu_runtime_options_are_table_data():
                                                  ("graph_optimization", "all"))
     assert devices.cpu_runtime_options("torch", graph_optimization="basic") == (("graph_optimization", "basic"),)
     assert devices.cpu_runtime_options("executorch") == (("delegate", "xnnpack"),)
+
+
+def _fake_exports(monkeypatch, fail: set[str] = frozenset()):
+    """``export_one`` replaced by a recorder: each call's format, precision and context, and an ok result."""
+    from mobileone_bench.formats import _base
+
+    calls = []
+
+    def export_one(prepared, fmt, out, options, *, force=False, context=None):
+        calls.append((fmt.name, options.precision, dict(context or {})))
+        status = _base.FAILED if fmt.name in fail else _base.EXPORTED
+        return _base.ExportResult("m", fmt.name, options.precision_for(fmt), status, f"{out}/{fmt.name}.bin",
+                                  {"input_name": "input"})
+
+    monkeypatch.setattr(_base, "export_one", export_one)
+    return calls
+
+
+def test_a_runtime_artifact_is_exported_after_the_one_it_builds_from(monkeypatch, tmp_path):
+    from mobileone_bench.errors import ExportError
+    from mobileone_bench.pipeline.artifacts import artifact_for
+    from mobileone_bench.pipeline.job import LatencyJob
+
+    calls = _fake_exports(monkeypatch)
+    job = LatencyJob(device="gpu", runtime="tensorrt", precision="fp16", models_dir=str(tmp_path))
+    result, path = artifact_for(object(), job, False)
+    assert [(name, precision) for name, precision, _ in calls] == [("onnx", None), ("tensorrt", "fp16")]
+    assert calls[1][2]["onnx"] == f"{tmp_path}/onnx.bin" and calls[1][2]["onnx_manifest"] == {"input_name": "input"}
+    assert result.format == "tensorrt" and path == f"{tmp_path}/tensorrt.bin"
+    calls.clear()
+    assert artifact_for(object(), LatencyJob(device="cpu", runtime="torch"), False) == (None, None) and not calls
+    _fake_exports(monkeypatch, fail={"onnx"})
+    with pytest.raises(ExportError, match="^onnx export"):
+        artifact_for(object(), job, False)
+
+
+def test_an_export_sweep_reuses_a_source_it_exported_and_exports_one_it_was_not_asked_for(monkeypatch, tmp_path):
+    from mobileone_bench.pipeline.artifacts import export_formats
+
+    calls = _fake_exports(monkeypatch)
+    options = ExportOptions(precision="fp16", opset=17)
+    results = export_formats(object(), [FORMATS["coreml"], FORMATS["tensorrt"]], tmp_path, options)
+    assert [r.format for r in results] == ["coreml", "tensorrt"]  # the ONNX source is not a result
+    assert [(name, precision) for name, precision, _ in calls] == [("coreml", "fp16"), ("onnx", None),
+                                                                   ("tensorrt", "fp16")]
+    assert calls[2][2]["onnx"] == f"{tmp_path}/onnx.bin"
+    calls.clear()
+    results = export_formats(object(), [FORMATS["onnx"], FORMATS["tensorrt"]], tmp_path, ExportOptions())
+    assert [name for name, _, _ in calls] == ["onnx", "tensorrt"]  # exported once
+    calls = _fake_exports(monkeypatch, fail={"onnx"})
+    results = export_formats(object(), [FORMATS["onnx"], FORMATS["tensorrt"]], tmp_path, ExportOptions())
+    assert [name for name, _, _ in calls] == ["onnx", "tensorrt"] and "onnx" not in calls[1][2]
