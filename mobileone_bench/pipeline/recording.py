@@ -46,20 +46,11 @@ def failure_message(exc: BaseException) -> str:
 
 
 def runtime_versions(runtime: str) -> dict[str, Any]:
-    """The library versions (and GPU) a record of ``runtime`` carries in its identity."""
-    from mobileone_bench.environment import gpu_info, library_versions
+    """The library versions (and GPU) a record of ``runtime`` carries in its identity (the runtime table's
+    ``libraries``: :func:`mobileone_bench.devices.runtime_versions`)."""
+    from mobileone_bench.devices import runtime_versions as versions
 
-    libs = library_versions()
-    keep = {"onnxruntime": ("onnxruntime", "onnx", "torch"), "torch": ("torch",), "tensorrt": ("tensorrt", "torch"),
-            "torch-cuda": ("torch",), "coreml": ("coremltools", "torch"),
-            "executorch": ("executorch", "torchao", "torch")}.get(runtime, ())
-    if runtime == "executorch":
-        libs.update(library_versions(("executorch", "torchao")))
-    out = {k: libs.get(k) for k in keep}
-    if runtime in ("tensorrt", "torch-cuda"):
-        g = gpu_info()
-        out.update(gpu=g.get("gpu"), gpu_driver=g.get("gpu_driver"), cuda=g.get("cuda"))
-    return out
+    return versions(runtime)
 
 
 def latency_identity(spec: ModelSpec | None, job: LatencyJob, weights_sha256: str | None = None,
