@@ -11,7 +11,8 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from mobileone_bench.devices import _harness as h
+from mobileone_bench.devices.apple import commands, destinations, xcodebuild
+from mobileone_bench.devices.apple import report as harness_report
 from mobileone_bench.errors import DeviceUnavailableError, MissingDependencyError, ReportError, UsageError
 
 FIXTURES = Path(__file__).parent / "fixtures" / "harness"
@@ -33,25 +34,25 @@ def _write(tmp_path: Path, name: str, text: str) -> Path:
 def test_schema_contract_report_ok_is_valid():
     """The Python side accepts the very file the Swift tests decode (SchemaContractTests.swift)."""
     doc = _load("report_ok.json")
-    assert h.report_problems(doc) == []
-    jsonschema.Draft202012Validator(h.load_schema()).validate(doc)
-    runs = h.read_reports(FIXTURES / "report_ok.json")
+    assert harness_report.report_problems(doc) == []
+    jsonschema.Draft202012Validator(harness_report.load_schema()).validate(doc)
+    runs = harness_report.read_reports(FIXTURES / "report_ok.json")
     assert runs == [doc]
-    assert h.report_problems(_load("report_partial_failure.json")) == []
+    assert harness_report.report_problems(_load("report_partial_failure.json")) == []
 
 
 def test_schema_is_the_packaged_shared_file():
-    schema = h.load_schema()
+    schema = harness_report.load_schema()
     assert schema["$id"] == "https://mobileone-bench.invalid/harness-report-1.json"
-    assert schema["properties"]["schema_version"]["const"] == h.SCHEMA_VERSION
-    assert schema["properties"]["schema"]["const"] == h.SCHEMA_NAME
-    assert tuple(schema["$defs"]["compute_units"]["enum"]) == h.COMPUTE_UNITS
+    assert schema["properties"]["schema_version"]["const"] == harness_report.SCHEMA_VERSION
+    assert schema["properties"]["schema"]["const"] == harness_report.SCHEMA_NAME
+    assert tuple(schema["$defs"]["compute_units"]["enum"]) == harness_report.COMPUTE_UNITS
 
 
 def test_malformed_report_is_one_line_naming_file_and_every_defect():
     path = FIXTURES / "report_malformed.json"
     with pytest.raises(ReportError) as info:
-        h.read_reports(path)
+        harness_report.read_reports(path)
     message = str(info.value)
     assert "\n" not in message
     assert message.startswith(f"{path}: invalid harness report: /schema_version: 1 was expected")
@@ -63,14 +64,14 @@ def test_ok_result_must_hold_exactly_runs_samples(tmp_path):
     doc = _load("report_ok.json")
     doc["results"][1]["samples_ms"].pop()
     with pytest.raises(ReportError, match=r"/results/1/samples_ms: 19 samples for runs = 20"):
-        h.read_reports(_write(tmp_path, "short.json", json.dumps(doc)))
+        harness_report.read_reports(_write(tmp_path, "short.json", json.dumps(doc)))
 
 
 def test_long_values_are_shortened_in_messages():
     doc = _load("report_ok.json")
     doc["results"][0]["status"] = "error"
     doc["results"][0]["error"] = "load failed"
-    problems = h.report_problems(doc)
+    problems = harness_report.report_problems(doc)
     assert problems == ["/results/0/samples_ms: a list of 20 items is expected to be empty",
                         "/results/0/summary: an object is not of type 'null'"]
 
@@ -78,7 +79,7 @@ def test_long_values_are_shortened_in_messages():
 def test_one_of_errors_name_the_inner_problem():
     doc = _load("report_ok.json")
     doc["results"][0]["summary"]["n"] = 0
-    assert h.report_problems(doc) == ["/results/0/summary/n: 0 is less than the minimum of 1"]
+    assert harness_report.report_problems(doc) == ["/results/0/summary/n: 0 is less than the minimum of 1"]
 
 
 @pytest.mark.parametrize("text, fragment", [
@@ -91,19 +92,19 @@ def test_one_of_errors_name_the_inner_problem():
 def test_unusable_files_are_one_line_errors(tmp_path, text, fragment):
     path = _write(tmp_path, "bad.txt", text)
     with pytest.raises(ReportError) as info:
-        h.read_reports(path)
+        harness_report.read_reports(path)
     assert str(path) in str(info.value) and fragment in str(info.value) and "\n" not in str(info.value)
 
 
 def test_missing_file_is_a_report_error(tmp_path):
     with pytest.raises(ReportError, match="cannot read"):
-        h.read_reports(tmp_path / "absent.json")
+        harness_report.read_reports(tmp_path / "absent.json")
 
 
 def test_other_json_objects_are_rejected_by_the_schema(tmp_path):
     with pytest.raises(ReportError, match=r"other\.json: invalid harness report: .*/: 'schema' is a required "
                                           r"property; .*; and 4 more$"):
-        h.read_reports(_write(tmp_path, "other.json", '{"a": 1}'))
+        harness_report.read_reports(_write(tmp_path, "other.json", '{"a": 1}'))
 
 
 # ------------------------------------------------------------------------------------------------ marked lines
@@ -111,7 +112,7 @@ def test_other_json_objects_are_rejected_by_the_schema(tmp_path):
 
 def test_log_lines_merge_into_the_partial_failure_report():
     """The fixture's contract: the 3 marked lines, concatenated, are report_partial_failure.json."""
-    runs = h.read_reports(FIXTURES / "xcodebuild_test_output.txt")
+    runs = harness_report.read_reports(FIXTURES / "xcodebuild_test_output.txt")
     assert runs == [_load("report_partial_failure.json")]
 
 
@@ -123,15 +124,15 @@ def test_log_lines_merge_into_the_partial_failure_report():
     ("[mobileone-bench] mobileone_s0: load 98.765 ms", None),
 ])
 def test_marker_is_found_anywhere_in_a_line(line, expected):
-    assert h.marked_json(line) == expected
+    assert harness_report.marked_json(line) == expected
 
 
 def test_bad_marked_line_names_its_line_number(tmp_path):
     doc = _load("report_ok.json")
     doc["schema_version"] = 2
-    log = _write(tmp_path, "run.log", "noise\n" + h.MARKER + " " + json.dumps(doc) + "\n")
+    log = _write(tmp_path, "run.log", "noise\n" + harness_report.MARKER + " " + json.dumps(doc) + "\n")
     with pytest.raises(ReportError, match=r"run\.log line 2: invalid harness report: /schema_version"):
-        h.read_reports(log)
+        harness_report.read_reports(log)
 
 
 def test_lines_of_different_runs_stay_apart():
@@ -139,7 +140,7 @@ def test_lines_of_different_runs_stay_apart():
     second = copy.deepcopy(first)
     second["created"] = "2026-11-28T13:00:00Z"
     lines = [{**r, "results": [res]} for r in (first, second) for res in r["results"]]
-    runs = h.merge_runs(lines)
+    runs = harness_report.merge_runs(lines)
     assert [r["created"] for r in runs] == [first["created"], second["created"]]
     assert runs[0] == first and len(runs[1]["results"]) == 2
 
@@ -150,20 +151,20 @@ def test_reports_in_folder_skips_other_json(tmp_path):
     (tmp_path / "sub" / "mobileone-bench-20261128T120000Z.json").write_text(
         (FIXTURES / "report_ok.json").read_text())
     (tmp_path / "broken.json").write_text("{")
-    assert h.reports_in_folder(tmp_path) == [_load("report_ok.json")]
+    assert harness_report.reports_in_folder(tmp_path) == [_load("report_ok.json")]
 
 
 # --------------------------------------------------------------------------------------- run config and staging
 
 
 def test_run_config_validates_against_the_schema_def():
-    config = h.make_run_config(warmup=1, runs=1000, compute_units="cpu_and_ne",
+    config = harness_report.make_run_config(warmup=1, runs=1000, compute_units="cpu_and_ne",
                                models=["mobileone_s0", "timm__resnet18"], tag="mobileone-bench 0.1.0")
-    jsonschema.Draft202012Validator(h.load_schema()["$defs"]["run_config"]).validate(config)
+    jsonschema.Draft202012Validator(harness_report.load_schema()["$defs"]["run_config"]).validate(config)
     assert config == {"warmup": 1, "runs": 1000, "compute_units": "cpu_and_ne",
                       "models": ["mobileone_s0", "timm__resnet18"], "tag": "mobileone-bench 0.1.0"}
     example = _load("run_config.json")
-    assert h.make_run_config(**{"tag": None, **example}) == example
+    assert harness_report.make_run_config(**{"tag": None, **example}) == example
 
 
 @pytest.mark.parametrize("override, fragment", [
@@ -175,18 +176,18 @@ def test_run_config_validates_against_the_schema_def():
 def test_bad_run_config_is_a_usage_error(override, fragment):
     args = {"warmup": 1, "runs": 10, "compute_units": "all", "models": [], "tag": None, **override}
     with pytest.raises(UsageError, match="run configuration: ") as info:
-        h.make_run_config(**args)
+        harness_report.make_run_config(**args)
     assert fragment in str(info.value)
 
 
 def test_write_run_config(tmp_path):
-    config = h.make_run_config(warmup=0, runs=5, compute_units="all", models=["a"], tag=None)
-    path = h.write_run_config(tmp_path / "App" / "run_config.json", config)
+    config = harness_report.make_run_config(warmup=0, runs=5, compute_units="all", models=["a"], tag=None)
+    path = harness_report.write_run_config(tmp_path / "App" / "run_config.json", config)
     assert json.loads(path.read_text()) == config
 
 
 def test_stage_models_replaces_everything_but_gitkeep(tmp_path):
-    models = h.staged_models_dir(tmp_path)
+    models = xcodebuild.staged_models_dir(tmp_path)
     models.mkdir(parents=True)
     (models / ".gitkeep").write_text("")
     (models / "old.mlmodelc").mkdir()
@@ -198,7 +199,7 @@ def test_stage_models_replaces_everything_but_gitkeep(tmp_path):
         (src / "weights").mkdir(parents=True)
         (src / "weights" / "weight.bin").write_text(name)
         compiled[name] = src
-    staged = h.stage_models(tmp_path, compiled)
+    staged = xcodebuild.stage_models(tmp_path, compiled)
     assert staged == [models / "mobileone_s0.mlmodelc", models / "timm__resnet18.mlmodelc"]
     assert sorted(p.name for p in models.iterdir()) == [".gitkeep", "mobileone_s0.mlmodelc",
                                                          "timm__resnet18.mlmodelc"]
@@ -210,67 +211,67 @@ def test_stage_models_replaces_everything_but_gitkeep(tmp_path):
 
 def test_argv_builders():
     p = Path
-    assert h.coremlcompiler_argv(p("m/model.mlpackage"), p("out")) == [
+    assert commands.coremlcompiler_argv(p("m/model.mlpackage"), p("out")) == [
         "xcrun", "coremlcompiler", "compile", "m/model.mlpackage", "out"]
-    assert h.xcodegen_argv() == ["xcodegen", "generate"]
-    assert h.devicectl_argv(p("d.json")) == [
+    assert commands.xcodegen_argv() == ["xcodegen", "generate"]
+    assert commands.devicectl_argv(p("d.json")) == [
         "xcrun", "devicectl", "list", "devices", "--json-output", "d.json", "--timeout", "10"]
-    assert h.xcodebuild_argv(p("ios_harness/MobileOneBench.xcodeproj"), "00008101-001A2D3C0E91002E",
+    assert commands.xcodebuild_argv(p("ios_harness/MobileOneBench.xcodeproj"), "00008101-001A2D3C0E91002E",
                              team="ABCDE12345", bundle_id="com.me.bench", result_bundle=p("t.xcresult")) == [
         "xcodebuild", "test", "-project", "ios_harness/MobileOneBench.xcodeproj", "-scheme", "MobileOneBenchApp",
         "-destination", "id=00008101-001A2D3C0E91002E",
         "-only-testing:MobileOneBenchAppTests/HeadlessBenchmarkTests", "-resultBundlePath", "t.xcresult",
         "DEVELOPMENT_TEAM=ABCDE12345", "APP_BUNDLE_ID=com.me.bench", "-allowProvisioningUpdates",
         "-allowProvisioningDeviceRegistration"]
-    assert h.xcodebuild_argv(p("x.xcodeproj"), "platform=iOS,name=Old iPhone 8", team="T", bundle_id="b",
+    assert commands.xcodebuild_argv(p("x.xcodeproj"), "platform=iOS,name=Old iPhone 8", team="T", bundle_id="b",
                              result_bundle=p("t.xcresult"))[6:8] == ["-destination", "platform=iOS,name=Old iPhone 8"]
-    assert h.xcresult_attachments_argv(p("t.xcresult"), p("att")) == [
+    assert commands.xcresult_attachments_argv(p("t.xcresult"), p("att")) == [
         "xcrun", "xcresulttool", "export", "attachments", "--path", "t.xcresult", "--output-path", "att"]
-    assert h.devicectl_copy_reports_argv("5C2A7E1B", "com.me.bench", p("out")) == [
+    assert commands.devicectl_copy_reports_argv("5C2A7E1B", "com.me.bench", p("out")) == [
         "xcrun", "devicectl", "device", "copy", "from", "--device", "5C2A7E1B", "--domain-type", "appDataContainer",
         "--domain-identifier", "com.me.bench", "--source", "Documents/reports", "--destination", "out"]
-    assert h.mac_runner_argv(p("ios_harness"), p("models"), p("run_config.json"), warmup=1, runs=1000,
+    assert commands.mac_runner_argv(p("ios_harness"), p("models"), p("run_config.json"), warmup=1, runs=1000,
                              compute_units="cpu_and_ne", out=p("report.json")) == [
         "swift", "run", "-c", "release", "--package-path", "ios_harness", "mobileone-harness", "--models", "models",
         "--config", "run_config.json", "--warmup", "1", "--runs", "1000", "--compute-units", "cpu_and_ne",
         "--out", "report.json"]
-    assert h.sysctl_argv("hw.model") == ["sysctl", "-n", "hw.model"]
+    assert commands.sysctl_argv("hw.model") == ["sysctl", "-n", "hw.model"]
 
 
 def test_run_streams_combined_output():
     seen: list[str] = []
     code = "import sys; print('out 1'); print('err 1', file=sys.stderr, flush=True); print('out 2'); sys.exit(3)"
-    result = h._run([sys.executable, "-c", code], on_line=seen.append)
+    result = commands.run([sys.executable, "-c", code], on_line=seen.append)
     assert result.returncode == 3
     assert sorted(seen) == ["err 1", "out 1", "out 2"] and list(result.tail) == seen
-    assert h._run([sys.executable, "-c", "print(1)"], keep=1).output == "1"
+    assert commands.run([sys.executable, "-c", "print(1)"], keep=1).output == "1"
 
 
 def test_run_missing_program_is_a_missing_dependency():
     with pytest.raises(MissingDependencyError, match="mobileone-bench-no-such-tool"):
-        h._run(["mobileone-bench-no-such-tool"])
+        commands.run(["mobileone-bench-no-such-tool"])
 
 
 def test_first_error_line():
     failed = (FIXTURES / "xcodebuild_signing_failure.txt").read_text().splitlines()
-    assert h.first_error_line(failed) == ("error: No Accounts: Add a new account in Accounts settings. "
+    assert commands.first_error_line(failed) == ("error: No Accounts: Add a new account in Accounts settings. "
                                           "(in target 'MobileOneBenchApp' from project 'MobileOneBench')")
     ok = (FIXTURES / "xcodebuild_test_output.txt").read_text().splitlines()
-    assert h.first_error_line(ok) is None  # the harness's "mobilevit_s: error: ..." is a result, not a failure
-    assert h.first_error_line(["Testing failed:", "** TEST FAILED **"]) == "** TEST FAILED **"
+    assert commands.first_error_line(ok) is None  # the harness's "mobilevit_s: error: ..." is a result, not a failure
+    assert commands.first_error_line(["Testing failed:", "** TEST FAILED **"]) == "** TEST FAILED **"
 
 
 # ------------------------------------------------------------------------------------------------------ devices
 
 
 @pytest.fixture
-def devices() -> list[h.Device]:
-    return h.parse_devicectl(_load("devicectl_list_devices.json"))
+def devices() -> list[destinations.Device]:
+    return destinations.parse_devicectl(_load("devicectl_list_devices.json"))
 
 
 def test_parse_devicectl(devices):
     phone, ipad, watch, old = devices
-    assert phone == h.Device(udid="00008101-001A2D3C0E91002E", identifier="5C2A7E1B-8D3F-4E6A-9B1C-2F4D6E8A0B13",
+    assert phone == destinations.Device(udid="00008101-001A2D3C0E91002E", identifier="5C2A7E1B-8D3F-4E6A-9B1C-2F4D6E8A0B13",
                              name="Jane's iPhone", product_type="iPhone13,2", marketing_name="iPhone 12",
                              platform="iOS", os_version="17.5.1", connected=True)
     assert phone.label() == "Jane's iPhone (iPhone 12, iOS 17.5.1, 00008101-001A2D3C0E91002E)"
@@ -280,40 +281,40 @@ def test_parse_devicectl(devices):
     # which xcodebuild -destination id= may not take) is not passed off as one: xcodebuild gets the device's name
     assert (old.udid, old.product_type, old.platform, old.connected) == (None, None, None, True)
     assert old.label() == f"Old iPhone 8 (iOS 16.7.8, {old.identifier})"
-    assert h.xcodebuild_destination(old) == "platform=iOS,name=Old iPhone 8"
-    assert h.xcodebuild_destination(phone) == "id=00008101-001A2D3C0E91002E"
-    assert h.select_device(devices, old.identifier) == old
+    assert commands.xcodebuild_destination(old) == "platform=iOS,name=Old iPhone 8"
+    assert commands.xcodebuild_destination(phone) == "id=00008101-001A2D3C0E91002E"
+    assert destinations.select_device(devices, old.identifier) == old
 
 
 def test_parse_devicectl_rejects_other_json():
     with pytest.raises(DeviceUnavailableError, match="no device list"):
-        h.parse_devicectl({"info": {"outcome": "failed"}})
+        destinations.parse_devicectl({"info": {"outcome": "failed"}})
 
 
 @pytest.mark.parametrize("destination", ["Jane's iPhone", "jane's iphone", "00008101-001a2d3c0e91002e",
                                          "5C2A7E1B-8D3F-4E6A-9B1C-2F4D6E8A0B13"])
 def test_select_device_by_name_or_udid(devices, destination):
-    assert h.select_device(devices, destination).product_type == "iPhone13,2"
+    assert destinations.select_device(devices, destination).product_type == "iPhone13,2"
 
 
 def test_select_device_errors(devices):
     with pytest.raises(UsageError, match="several devices are connected: Jane's iPhone .*--destination"):
-        h.select_device(devices, None)
+        destinations.select_device(devices, None)
     with pytest.raises(DeviceUnavailableError, match="Lab iPad .* is paired but not connected"):
-        h.select_device(devices, "Lab iPad")
+        destinations.select_device(devices, "Lab iPad")
     with pytest.raises(DeviceUnavailableError, match="no iOS device 'Pixel' .*known: Jane's iPhone"):
-        h.select_device(devices, "Pixel")
+        destinations.select_device(devices, "Pixel")
     with pytest.raises(DeviceUnavailableError, match="no iOS device"):
-        h.select_device(devices, "Jane's Apple Watch")  # not an iOS device
+        destinations.select_device(devices, "Jane's Apple Watch")  # not an iOS device
     with pytest.raises(DeviceUnavailableError, match="no iPhone is connected.*Developer Mode"):
-        h.select_device([d for d in devices if not d.connected], None)
-    assert h.select_device(devices[:3], None).name == "Jane's iPhone"
+        destinations.select_device([d for d in devices if not d.connected], None)
+    assert destinations.select_device(devices[:3], None).name == "Jane's iPhone"
 
 
 @pytest.mark.parametrize("given, expected", [("17.5", "17.5.0"), ("17", "17.0.0"), ("17.5.1", "17.5.1"),
                                              ("18.0 beta", "18.0 beta")])
 def test_os_version3(given, expected):
-    assert h.os_version3(given) == expected
+    assert harness_report.os_version3(given) == expected
 
 
 # ------------------------------------------------------------------------------- per-model device conditions
@@ -322,26 +323,26 @@ def test_os_version3(given, expected):
 def test_harness_02_fields_are_optional_and_checked():
     """runs_before_timing and conditions_before/after (harness 0.2) validate; 0.1 reports without them still do."""
     thermal = _load("report_thermal.json")
-    assert h.report_problems(thermal) == []
-    assert h.report_problems(_load("report_partial_failure.json")) == []  # harness 0.1: none of the new keys
+    assert harness_report.report_problems(thermal) == []
+    assert harness_report.report_problems(_load("report_partial_failure.json")) == []  # harness 0.1: none of the new keys
     bad = json.loads(json.dumps(thermal))
     bad["results"][0]["conditions_after"]["thermal_state"] = "hot"
     bad["results"][0]["runs_before_timing"] = 0
-    problems = h.report_problems(bad)
+    problems = harness_report.report_problems(bad)
     assert any(p.startswith("/results/0/conditions_after") for p in problems), problems
     assert any(p.startswith("/results/0/runs_before_timing") for p in problems), problems
-    assert "Default 0" in h.load_schema()["$defs"]["run_config"]["properties"]["warmup"]["description"]
+    assert "Default 0" in harness_report.load_schema()["$defs"]["run_config"]["properties"]["warmup"]["description"]
 
 
 def test_result_conditions_per_model_or_for_the_session():
     thermal = _load("report_thermal.json")
-    got = h.result_conditions(thermal["results"][0], thermal["device"])
+    got = harness_report.result_conditions(thermal["results"][0], thermal["device"])
     assert got["before"] == {"thermal_state": "fair", "low_power_mode": False}
     assert got["after"] == {"thermal_state": "serious", "low_power_mode": False}
     assert got["throttled"] == ["fair", "serious"] and got["low_power_mode"] is False
     old = _load("report_partial_failure.json")
-    session = h.result_conditions(old["results"][0], dict(old["device"], thermal_state="critical", low_power_mode=True))
+    session = harness_report.result_conditions(old["results"][0], dict(old["device"], thermal_state="critical", low_power_mode=True))
     assert session["before"] == session["after"] == {"thermal_state": "critical", "low_power_mode": True}
     assert session["throttled"] == ["critical"] and session["low_power_mode"] is True
-    nominal = h.result_conditions(old["results"][0], old["device"])
+    nominal = harness_report.result_conditions(old["results"][0], old["device"])
     assert nominal["throttled"] == [] and nominal["low_power_mode"] is False
