@@ -12,9 +12,8 @@ import pytest
 from scipy.stats import trim_mean
 
 from mobileone_bench.models import registry
-from mobileone_bench.devices import apple
 from mobileone_bench.errors import ReportError, UsageError
-from mobileone_bench.pipeline import LatencyJob, latency_identity
+from mobileone_bench.pipeline import LatencyJob, latency_identity, phone
 from mobileone_bench.store.records import ResultsStore
 
 FIXTURES = Path(__file__).parent / "fixtures" / "harness"
@@ -51,7 +50,7 @@ def store(tmp_path) -> ResultsStore:
 
 
 def test_import_ok_report_statistics_match_numpy(store):
-    records = apple.import_reports([OK], store, job=_job())
+    records = phone.import_reports([OK], store, job=_job())
     assert [r["model"] for r in records] == ["mobileone_s0", "mobileone_s1"]
     for rec, result in zip(records, _doc(OK)["results"]):
         x = np.asarray(result["samples_ms"])
@@ -71,7 +70,7 @@ def test_import_ok_report_statistics_match_numpy(store):
 
 
 def test_record_looks_like_a_cpu_record_and_describes_the_phone(store):
-    rec = apple.import_reports([OK], store, job=_job())[0]
+    rec = phone.import_reports([OK], store, job=_job())[0]
     identity_keys = latency_identity(registry.resolve("mobileone_s0"), _job().resolved())
     assert set(identity_keys) | set(SHARED_FIELDS) <= set(rec)
     assert rec["machine"] == "iPhone13,2" and rec["env_machine"] == "iPhone13,2"
@@ -88,12 +87,12 @@ def test_record_looks_like_a_cpu_record_and_describes_the_phone(store):
 
 
 def test_report_statistic_follows_the_job(store):
-    rec = apple.import_reports([OK], store, job=_job(report="median"))[0]
+    rec = phone.import_reports([OK], store, job=_job(report="median"))[0]
     assert rec["latency_ms"] == rec["median_ms"] != rec["min_ms"]
 
 
 def test_failed_results_are_recorded_as_failures(store):
-    records = apple.import_reports([PARTIAL], store, job=_job())
+    records = phone.import_reports([PARTIAL], store, job=_job())
     assert [(r["model"], r["harness_model"], r["status"]) for r in records] == [
         ("mobileone_s0", "mobileone_s0", "ok"),
         ("mobilevit-s", "mobilevit_s", "failed"),  # registry names, harness names kept
@@ -106,35 +105,35 @@ def test_failed_results_are_recorded_as_failures(store):
 
 
 def test_log_import_equals_report_import(tmp_path):
-    from_log = apple.import_reports([LOG], ResultsStore(tmp_path / "a"), job=_job())
-    from_file = apple.import_reports([PARTIAL], ResultsStore(tmp_path / "b"), job=_job())
+    from_log = phone.import_reports([LOG], ResultsStore(tmp_path / "a"), job=_job())
+    from_file = phone.import_reports([PARTIAL], ResultsStore(tmp_path / "b"), job=_job())
     keep = ("key", "model", "status", "error", "latency_ms", "n", "median_ms", "load_ms")
     assert [{k: r.get(k) for k in keep} for r in from_log] == [{k: r.get(k) for k in keep} for r in from_file]
     assert from_log[0]["report_file"] == LOG
 
 
 def test_reimport_adds_nothing_unless_forced(store):
-    first = apple.import_reports([OK, PARTIAL], store, job=_job())
-    again = apple.import_reports([OK, LOG], store, job=_job())  # the log holds the same run as PARTIAL
+    first = phone.import_reports([OK, PARTIAL], store, job=_job())
+    again = phone.import_reports([OK, LOG], store, job=_job())  # the log holds the same run as PARTIAL
     assert [r["record_id"] for r in again] == [r["record_id"] for r in first]
     assert len(store.records()) == 5
-    forced = apple.import_reports([OK], store, job=_job(), force=True)
+    forced = phone.import_reports([OK], store, job=_job(), force=True)
     assert len(store.records()) == 7 and {r["record_id"] for r in forced}.isdisjoint(r["record_id"] for r in first)
 
 
 def test_a_new_run_records_failures_again_but_not_a_known_success(tmp_path, store):
-    apple.import_reports([PARTIAL], store, job=_job())
+    phone.import_reports([PARTIAL], store, job=_job())
     later = _doc(PARTIAL)
     later["created"] = "2026-11-29T08:00:00Z"
-    records = apple.import_reports([_write(tmp_path, "later.json", later)], store, job=_job())
+    records = phone.import_reports([_write(tmp_path, "later.json", later)], store, job=_job())
     assert records[0]["report_created"] == "2026-11-28T12:30:00Z"  # mobileone_s0: same key, already measured
     assert [r["report_created"] for r in records[1:]] == ["2026-11-29T08:00:00Z"] * 2
     assert len(store.records()) == 5
 
 
 def test_other_settings_are_other_keys(store):
-    a = apple.import_reports([OK], store, job=_job())[0]
-    b = apple.import_reports([OK], store, job=_job(precision="fp32"))[0]
+    a = phone.import_reports([OK], store, job=_job())[0]
+    b = phone.import_reports([OK], store, job=_job(precision="fp32"))[0]
     assert a["key"] != b["key"] and len(store.records()) == 4
 
 
@@ -143,7 +142,7 @@ def test_unknown_model_keeps_the_harness_name(tmp_path, store):
     doc["results"] = doc["results"][:1]
     doc["results"][0].update(model="my_net_v7", file="my_net_v7.mlmodelc")
     doc["results"][0]["inputs"][0]["shape"] = [1, 3, 256, 256]
-    rec = apple.import_reports([_write(tmp_path, "custom.json", doc)], store, job=_job())[0]
+    rec = phone.import_reports([_write(tmp_path, "custom.json", doc)], store, job=_job())[0]
     assert (rec["model"], rec["target"], rec["paper_name"], rec["input_shape"]) == (
         "my_net_v7", "my_net_v7", None, "1x3x256x256")
 
@@ -151,38 +150,38 @@ def test_unknown_model_keeps_the_harness_name(tmp_path, store):
 def test_harness_names_round_trip():
     for name in ("mobileone_s0", "timm:resnet18", "mobilenetv2-x1.4"):
         spec = registry.resolve(name)
-        assert apple.resolve_harness_model(apple.harness_name(spec)).name == spec.name
-    assert apple.harness_name(registry.resolve("timm:resnet18")) == "timm__resnet18"
-    assert apple.resolve_harness_model("no_such_net_xyz") is None
+        assert phone.resolve_harness_model(phone.harness_name(spec)).name == spec.name
+    assert phone.harness_name(registry.resolve("timm:resnet18")) == "timm__resnet18"
+    assert phone.resolve_harness_model("no_such_net_xyz") is None
 
 
 def test_models_filter(store):
     warnings: list[str] = []
-    only = apple.import_reports([OK], store, job=_job(), models=[registry.resolve("mobileone-s1")])
+    only = phone.import_reports([OK], store, job=_job(), models=[registry.resolve("mobileone-s1")])
     assert [r["model"] for r in only] == ["mobileone_s1"]
-    some = apple.import_reports([OK], store, job=_job(), on_warning=warnings.append,
+    some = phone.import_reports([OK], store, job=_job(), on_warning=warnings.append,
                                 models=[registry.resolve("mobileone_s0"), registry.resolve("mobileone_s4")])
     assert [r["model"] for r in some] == ["mobileone_s0"] and warnings == ["no result for mobileone_s4 in the reports"]
     with pytest.raises(UsageError, match="hold no result for mobileone_s4 .*they hold: mobileone_s0, mobileone_s1"):
-        apple.import_reports([OK], store, job=_job(), models=[registry.resolve("mobileone_s4")])
+        phone.import_reports([OK], store, job=_job(), models=[registry.resolve("mobileone_s4")])
 
 
 def test_summary_disagreement_warns_and_samples_win(tmp_path, store):
     doc = _doc(OK)
     doc["results"][0]["summary"]["median"] = 0.9
     warnings: list[str] = []
-    rec = apple.import_reports([_write(tmp_path, "odd.json", doc)], store, job=_job(), on_warning=warnings.append)[0]
+    rec = phone.import_reports([_write(tmp_path, "odd.json", doc)], store, job=_job(), on_warning=warnings.append)[0]
     assert rec["median_ms"] == pytest.approx(0.82246) and rec["summary_check"] == "median 0.9 vs 0.82246"
     assert len(warnings) == 1 and "mobileone_s0: the harness summary disagrees with its samples" in warnings[0]
-    with pytest.warns(apple.HarnessWarning, match="disagrees"):
-        apple.import_reports([_write(tmp_path, "odd.json", doc)], store, job=_job(), force=True)
+    with pytest.warns(phone.HarnessWarning, match="disagrees"):
+        phone.import_reports([_write(tmp_path, "odd.json", doc)], store, job=_job(), force=True)
 
 
 def test_rounding_is_not_a_disagreement(tmp_path, store):
     doc = _doc(OK)
     doc["results"][0]["summary"]["mean"] *= 1 + 1e-12
     warnings: list[str] = []
-    rec = apple.import_reports([_write(tmp_path, "r.json", doc)], store, job=_job(), on_warning=warnings.append)[0]
+    rec = phone.import_reports([_write(tmp_path, "r.json", doc)], store, job=_job(), on_warning=warnings.append)[0]
     assert rec["summary_check"] == "ok" and warnings == []
 
 
@@ -190,20 +189,20 @@ def test_report_of_another_device_is_refused(tmp_path, store):
     mac = _doc(OK)
     mac["device"].update(model_identifier="Mac14,2", os_name="macOS", os_version="14.5.0")
     with pytest.raises(UsageError, match=r"made on macOS \(Mac14,2\), not on an iPhone; import it with --device mac"):
-        apple.import_reports([_write(tmp_path, "mac.json", mac)], store, job=_job())
-    rec = apple.import_reports([str(tmp_path / "mac.json")], store, job=_job(device="mac"))[0]
+        phone.import_reports([_write(tmp_path, "mac.json", mac)], store, job=_job())
+    rec = phone.import_reports([str(tmp_path / "mac.json")], store, job=_job(device="mac"))[0]
     assert rec["machine"] == "Mac14,2" and json.loads(rec["runtime_options"])["runner"] == "mac-runner"
     with pytest.raises(UsageError, match="not on a Mac; import it with --device iphone"):
-        apple.import_reports([OK], store, job=_job(device="mac"))
+        phone.import_reports([OK], store, job=_job(device="mac"))
     sim = _doc(OK)
     sim["device"]["model_identifier"] = "simulator:iPhone16,1"
     with pytest.raises(UsageError, match="Simulator timings are not device latency"):
-        apple.import_reports([_write(tmp_path, "sim.json", sim)], store, job=_job())
+        phone.import_reports([_write(tmp_path, "sim.json", sim)], store, job=_job())
 
 
 def test_per_model_conditions_are_recorded_and_nominal_is_quiet(store):
     warnings: list[str] = []
-    rec = apple.import_reports([OK], store, job=_job(), on_warning=warnings.append)[0]
+    rec = phone.import_reports([OK], store, job=_job(), on_warning=warnings.append)[0]
     assert warnings == []
     assert (rec["thermal_state_before"], rec["thermal_state_after"]) == ("nominal", "nominal")
     assert (rec["low_power_mode_before"], rec["low_power_mode_after"], rec["throttle_warning"]) == (False, False, False)
@@ -212,14 +211,14 @@ def test_per_model_conditions_are_recorded_and_nominal_is_quiet(store):
 
 def test_a_model_above_nominal_warns(store):
     warnings: list[str] = []
-    rec = apple.import_reports([THERMAL], store, job=_job(), on_warning=warnings.append)[0]
+    rec = phone.import_reports([THERMAL], store, job=_job(), on_warning=warnings.append)[0]
     assert rec["status"] == "ok" and rec["throttle_warning"] is True
     assert (rec["thermal_state_before"], rec["thermal_state_after"], rec["runs_before_timing"]) == ("fair", "serious", 1)
     (warning,) = warnings
     assert "report_thermal.json: mobileone_s4: ran at thermal state fair then serious" in warning
     assert "before the timed runs: fair, after: serious, read per model" in warning
-    with pytest.warns(apple.HarnessWarning, match="ran at thermal state fair then serious"):
-        apple.import_reports([THERMAL], store, job=_job(), force=True)
+    with pytest.warns(phone.HarnessWarning, match="ran at thermal state fair then serious"):
+        phone.import_reports([THERMAL], store, job=_job(), force=True)
 
 
 def test_an_old_report_warns_from_the_session_state(tmp_path, store):
@@ -227,7 +226,7 @@ def test_an_old_report_warns_from_the_session_state(tmp_path, store):
     doc = _doc(PARTIAL)
     doc["device"].update(thermal_state="serious", low_power_mode=True)
     warnings: list[str] = []
-    records = apple.import_reports([_write(tmp_path, "old.json", doc)], store, job=_job(), on_warning=warnings.append)
+    records = phone.import_reports([_write(tmp_path, "old.json", doc)], store, job=_job(), on_warning=warnings.append)
     assert records[0]["thermal_state_before"] == "serious" and records[0]["runs_before_timing"] is None
     assert sum("ran at thermal state serious" in w and "read for the session" in w for w in warnings) == 3
     assert sum("Low Power Mode on" in w for w in warnings) == 3
@@ -235,7 +234,7 @@ def test_an_old_report_warns_from_the_session_state(tmp_path, store):
 
 def test_a_malformed_file_stores_nothing(store):
     with pytest.raises(ReportError, match="report_malformed.json: invalid harness report"):
-        apple.import_reports([OK, MALFORMED], store, job=_job())
+        phone.import_reports([OK, MALFORMED], store, job=_job())
     assert store.records() == []
 
 
@@ -286,3 +285,20 @@ def test_cli_measure_off_mac_is_one_clear_line(runner, cli, tmp_path, device, fr
     (line,) = _lines(result.stderr)
     assert fragment in line and f"--device {device} --from-report" in line
     assert not (tmp_path / "r").exists()
+
+
+def test_every_record_is_made_by_the_pipelines_recording_module(monkeypatch, store):
+    """The phone path has no record maker of its own: each record it stores comes from recording.append_latency,
+    and a result already stored is found by recording.stored."""
+    from mobileone_bench.pipeline import recording
+
+    made, looked_up = [], []
+    append, stored = recording.append_latency, recording.stored
+    monkeypatch.setattr(recording, "append_latency", lambda *a, **kw: made.append(a[1]["model"]) or append(*a, **kw))
+    monkeypatch.setattr(recording, "stored", lambda *a, **kw: looked_up.append(kw) or stored(*a, **kw))
+    records = phone.import_reports([OK, PARTIAL], store, job=_job())
+    assert made == [r["model"] for r in records] and len(made) == len(store.records("latency"))
+    assert all(kw["same_run"][0] == "report_created" for kw in looked_up)
+    made.clear()
+    phone.import_reports([OK, PARTIAL], store, job=_job())
+    assert made == []  # stored already: nothing made

@@ -1,6 +1,6 @@
-"""``apple.measure``: what it says off macOS, and the whole iPhone and Mac flows on a simulated Mac.
+"""``pipeline.phone.measure``: what it says off macOS, and the whole iPhone and Mac flows on a simulated Mac.
 
-The simulated Mac replaces the one command wrapper (``_harness._run``) with fakes of ``devicectl``,
+The simulated Mac replaces the one command wrapper (``commands.run``) with fakes of ``devicectl``,
 ``coremlcompiler``, ``xcodegen``, ``xcodebuild``, ``xcresulttool``, ``swift`` and ``sysctl`` that behave as the
 harness does (their output is built from the shared fixtures), and the Core ML export with a stub package. What only a
 real Mac can check (Xcode building, signing and installing the app, Core ML predicting) is in the darwin-only test.
@@ -9,9 +9,10 @@ real Mac can check (Xcode building, signing and installing the app, Core ML pred
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+import platform
 import shutil
 import sys
+from datetime import datetime, timezone
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, Callable
@@ -20,9 +21,10 @@ import jsonschema
 import pytest
 
 from mobileone_bench.models import registry
-from mobileone_bench.devices import _harness, apple
+from mobileone_bench.devices.apple import commands, mac, xcodebuild
+from mobileone_bench.devices.apple import report as harness_report
 from mobileone_bench.errors import DeviceUnavailableError, ExportError, MeasurementError, UsageError
-from mobileone_bench.pipeline import LatencyJob
+from mobileone_bench.pipeline import LatencyJob, phone
 from mobileone_bench.store.records import ResultsStore
 
 FIXTURES = Path(__file__).parent / "fixtures" / "harness"
@@ -47,7 +49,7 @@ def _specs(*names: str) -> list:
 def test_iphone_off_mac_says_what_is_needed_and_the_way_by_hand(tmp_path):
     store = ResultsStore(tmp_path / "results")
     with pytest.raises(DeviceUnavailableError) as info:
-        apple.measure(_specs("mobileone_s0"), _job(), store, destination=None, force=False)
+        phone.measure(_specs("mobileone_s0"), _job(), store, destination=None, force=False)
     message = str(info.value)
     assert "\n" not in message
     for fragment in ("needs a Mac", "Xcode", "XcodeGen", "Developer Mode", f"runs {sys.platform}",
@@ -61,22 +63,22 @@ def test_iphone_off_mac_says_what_is_needed_and_the_way_by_hand(tmp_path):
 def test_mac_off_mac_says_what_is_needed(tmp_path):
     with pytest.raises(DeviceUnavailableError, match=r"needs macOS .*swift run -c release mobileone-harness.*"
                                                      r"--device mac --from-report report\.json"):
-        apple.measure(_specs("mobileone_s0"), _job("mac"), ResultsStore(tmp_path), destination=None, force=False)
+        phone.measure(_specs("mobileone_s0"), _job("mac"), ResultsStore(tmp_path), destination=None, force=False)
 
 
 def test_missing_xcode_tools_are_named(monkeypatch):
-    monkeypatch.setattr(apple.sys, "platform", "darwin")
-    monkeypatch.setattr(apple.shutil, "which", lambda tool: None if tool == "xcodegen" else f"/usr/bin/{tool}")
+    monkeypatch.setattr(sys, "platform", "darwin")
+    monkeypatch.setattr(shutil, "which", lambda tool: None if tool == "xcodegen" else f"/usr/bin/{tool}")
     with pytest.raises(DeviceUnavailableError, match=r"needs xcodegen on this Mac .*brew install xcodegen.*"
                                                      r"--from-report"):
-        apple._require_xcode()
+        xcodebuild.require_xcode()
 
 
 # -------------------------------------------------------------------------------------------- a simulated Mac
 
 
 def _marked(report: dict, prefix: str = "") -> str:
-    return prefix + _harness.MARKER + " " + json.dumps(report, sort_keys=True, separators=(",", ":"))
+    return prefix + harness_report.MARKER + " " + json.dumps(report, sort_keys=True, separators=(",", ":"))
 
 
 def _harness_lines(config: dict, names: list[str], device: dict, *, fail: set[str] = frozenset(),
@@ -84,16 +86,16 @@ def _harness_lines(config: dict, names: list[str], device: dict, *, fail: set[st
     """What the harness prints for a run: a progress line and a marked line per model, as ok/error results
     built from the partial-failure fixture (mobileone_s0 ok, mobilevit_s load failure)."""
     ok, error = PARTIAL["results"][0], PARTIAL["results"][1]
-    lines = [f"{_harness.LOG_PREFIX} config: bundled run_config.json"]
+    lines = [f"{harness_report.LOG_PREFIX} config: bundled run_config.json"]
     for i, name in enumerate(names):
         if crash_after is not None and i >= crash_after:
             lines.append("Restarting after unexpected exit, crash, or test timeout")
             break
         result = dict(error if name in fail else ok, model=name, file=f"{name}.mlmodelc",
                       compute_units=config["compute_units"], warmup=config["warmup"], runs=config["runs"])
-        report = {"schema": _harness.SCHEMA_NAME, "schema_version": 1, "harness_version": "0.1.0",
+        report = {"schema": harness_report.SCHEMA_NAME, "schema_version": 1, "harness_version": "0.1.0",
                   "created": "2026-11-28T13:00:00Z", "device": device, "config": config, "results": [result]}
-        lines.append(f"{_harness.LOG_PREFIX} {name}: min 0.803 ms")
+        lines.append(f"{harness_report.LOG_PREFIX} {name}: min 0.803 ms")
         lines.append(_marked(report, prefix="2026-11-28 13:00:01.5+0000 MobileOneBenchApp[1:2] " if i else ""))
     return lines
 
@@ -116,13 +118,13 @@ class FakeMac:
         self.staged: list[str] = []
 
     def __call__(self, argv: list[str], *, cwd: Path | None = None, on_line: Callable[[str], None] | None = None,
-                 keep: int = 400) -> _harness.RunResult:
+                 keep: int = 400) -> commands.RunResult:
         self.calls.append(list(argv))
         code, lines = self._respond(argv, cwd)
         for line in lines:
             if on_line:
                 on_line(line)
-        return _harness.RunResult(code, tuple(lines[-keep:]))
+        return commands.RunResult(code, tuple(lines[-keep:]))
 
     def _respond(self, argv: list[str], cwd: Path | None) -> tuple[int, list[str]]:
         tool = argv[1] if argv[0] == "xcrun" else argv[0]
@@ -199,16 +201,16 @@ def exports(monkeypatch, tmp_path) -> list[str]:
         return SimpleNamespace(ok=True, path=str(package), manifest={
             "sha256": "ab" * 32, "input_shape": [1, 3, 224, 224], "input_name": "input"})
 
-    monkeypatch.setattr(apple, "_export", fake_export)
+    monkeypatch.setattr(phone, "_export", fake_export)
     return exported
 
 
 def _on_mac(monkeypatch, fake: FakeMac, *, swift: bool = True) -> None:
-    monkeypatch.setattr(apple, "_require_xcode", lambda: None)
-    monkeypatch.setattr(apple, "_require_macos", lambda: None)
-    monkeypatch.setattr(apple.shutil, "which", lambda tool: f"/usr/bin/{tool}" if swift or tool != "swift" else None)
-    monkeypatch.setattr(apple.platform, "mac_ver", lambda: ("14.5", ("", "", ""), "arm64"))
-    monkeypatch.setattr(_harness, "_run", fake)
+    monkeypatch.setattr(xcodebuild, "require_xcode", lambda: None)
+    monkeypatch.setattr(mac, "require_macos", lambda: None)
+    monkeypatch.setattr(shutil, "which", lambda tool: f"/usr/bin/{tool}" if swift or tool != "swift" else None)
+    monkeypatch.setattr(platform, "mac_ver", lambda: ("14.5", ("", "", ""), "arm64"))
+    monkeypatch.setattr(commands, "run", fake)
 
 
 def test_iphone_flow_on_a_simulated_mac(monkeypatch, tmp_path, harness, exports):
@@ -217,7 +219,7 @@ def test_iphone_flow_on_a_simulated_mac(monkeypatch, tmp_path, harness, exports)
     store = ResultsStore(tmp_path / "results")
     progress: list[tuple[str, bool]] = []
     specs = _specs("mobileone_s0", "mobileone_s1", "mobileone_s2", "mobileone_s3", "mobileone_s4")
-    records = apple.measure(specs, _job(tmp_path=tmp_path), store, destination="Jane's iPhone", force=False,
+    records = phone.measure(specs, _job(tmp_path=tmp_path), store, destination="Jane's iPhone", force=False,
                             harness_dir=harness, team="ABCDE12345",
                             on_progress=lambda text, done: progress.append((text, done)))
 
@@ -238,7 +240,7 @@ def test_iphone_flow_on_a_simulated_mac(monkeypatch, tmp_path, harness, exports)
     # what was staged and run
     assert fake.staged == [".gitkeep", "mobileone_s0.mlmodelc", "mobileone_s1.mlmodelc", "mobileone_s4.mlmodelc"]
     config = json.loads((harness / "App" / "run_config.json").read_text())
-    jsonschema.Draft202012Validator(_harness.load_schema()["$defs"]["run_config"]).validate(config)
+    jsonschema.Draft202012Validator(harness_report.load_schema()["$defs"]["run_config"]).validate(config)
     assert {k: config[k] for k in ("warmup", "runs", "compute_units", "models")} == {
         "warmup": 1, "runs": 20, "compute_units": "cpu_and_ne",
         "models": ["mobileone_s0", "mobileone_s1", "mobileone_s4"]}
@@ -258,7 +260,7 @@ def test_iphone_flow_on_a_simulated_mac(monkeypatch, tmp_path, harness, exports)
 
     # measured once: a second run measures only what failed
     exports.clear()
-    again = apple.measure(specs, _job(tmp_path=tmp_path), store, destination="00008101-001A2D3C0E91002E",
+    again = phone.measure(specs, _job(tmp_path=tmp_path), store, destination="00008101-001A2D3C0E91002E",
                           force=False, harness_dir=harness, team="ABCDE12345")
     assert again[0]["record_id"] == s0["record_id"] and "mobileone_s0" not in exports
     assert exports == ["mobileone_s1", "mobileone_s2", "mobileone_s4"]
@@ -268,9 +270,9 @@ def test_iphone_needs_a_team_and_a_harness(monkeypatch, tmp_path, harness):
     _on_mac(monkeypatch, FakeMac(harness))
     store = ResultsStore(tmp_path / "results")
     with pytest.raises(UsageError, match="--team TEAM_ID is needed"):
-        apple.measure(_specs("mobileone_s0"), _job(), store, harness_dir=harness)
+        phone.measure(_specs("mobileone_s0"), _job(), store, harness_dir=harness)
     with pytest.raises(UsageError, match="pass --harness DIR"):
-        apple.measure(_specs("mobileone_s0"), _job(), store, harness_dir=tmp_path, team="T")
+        phone.measure(_specs("mobileone_s0"), _job(), store, harness_dir=tmp_path, team="T")
 
 
 def test_iphone_build_failure_is_one_error_with_the_reason(monkeypatch, tmp_path, harness, exports):
@@ -278,7 +280,7 @@ def test_iphone_build_failure_is_one_error_with_the_reason(monkeypatch, tmp_path
     _on_mac(monkeypatch, FakeMac(harness, xcodebuild=lambda: (65, signing)))
     store = ResultsStore(tmp_path / "results")
     with pytest.raises(MeasurementError) as info:
-        apple.measure(_specs("mobileone_s0"), _job(tmp_path=tmp_path), store, destination="Jane's iPhone",
+        phone.measure(_specs("mobileone_s0"), _job(tmp_path=tmp_path), store, destination="Jane's iPhone",
                       harness_dir=harness, team="ABCDE12345")
     message = str(info.value)
     assert message.startswith("xcodebuild test (exit 65) reported no model: error: No Accounts")
@@ -303,7 +305,7 @@ def test_iphone_falls_back_to_the_result_bundle(monkeypatch, tmp_path, harness, 
 
     fake._respond = with_xcresulttool
     _on_mac(monkeypatch, fake)
-    records = apple.measure(_specs("mobileone_s0"), _job(tmp_path=tmp_path), ResultsStore(tmp_path / "results"),
+    records = phone.measure(_specs("mobileone_s0"), _job(tmp_path=tmp_path), ResultsStore(tmp_path / "results"),
                             destination="Jane's iPhone", harness_dir=harness, team="ABCDE12345")
     assert records[0]["status"] == "ok" and records[0]["n"] == 20
 
@@ -314,7 +316,7 @@ def _two_models(harness: Path) -> list[str]:
 
 
 def _report_of(line: str) -> dict:
-    return json.loads(line.split(_harness.MARKER + " ", 1)[1])
+    return json.loads(line.split(harness_report.MARKER + " ", 1)[1])
 
 
 def test_a_model_without_a_marked_line_comes_from_the_result_bundle_whatever_the_exit(monkeypatch, tmp_path,
@@ -331,7 +333,7 @@ def test_a_model_without_a_marked_line_comes_from_the_result_bundle_whatever_the
     fake.xcodebuild = xcodebuild
     _on_mac(monkeypatch, fake)
     warnings: list[str] = []
-    records = apple.measure(_specs("mobileone_s0", "mobileone_s1"), _job(tmp_path=tmp_path),
+    records = phone.measure(_specs("mobileone_s0", "mobileone_s1"), _job(tmp_path=tmp_path),
                             ResultsStore(tmp_path / "results"), destination="Jane's iPhone", harness_dir=harness,
                             team="ABCDE12345", on_warning=warnings.append)
     assert [r["status"] for r in records] == ["ok", "ok"] and records[1]["n"] == 20
@@ -357,7 +359,7 @@ def test_a_model_missing_everywhere_else_comes_from_the_app_container(monkeypatc
     fake.xcodebuild = xcodebuild
     _on_mac(monkeypatch, fake)
     warnings: list[str] = []
-    records = apple.measure(_specs("mobileone_s0", "mobileone_s1"), _job(tmp_path=tmp_path),
+    records = phone.measure(_specs("mobileone_s0", "mobileone_s1"), _job(tmp_path=tmp_path),
                             ResultsStore(tmp_path / "results"), destination="Jane's iPhone", harness_dir=harness,
                             team="ABCDE12345", on_warning=warnings.append)
     assert [r["status"] for r in records] == ["ok", "ok"]
@@ -369,7 +371,7 @@ def test_a_model_missing_everywhere_else_comes_from_the_app_container(monkeypatc
 def test_an_iphone_without_a_udid_is_named_for_xcodebuild(monkeypatch, tmp_path, harness, exports):
     fake = FakeMac(harness)
     _on_mac(monkeypatch, fake)
-    apple.measure(_specs("mobileone_s0"), _job(tmp_path=tmp_path), ResultsStore(tmp_path / "results"),
+    phone.measure(_specs("mobileone_s0"), _job(tmp_path=tmp_path), ResultsStore(tmp_path / "results"),
                   destination="Old iPhone 8", harness_dir=harness, team="ABCDE12345")
     (xcodebuild,) = [c for c in fake.calls if c[0] == "xcodebuild"]
     assert xcodebuild[xcodebuild.index("-destination") + 1] == "platform=iOS,name=Old iPhone 8"
@@ -383,7 +385,7 @@ def test_iphone_corrupt_marked_line_warns_and_keeps_the_others(monkeypatch, tmp_
 
     _on_mac(monkeypatch, FakeMac(harness, xcodebuild=xcodebuild))
     warnings: list[str] = []
-    records = apple.measure(_specs("mobileone_s0", "mobileone_s1"), _job(tmp_path=tmp_path),
+    records = phone.measure(_specs("mobileone_s0", "mobileone_s1"), _job(tmp_path=tmp_path),
                             ResultsStore(tmp_path / "results"), destination="Jane's iPhone", harness_dir=harness,
                             team="ABCDE12345", on_warning=warnings.append)
     assert [r["status"] for r in records] == ["ok", "failed"]
@@ -400,7 +402,7 @@ def test_mac_runner_usage_error_is_one_error(monkeypatch, tmp_path, harness, exp
     _on_mac(monkeypatch, fake)
     with pytest.raises(MeasurementError, match=r"mobileone-harness \(exit 2\) reported no model: error: run "
                                                r"configuration: runs must be >= 1"):
-        apple.measure(_specs("mobileone_s0"), _job("mac", tmp_path), ResultsStore(tmp_path / "r"),
+        phone.measure(_specs("mobileone_s0"), _job("mac", tmp_path), ResultsStore(tmp_path / "r"),
                       harness_dir=harness)
 
 
@@ -408,7 +410,7 @@ def test_mac_flow_with_the_swift_runner(monkeypatch, tmp_path, harness, exports)
     fake = FakeMac(harness)
     _on_mac(monkeypatch, fake)
     store = ResultsStore(tmp_path / "results")
-    records = apple.measure(_specs("mobileone_s0", "mobileone_s1"), _job("mac", tmp_path), store,
+    records = phone.measure(_specs("mobileone_s0", "mobileone_s1"), _job("mac", tmp_path), store,
                             harness_dir=harness)
     assert [(r["model"], r["status"], r["machine"]) for r in records] == [
         ("mobileone_s0", "ok", "Mac14,2"), ("mobileone_s1", "ok", "Mac14,2")]
@@ -416,7 +418,7 @@ def test_mac_flow_with_the_swift_runner(monkeypatch, tmp_path, harness, exports)
     assert fake.staged == ["mobileone_s0.mlpackage", "mobileone_s1.mlpackage"]
     (swift,) = [c for c in fake.calls if c[0] == "swift"]
     assert swift[:7] == ["swift", "run", "-c", "release", "--package-path", str(harness), "mobileone-harness"]
-    again = apple.measure(_specs("mobileone_s0"), _job("mac", tmp_path), store, harness_dir=harness)
+    again = phone.measure(_specs("mobileone_s0"), _job("mac", tmp_path), store, harness_dir=harness)
     assert again[0]["record_id"] == records[0]["record_id"]  # same Mac, same macOS: not measured again
 
 
@@ -434,9 +436,9 @@ class _FakeModel:
 def test_mac_flow_without_swift_uses_coremltools(monkeypatch, tmp_path, harness, exports):
     fake_ct = SimpleNamespace(models=SimpleNamespace(MLModel=_FakeModel),
                               ComputeUnit=SimpleNamespace(ALL=0, CPU_ONLY=1, CPU_AND_GPU=2, CPU_AND_NE=3))
-    monkeypatch.setattr("mobileone_bench.formats.coreml.import_coremltools", lambda: fake_ct)
+    monkeypatch.setattr("mobileone_bench.devices._coreml.import_coremltools", lambda: fake_ct)
     _on_mac(monkeypatch, FakeMac(harness), swift=False)
-    records = apple.measure(_specs("mobileone_s0", "mobileone_s3"), _job("mac", tmp_path),
+    records = phone.measure(_specs("mobileone_s0", "mobileone_s3"), _job("mac", tmp_path),
                             ResultsStore(tmp_path / "results"), harness_dir=harness)
     ok, failed = records
     assert ok["status"] == "ok" and ok["n"] == 20 and ok["clock"] == "perf_counter_ns"
@@ -454,6 +456,22 @@ def test_mac_flow_without_swift_uses_coremltools(monkeypatch, tmp_path, harness,
 def test_mac_measures_a_tiny_model_for_real(tmp_path):
     job = LatencyJob(device="mac", runs=5, warmup=1, runtime_options=(("compute_units", "cpu_only"),),
                      models_dir=str(tmp_path / "models"))
-    (record,) = apple.measure(_specs("mobileone_tiny"), job, ResultsStore(tmp_path / "results"))
+    (record,) = phone.measure(_specs("mobileone_tiny"), job, ResultsStore(tmp_path / "results"))
     assert record["status"] == "ok", record.get("error")
     assert record["n"] == 5 and record["latency_ms"] == record["min_ms"] > 0
+
+
+def test_measured_records_are_made_by_the_pipelines_recording_module(monkeypatch, tmp_path, harness, exports):
+    """Results and failures of every kind (export, compile, lost run) are made by recording.append_latency."""
+    from mobileone_bench.pipeline import recording
+
+    made: list[str] = []
+    append = recording.append_latency
+    monkeypatch.setattr(recording, "append_latency", lambda *a, **kw: made.append(a[1]["model"]) or append(*a, **kw))
+    _on_mac(monkeypatch, FakeMac(harness, fail={"mobileone_s1"}, crash_after=2))
+    store = ResultsStore(tmp_path / "results")
+    specs = _specs("mobileone_s0", "mobileone_s1", "mobileone_s2", "mobileone_s3", "mobileone_s4")
+    records = phone.measure(specs, _job(tmp_path=tmp_path), store, destination="Jane's iPhone",
+                            harness_dir=harness, team="ABCDE12345")
+    assert sorted(made) == sorted(r["model"] for r in records) == sorted(s.name for s in specs)
+    assert len(store.records("latency")) == len(made)

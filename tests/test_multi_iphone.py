@@ -2,7 +2,7 @@
 two phones of one model apart, and the whole flow on a simulated Mac, concurrent (one ``xcodebuild`` with a
 ``-destination`` per phone) and ``sequential`` (one ``xcodebuild`` per phone).
 
-The simulated Mac is the one of ``test_apple_measure`` (fakes behind ``_harness._run``), here with four iPhones:
+The simulated Mac is the one of ``test_apple_measure`` (fakes behind ``commands.run``), here with four iPhones:
 two iPhone 12 (``iPhone13,2``) on the same iOS, whose reports therefore look the same, an iPhone 15 on another iOS,
 and a paired iPhone 12 that is not connected. Each phone answers through the channel the test gives it: marked
 lines in the shared output, the result bundle's attachments (``manifest.json`` naming the device), its own app
@@ -19,7 +19,9 @@ from typing import Any
 
 import pytest
 
-from mobileone_bench.devices import _harness, apple
+from mobileone_bench.devices.apple import commands, destinations, xcodebuild
+from mobileone_bench.devices.apple import report as harness_report
+from mobileone_bench.pipeline import phone as executor
 from mobileone_bench.errors import DeviceUnavailableError, MeasurementError, UsageError
 from mobileone_bench.store.records import ResultsStore, record_key
 from tests.test_apple_measure import (  # noqa: F401 - harness and exports are fixtures
@@ -110,7 +112,7 @@ class SeveralPhones(FakeMac):
         config = json.loads((self.harness / "App" / "run_config.json").read_text())
         device = {KIM: KIM_DEVICE, OLD: OLD_DEVICE}.get(udid, PARTIAL["device"])
         lines = _harness_lines(config, config["models"], device)
-        reports = [_report_of(line) for line in lines if _harness.MARKER in line]
+        reports = [_report_of(line) for line in lines if harness_report.MARKER in line]
         return [_shifted(r, 0.1) for r in reports] if udid == LAB else reports
 
     def _respond(self, argv: list[str], cwd: Path | None) -> tuple[int, list[str]]:
@@ -129,9 +131,9 @@ class SeveralPhones(FakeMac):
                 how = self.channel[udid]
                 reports = self._reports(udid)
                 if how == "marked":
-                    lines += [_harness.MARKER + " " + json.dumps(r) for r in reports]
+                    lines += [harness_report.MARKER + " " + json.dumps(r) for r in reports]
                 elif how == "attachment":
-                    lines += [_harness.MARKER + " " + json.dumps(r) for r in reports]  # ambiguous when twins
+                    lines += [harness_report.MARKER + " " + json.dumps(r) for r in reports]  # ambiguous when twins
                     for r in reports:
                         name = f"att-{len(self.attachments)}.json"
                         self.attachments.append(r)
@@ -176,7 +178,7 @@ def _destinations(argv: list[str]) -> list[str]:
 
 
 def test_xcodebuild_argv_with_several_destinations():
-    argv = _harness.xcodebuild_argv(Path("p.xcodeproj"), [f"id={JANE}", "platform=iOS,name=Old iPhone 8", LAB],
+    argv = commands.xcodebuild_argv(Path("p.xcodeproj"), [f"id={JANE}", "platform=iOS,name=Old iPhone 8", LAB],
                                     team="T", bundle_id="b", result_bundle=Path("t.xcresult"))
     assert argv == [
         "xcodebuild", "test", "-project", "p.xcodeproj", "-scheme", "MobileOneBenchApp",
@@ -185,13 +187,13 @@ def test_xcodebuild_argv_with_several_destinations():
         "-only-testing:MobileOneBenchAppTests/HeadlessBenchmarkTests", "-resultBundlePath", "t.xcresult",
         "DEVELOPMENT_TEAM=T", "APP_BUNDLE_ID=b", "-allowProvisioningUpdates", "-allowProvisioningDeviceRegistration"]
     # one destination, as a list or not: the single-phone command line, without the concurrency flag
-    one = _harness.xcodebuild_argv(Path("p.xcodeproj"), [JANE], team="T", bundle_id="b",
+    one = commands.xcodebuild_argv(Path("p.xcodeproj"), [JANE], team="T", bundle_id="b",
                                    result_bundle=Path("t.xcresult"))
-    assert one == _harness.xcodebuild_argv(Path("p.xcodeproj"), JANE, team="T", bundle_id="b",
+    assert one == commands.xcodebuild_argv(Path("p.xcodeproj"), JANE, team="T", bundle_id="b",
                                            result_bundle=Path("t.xcresult"))
     assert "-maximum-concurrent-test-device-destinations" not in one
     with pytest.raises(UsageError, match="at least one destination"):
-        _harness.xcodebuild_argv(Path("p"), [], team="T", bundle_id="b", result_bundle=Path("t"))
+        commands.xcodebuild_argv(Path("p"), [], team="T", bundle_id="b", result_bundle=Path("t"))
 
 
 def test_attachment_devices_reads_the_manifest(tmp_path):
@@ -200,36 +202,36 @@ def test_attachment_devices_reads_the_manifest(tmp_path):
             {"exportedFileName": "one.json", "deviceId": JANE, "deviceName": "Jane's iPhone"},
             {"exportedFileName": "two.json"}]},
         {"testIdentifier": "A/c()"}, "junk"]))
-    assert _harness.attachment_devices(tmp_path) == {
+    assert xcodebuild.attachment_devices(tmp_path) == {
         "one.json": {"id": JANE, "name": "Jane's iPhone"}, "two.json": {"id": None, "name": None}}
-    assert _harness.attachment_devices(tmp_path / "nowhere") == {}
+    assert xcodebuild.attachment_devices(tmp_path / "nowhere") == {}
 
 
 # --------------------------------------------------------------------------------------------------- devices
 
 
 @pytest.fixture
-def devices() -> list[_harness.Device]:
-    return _harness.parse_devicectl(_devicectl_json())
+def devices() -> list[destinations.Device]:
+    return destinations.parse_devicectl(_devicectl_json())
 
 
 def test_all_is_every_connected_paired_available_ios_device(devices):
-    chosen = _harness.select_devices(devices, ["all"])
+    chosen = destinations.select_devices(devices, ["all"])
     # not the disconnected iPad, the watch, the Spare iPhone (not connected) nor the one with Developer Mode off
     assert [d.name for d in chosen] == ["Jane's iPhone", "Old iPhone 8", "Lab iPhone 12", "Kim's iPhone 15"]
-    assert _harness.select_devices(devices, ["ALL"]) == chosen
+    assert destinations.select_devices(devices, ["ALL"]) == chosen
     off = next(d for d in devices if d.name == "Dev-off iPhone")
     assert (off.connected, off.paired, off.available) == (True, True, False)
-    unpaired = _harness.parse_devicectl({"result": {"devices": [
+    unpaired = destinations.parse_devicectl({"result": {"devices": [
         {**_devicectl_json()["result"]["devices"][0],
          "connectionProperties": {"pairingState": "unpaired", "transportType": "wired"}}]}})
     assert unpaired[0].paired is False
     with pytest.raises(DeviceUnavailableError, match="no connected, paired and available iOS device"):
-        _harness.select_devices(unpaired, ["all"])
+        destinations.select_devices(unpaired, ["all"])
 
 
 def test_select_devices_named(devices):
-    chosen = _harness.select_devices(devices, ["lab iphone 12", JANE, JANE_ID, "Spare iPhone 12"])
+    chosen = destinations.select_devices(devices, ["lab iphone 12", JANE, JANE_ID, "Spare iPhone 12"])
     assert [d.name for d in chosen] == ["Lab iPhone 12", "Jane's iPhone", "Spare iPhone 12"]  # once each, in order
     assert [d.connected for d in chosen] == [True, True, False]  # the caller records the Spare as failed
 
@@ -243,7 +245,7 @@ def test_select_devices_named(devices):
 ])
 def test_select_devices_errors(devices, names, error, fragment):
     with pytest.raises(error) as info:
-        _harness.select_devices(devices, names)
+        destinations.select_devices(devices, names)
     assert fragment in str(info.value) and "\n" not in str(info.value)
 
 
@@ -258,9 +260,9 @@ def test_two_phones_of_one_model_get_distinct_keys_and_imports_keep_theirs(tmp_p
     (spec,) = _specs("mobileone_s0")
     device = {"model_identifier": "iPhone13,2", "os_name": "iOS", "os_version": "17.5.1"}
 
-    def identity(phone):
-        recorder = apple._Recorder(store, job, force=False, source="measured", warn=print, phone=phone)
-        return recorder.identity(spec.name, spec, device, apple.RUNNER_IOS_APP, warmup=1, runs=20,
+    def identity(device_of):
+        recorder = executor._Records(store, job, force=False, source="measured", warn=print, phone=device_of)
+        return recorder.identity(spec.name, spec, device, executor.RUNNER_IOS_APP, warmup=1, runs=20,
                                  compute_units="cpu_and_ne", input_shape=[1, 3, 224, 224])
 
     with_jane, with_lab, without = identity(jane), identity(lab), identity(None)
@@ -276,7 +278,7 @@ def test_two_phones_of_one_model_get_distinct_keys_and_imports_keep_theirs(tmp_p
 
 
 def _measure(store: ResultsStore, tmp_path: Path, harness_dir: Path, destination: Any, **kw: Any) -> list[dict]:
-    return apple.measure(_specs("mobileone_s0", "mobileone_s1"), _job(tmp_path=tmp_path), store,
+    return executor.measure(_specs("mobileone_s0", "mobileone_s1"), _job(tmp_path=tmp_path), store,
                          destination=destination, harness_dir=harness_dir, team="ABCDE12345", **kw)
 
 
@@ -307,7 +309,7 @@ def test_concurrent_run_keeps_each_phones_reports_apart(monkeypatch, tmp_path, h
     copies = [c for c in fake.calls if c[2:5] == ["device", "copy", "from"]]
     assert [c[c.index("--device") + 1] for c in copies] == [LAB_ID]
     assert warnings == []
-    assert apple.phone_summaries(records) == [
+    assert executor.phone_summaries(records) == [
         {"phone": "Jane's iPhone", "device_id": JANE, "machine": "iPhone13,2", "os": "iOS 17.5.1", "ok": 2,
          "failed": 0, "records": 2},
         {"phone": "Lab iPhone 12", "device_id": LAB, "machine": "iPhone13,2", "os": "iOS 17.5.1", "ok": 2,
@@ -395,17 +397,17 @@ def test_a_record_of_before_the_change_is_measured_once_more(monkeypatch, tmp_pa
     _on_mac(monkeypatch, fake)
     store = ResultsStore(tmp_path / "results")
     job = _job(tmp_path=tmp_path).resolved()
-    legacy = apple._Recorder(store, job, force=False, source="measured", warn=print)  # no phone: the old identity
+    legacy = executor._Records(store, job, force=False, source="measured", warn=print)  # no phone: the old identity
     run = {**_report_of(_harness_lines({"warmup": 1, "runs": 20, "compute_units": "cpu_and_ne",
                                         "models": ["mobileone_s0"], "tag": None}, ["mobileone_s0"],
                                        PARTIAL["device"])[2])}
     (spec,) = _specs("mobileone_s0")
-    old = legacy.result(run, run["results"][0], spec=spec, where="old", runner=apple.RUNNER_IOS_APP)
+    old = legacy.result(run, run["results"][0], spec=spec, where="old", runner=executor.RUNNER_IOS_APP)
     assert old["status"] == "ok" and "device_id" not in old
-    (new,) = apple.measure([spec], _job(tmp_path=tmp_path), store, destination=JANE, harness_dir=harness,
+    (new,) = executor.measure([spec], _job(tmp_path=tmp_path), store, destination=JANE, harness_dir=harness,
                            team="ABCDE12345")
     assert new["record_id"] != old["record_id"] and new["device_id"] == JANE and exports == ["mobileone_s0"]
-    (reused,) = apple.measure([spec], _job(tmp_path=tmp_path), store, destination=JANE, harness_dir=harness,
+    (reused,) = executor.measure([spec], _job(tmp_path=tmp_path), store, destination=JANE, harness_dir=harness,
                               team="ABCDE12345")
     assert reused["record_id"] == new["record_id"]
 
@@ -449,13 +451,13 @@ def test_a_phone_not_connected_keeps_its_stored_records(monkeypatch, tmp_path, h
     store = ResultsStore(tmp_path / "results")
     spare = next(d for d in devices if d.udid == SPARE)
     (spec,) = _specs("mobileone_s0")
-    recorder = apple._Recorder(store, _job(tmp_path=tmp_path).resolved(), force=False, source="measured",
+    recorder = executor._Records(store, _job(tmp_path=tmp_path).resolved(), force=False, source="measured",
                                warn=print, phone=spare)
     run = _report_of(_harness_lines({"warmup": 1, "runs": 20, "compute_units": "cpu_and_ne",
                                      "models": ["mobileone_s0"], "tag": None}, ["mobileone_s0"],
                                     PARTIAL["device"])[2])
-    before = recorder.result(run, run["results"][0], spec=spec, where="earlier", runner=apple.RUNNER_IOS_APP)
-    jane, again = apple.measure([spec], _job(tmp_path=tmp_path), store, destination=[JANE, "Spare iPhone 12"],
+    before = recorder.result(run, run["results"][0], spec=spec, where="earlier", runner=executor.RUNNER_IOS_APP)
+    jane, again = executor.measure([spec], _job(tmp_path=tmp_path), store, destination=[JANE, "Spare iPhone 12"],
                                 harness_dir=harness, team="ABCDE12345")
     assert jane["status"] == "ok" and jane["device_id"] == JANE
     assert again["record_id"] == before["record_id"] and again["status"] == "ok"
