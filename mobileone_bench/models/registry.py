@@ -2,31 +2,33 @@
 
 Three kinds of names resolve here:
 
-* the tool's own architectures, registered with :func:`register_model` (``mobileone_s0``, ``ablation30-relu``...);
-* any model of an outside zoo through a prefix, the way timm parses ``hf-hub:``: ``timm:<name>`` and
-  ``torchvision:<name>`` (classification models only);
+* the tool's own architectures, registered with :func:`register_model` (``mobileone_s0``, ``ablation30-relu``...) by
+  the families of :mod:`mobileone_bench.models.archs` as they are imported;
+* any model of an outside zoo through a prefix, the way timm parses ``hf-hub:``: a source registered with
+  :func:`register_source` (``timm:<name>`` and ``torchvision:<name>``, :mod:`mobileone_bench.models.sources`);
+  this module only splits the prefix off, the source knows its zoo;
 * friendly aliases for the rows of the paper's tables (``mobilenetv2-x1.4``, ``mnasnet-a1``, ``deit-tiny``...), so
   that a table can be named as the paper writes it. An alias may apply the paper's benchmarking protocol to the
   model it points to (e.g. MobileNetV3 with ReLU instead of hard-swish, Appendix B); ``list`` shows it.
 
-Rows of the paper whose architecture exists nowhere (MobileFormer, MobileNeXt, MicroNet) are registered as
-*unavailable* with the reason, so that a zoo never silently loses them.
+Names the tool knows but cannot build are registered as *unavailable* with the reason
+(:func:`register_unavailable`), so that a zoo never silently loses them.
 
 Named zoos (``paper-table9``, ``paper-table13``, ``mobileone``, ``quick``...) are lists of names.
 
-This module imports neither torch, timm nor torchvision; resolving a name imports the own architectures (torch)
-and, for prefixed names, the outside zoo.
+The registry is a leaf: it imports nothing of the package but :mod:`~mobileone_bench.errors`, and neither torch,
+timm nor torchvision. Importing :mod:`mobileone_bench.models` fills it (families, sources, aliases and zoos);
+:func:`mobileone_bench.models.factory.create_model` builds what it resolves.
 """
 
 from __future__ import annotations
 
 import difflib
 import fnmatch
-import functools
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 
-from mobileone_bench.errors import ModelUnavailableError, UnknownModelError, UsageError
+from mobileone_bench.errors import UnknownModelError, UsageError
 
 if TYPE_CHECKING:  # pragma: no cover
     from torch import nn
@@ -37,6 +39,7 @@ __all__ = [
     "register_alias",
     "register_unavailable",
     "register_zoo",
+    "register_source",
     "resolve",
     "expand",
     "list_models",
@@ -45,7 +48,9 @@ __all__ = [
     "input_shape",
 ]
 
-OWN, TIMM, TORCHVISION, UNAVAILABLE = "own", "timm", "torchvision", "unavailable"
+#: ``ModelSpec.source`` of the tool's own architectures and of names it knows but cannot build (an outside zoo's
+#: specs carry the zoo's prefix, e.g. ``timm``).
+OWN, UNAVAILABLE = "own", "unavailable"
 
 
 @dataclass(frozen=True)
@@ -54,7 +59,7 @@ class ModelSpec:
 
     Attributes:
         name: The name the user typed, normalised (``mobileone_s0``, ``timm:resnet18``, ``mobilenetv2-x1.4``).
-        source: ``own``, ``timm``, ``torchvision`` or ``unavailable``.
+        source: ``own``, ``unavailable``, or the prefix of the outside zoo it comes from (``timm``, ``torchvision``).
         target: For aliases, the name they point to; otherwise the name itself.
         input_size: Default (height, width) of the input image.
         reparameterizable: Whether the train-time model has branches that re-parameterization removes
@@ -176,55 +181,47 @@ def register_zoo(name: str, members: Callable[[], list[str]] | list[str], descri
 # --------------------------------------------------------------------------------------------- outside zoos
 
 
-@functools.lru_cache(maxsize=1)
-def _timm_names() -> tuple[str, ...]:
-    import timm
-
-    return tuple(timm.list_models())
-
-
-@functools.lru_cache(maxsize=1)
-def _torchvision_names() -> tuple[str, ...]:
-    import torchvision
-
-    return tuple(torchvision.models.list_models(module=torchvision.models))
+@dataclass(frozen=True)
+class _Source:
+    prefix: str
+    resolve: Callable[[str], ModelSpec]
+    names: Callable[[], Iterable[str]] | None
+    suggest: bool
 
 
-def _timm_spec(model_name: str, full: str) -> ModelSpec:
-    import timm
-
-    if not timm.is_model(model_name):
-        raise UnknownModelError(full, [f"timm:{m}" for m in difflib.get_close_matches(model_name, _timm_names(), 3)])
-    cfg = timm.get_pretrained_cfg(model_name)
-    size = tuple(cfg.input_size[-2:]) if cfg is not None and cfg.input_size else (224, 224)
-
-    def factory(**kwargs: Any) -> "nn.Module":
-        import timm as _timm
-
-        return _timm.create_model(model_name, pretrained=False, **kwargs)
-
-    return ModelSpec(full, TIMM, full, size, None, f"timm {model_name}", None, (), None, factory)
+#: Prefix (and each alias of it), lower case -> the outside zoo it names, in the order of registration.
+_SOURCES: dict[str, _Source] = {}
 
 
-def _torchvision_spec(model_name: str, full: str) -> ModelSpec:
-    if model_name not in _torchvision_names():
-        raise UnknownModelError(
-            full, [f"torchvision:{m}" for m in difflib.get_close_matches(model_name, _torchvision_names(), 3)])
-    import torchvision
+def register_source(
+    prefix: str,
+    resolve_fn: Callable[[str], ModelSpec],
+    list_fn: Callable[[], Iterable[str]] | None = None,
+    *,
+    aliases: Iterable[str] = (),
+    suggest: bool = False,
+) -> None:
+    """Accept the names of an outside zoo behind a prefix, ``<prefix>:<name>`` (as timm parses ``hf-hub:``).
 
-    size = (299, 299) if model_name == "inception_v3" else (224, 224)
-    try:
-        crop = torchvision.models.get_model_weights(model_name).DEFAULT.transforms().crop_size
-        size = (int(crop[0]), int(crop[0])) if crop else size
-    except Exception:  # noqa: BLE001 - weights metadata is a nicety, not a requirement
-        pass
+    The registry only parses the prefix; everything the zoo knows stays in the source
+    (:mod:`mobileone_bench.models.sources` registers ``timm:`` and ``torchvision:``).
 
-    def factory(**kwargs: Any) -> "nn.Module":
-        import torchvision as _tv
+    Args:
+        prefix: The prefix, lower case (``timm``); listed names are given as ``<prefix>:<name>``.
+        resolve_fn: ``resolve_fn(name) -> ModelSpec`` for the part after the prefix (stripped); raises
+            :class:`~mobileone_bench.errors.UnknownModelError` (with close names) for a name the zoo lacks.
+        list_fn: Every name of the zoo, for wildcards (``timm:mobilenetv3*``); ``None`` if it cannot be listed.
+        aliases: Other prefixes for the same zoo (``tv`` for ``torchvision``).
+        suggest: Offer close names of this zoo when a name without a prefix is unknown (needs ``list_fn``).
+    """
+    source = _Source(prefix.strip().lower(), resolve_fn, list_fn, suggest)
+    for p in (source.prefix, *aliases):
+        _SOURCES[p.strip().lower()] = source
 
-        return _tv.models.get_model(model_name, weights=None, **kwargs)
 
-    return ModelSpec(full, TORCHVISION, full, size, None, f"torchvision {model_name}", None, (), None, factory)
+def _sources() -> list[_Source]:
+    """Each registered source once, in the order of registration."""
+    return list({id(s): s for s in _SOURCES.values()}.values())
 
 
 # ------------------------------------------------------------------------------------------------ resolving
@@ -263,12 +260,10 @@ def resolve(name: str) -> ModelSpec:
         )
     prefix, sep, rest = name.strip().partition(":")
     if sep:
-        p = prefix.lower()
-        if p == "timm":
-            return _timm_spec(rest.strip(), f"timm:{rest.strip()}")
-        if p in ("torchvision", "tv"):
-            return _torchvision_spec(rest.strip(), f"torchvision:{rest.strip()}")
-        raise UnknownModelError(name, ["timm:<name>", "torchvision:<name>"])
+        source = _SOURCES.get(prefix.lower())
+        if source is not None:
+            return source.resolve(rest.strip())
+        raise UnknownModelError(name, [f"{s.prefix}:<name>" for s in _sources()])
     raise UnknownModelError(name, _suggest(key))
 
 
@@ -276,11 +271,15 @@ def _suggest(key: str) -> list[str]:
     local = _local_names()
     by_key = {_key(n): n for n in local}
     out = [by_key[k] for k in difflib.get_close_matches(key, list(by_key), n=3, cutoff=0.6)]
-    if not out:
-        try:
-            out = [f"timm:{m}" for m in difflib.get_close_matches(key.replace("-", "_"), _timm_names(), 3, 0.75)]
-        except Exception:  # noqa: BLE001 - suggestions must never hide the real error
-            out = []
+    for source in _sources():
+        if out:
+            break
+        if source.suggest and source.names is not None:
+            try:
+                close = difflib.get_close_matches(key.replace("-", "_"), tuple(source.names()), 3, 0.75)
+                out = [f"{source.prefix}:{m}" for m in close]
+            except Exception:  # noqa: BLE001 - suggestions must never hide the real error
+                out = []
     return out
 
 
@@ -321,10 +320,9 @@ def expand(names: Iterable[str], zoo: str | None = None, *, include_unavailable:
 
 def _match(pattern: str) -> list[str]:
     prefix, sep, rest = pattern.partition(":")
-    if sep and prefix.lower() == "timm":
-        return [f"timm:{m}" for m in _timm_names() if fnmatch.fnmatchcase(m, rest)]
-    if sep and prefix.lower() in ("torchvision", "tv"):
-        return [f"torchvision:{m}" for m in _torchvision_names() if fnmatch.fnmatchcase(m, rest)]
+    source = _SOURCES.get(prefix.lower()) if sep else None
+    if source is not None and source.names is not None:
+        return [f"{source.prefix}:{m}" for m in source.names() if fnmatch.fnmatchcase(m, rest)]
     return [n for n in _local_names() if fnmatch.fnmatchcase(_key(n), _key(pattern))]
 
 
