@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from mobileone_bench.models import registry
+from mobileone_bench.models.factory import create_model
 from mobileone_bench.models.archs.ablation import (
     ACTIVATIONS,
     LAYOUT,
@@ -204,7 +205,7 @@ def test_activation_kinds_apply_to_all_thirty_layers():
 def test_registered_variant_resolves_builds_and_runs(name):
     spec = registry.resolve(name)
     assert spec.source == "own" and spec.input_size == (224, 224) and spec.reparameterizable is False
-    model = registry.create_model(name)
+    model = create_model(name)
     v = VARIANTS[name]
     assert isinstance(model, Ablation30) and (model.activation, model.se, model.skip) == (v.activation, v.se, v.skip)
     with torch.no_grad():
@@ -220,14 +221,14 @@ def test_paper_reference_rows_are_registered_with_their_names():
     assert set(names_by_model) | {"ablation30-se-skip"} == set(VARIANTS)
     for model, paper_names in names_by_model.items():
         assert registry.resolve(model).paper_name in paper_names
-    assert registry.create_model("ablation30-relu", num_classes=10).classifier.out_features == 10
+    assert create_model("ablation30-relu", num_classes=10).classifier.out_features == 10
 
 
 def test_se_row_is_se_relu():
     a, b = VARIANTS["ablation30-se"], VARIANTS["ablation30-se-relu"]
     assert (a.activation, a.se, a.skip) == (b.activation, b.se, b.skip) == ("relu", True, False)
-    sa = registry.create_model("ablation30-se").state_dict()
-    sb = registry.create_model("ablation30-se-relu").state_dict()
+    sa = create_model("ablation30-se").state_dict()
+    sb = create_model("ablation30-se-relu").state_dict()
     assert {k: v.shape for k, v in sa.items()} == {k: v.shape for k, v in sb.items()}
 
 
@@ -244,14 +245,14 @@ def test_skip_connections_sit_on_every_pair_but_each_stage_first():
 @pytest.mark.parametrize("name", ["ablation30-skip", "ablation30-se-skip"])
 def test_skip_pair_adds_its_input_before_the_activation(name):
     torch.manual_seed(0)
-    pair = registry.create_model(name).features.stage3[1]
+    pair = create_model(name).features.stage3[1]
     x = torch.randn(1, 768, 4, 4, generator=_seeded(6))
     with torch.no_grad():
         branch = pair.pw.se(pair.pw.bn(pair.pw.conv(pair.dw(x))))
         torch.testing.assert_close(pair(x), torch.relu(branch + x))
         pair.pw.conv.weight.zero_()  # branch = BN(0) = 0 with default statistics (and SE(0) = 0)
         torch.testing.assert_close(pair(x), torch.relu(x))
-    plain = registry.create_model("ablation30-relu").features.stage3[1]
+    plain = create_model("ablation30-relu").features.stage3[1]
     with torch.no_grad():
         plain.pw.conv.weight.zero_()
         assert torch.count_nonzero(plain(x)) == 0
@@ -260,7 +261,7 @@ def test_skip_pair_adds_its_input_before_the_activation(name):
 @pytest.mark.parametrize("name", UNIQUE)
 def test_reparameterize_folds_every_bn_and_keeps_outputs(name):
     torch.manual_seed(0)
-    model = registry.create_model(name)
+    model = create_model(name)
     calibrate_bn(model, SHAPE)
     result = reparameterize_model(model)
     assert (result.bn_folded, result.bn_remaining) == (30, 0)
@@ -282,7 +283,7 @@ def test_exports_to_onnx_and_core_ml(name, tmp_path):
     import onnxruntime as ort
 
     torch.manual_seed(0)
-    model = registry.create_model(name)
+    model = create_model(name)
     calibrate_bn(model, SHAPE)
     deploy = reparameterize_model(model).model
     x = torch.randn(SHAPE, generator=_seeded(8))

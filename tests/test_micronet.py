@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from mobileone_bench.models import registry
+from mobileone_bench.models.factory import create_model
 
 NAMES = ("micronet-m1", "micronet-m2", "micronet-m3")
 
@@ -41,7 +42,7 @@ def _seeded(seed: int) -> torch.Generator:
 @pytest.fixture(scope="module")
 def models() -> dict[str, MicroNet]:
     torch.manual_seed(0)
-    return {name: registry.create_model(name).eval() for name in NAMES}
+    return {name: create_model(name).eval() for name in NAMES}
 
 
 # ----------------------------------------------------------------------------------------------- complexity
@@ -141,7 +142,7 @@ def test_structure_follows_the_authors_configs(name, models):
     x = torch.randn(SMALL, generator=_seeded(0))
     with torch.no_grad():
         assert model.features(x).shape == (1, rows[-1][3], 2, 2) and model(x).shape == (1, 1000)
-    assert registry.create_model(name, num_classes=10).classifier[2].linear[0].out_features == 10
+    assert create_model(name, num_classes=10).classifier[2].linear[0].out_features == 10
 
 
 def test_shift_max_kinds_follow_the_config_columns(models):
@@ -256,7 +257,7 @@ def test_channel_shuffle_matches_loop_reference():
 @pytest.mark.parametrize("name", NAMES)
 def test_reparameterize_folds_every_batchnorm_and_keeps_outputs(name):
     torch.manual_seed(0)
-    model = registry.create_model(name)
+    model = create_model(name)
     calibrate_bn(model, SMALL, steps=2, batch=4)
     with torch.no_grad():  # non-trivial BatchNorm1d affine parameters, so that their folding is tested
         for bn in (model.classifier[0].linear[1], model.classifier[2].linear[1]):
@@ -358,14 +359,14 @@ def test_authors_checkpoint_file_loads(tmp_path):
 
     torch.manual_seed(1)
     # as the authors' training script saves it: DataParallel's "module." prefix, nested under "state_dict"
-    shapes = {k: v.shape for k, v in registry.create_model("micronet-m1").state_dict().items()}
+    shapes = {k: v.shape for k, v in create_model("micronet-m1").state_dict().items()}
     state = {}
     for k, shape in shapes.items():
         state["module." + k] = (torch.tensor(7) if k.endswith("num_batches_tracked")
                                 else torch.rand(shape) + 0.5 if k.endswith("running_var") else torch.randn(shape))
     path = tmp_path / "micronet-m1.pth.tar"
     torch.save({"state_dict": state, "epoch": 600}, path)
-    model = load_weights(registry.create_model("micronet-m1"), path)
+    model = load_weights(create_model("micronet-m1"), path)
     loaded = model.state_dict()
     assert all(torch.equal(loaded[k], state["module." + k]) for k in shapes)
     with torch.no_grad():

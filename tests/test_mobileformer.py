@@ -15,6 +15,7 @@ from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from mobileone_bench.models import registry
+from mobileone_bench.models.factory import create_model
 from mobileone_bench.models.archs.activations import DynamicReLU
 from mobileone_bench.models.archs.mobileformer import (
     TABLES,
@@ -60,7 +61,7 @@ DYRELU = {"52m": 1_636_992, "96m": 2_435_104}
 @pytest.fixture(scope="module")
 def models() -> dict[str, MobileFormer]:
     torch.manual_seed(0)
-    return {v: registry.create_model(n).eval() for v, n in NAMES.items()}
+    return {v: create_model(n).eval() for v, n in NAMES.items()}
 
 
 def _gen(seed: int) -> torch.Generator:
@@ -75,7 +76,7 @@ def test_registered_with_paper_names(variant):
     spec = registry.resolve(NAMES[variant])
     assert spec.source == "own" and spec.input_size == (224, 224)
     assert spec.paper_name == {"52m": "Mobileformer-52", "96m": "Mobileformer-96"}[variant]
-    assert registry.create_model(NAMES[variant], num_classes=10).classifier.classifier[1].out_features == 10
+    assert create_model(NAMES[variant], num_classes=10).classifier.classifier[1].out_features == 10
 
 
 @pytest.mark.parametrize("variant", sorted(NAMES))
@@ -396,8 +397,8 @@ def test_authors_checkpoint_layout_loads(tmp_path, models):
             state[k] = state[k].abs() + 0.5
     path = tmp_path / "mobile_former_52m.pth.tar"
     torch.save({"epoch": 449, "arch": "mobile_former_52m", "state_dict": state}, path)  # timm train.py's layout
-    model = load_weights(registry.create_model("mobileformer-52"), path)
+    model = load_weights(create_model("mobileformer-52"), path)
     assert torch.equal(model.features[2].hyper3.hyper[2].weight, state["features.2.hyper3.hyper.2.weight"])
     assert torch.equal(model.tokens.weight, state["tokens.weight"])
     with pytest.raises(CheckpointError, match="wrong shape|missing"):
-        load_weights(registry.create_model("mobileformer-96"), path)
+        load_weights(create_model("mobileformer-96"), path)

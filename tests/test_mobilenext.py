@@ -23,6 +23,7 @@ from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from mobileone_bench.models import registry
+from mobileone_bench.models.factory import create_model
 from mobileone_bench.models.archs.mobilenext import (
     TABLE,
     BlockCfg,
@@ -99,7 +100,7 @@ DLI14_KEYS_X1_0 = {
 @pytest.fixture(scope="module")
 def models() -> dict[str, MobileNeXt]:
     torch.manual_seed(0)
-    return {name: registry.create_model(name) for name in FIGURES}
+    return {name: create_model(name) for name in FIGURES}
 
 
 def _convs(block: SandglassBlock) -> list[tuple[int, int, int, int, int]]:
@@ -117,7 +118,7 @@ def test_registry_names_and_paper_names(models):
         assert (spec.source, spec.paper_name, spec.input_size) == ("own", paper, (224, 224))
         assert isinstance(models[name], MobileNeXt)
     assert models["mobilenext-x1.0"].cfg.width_mult == 1.0 and models["mobilenext-x1.4"].cfg.width_mult == 1.4
-    assert registry.create_model("mobilenext-x1.0", num_classes=10).classifier[1].out_features == 10
+    assert create_model("mobilenext-x1.0", num_classes=10).classifier[1].out_features == 10
 
 
 def test_table_is_the_papers():
@@ -276,7 +277,7 @@ def _random_state(model: nn.Module, seed: int) -> dict[str, torch.Tensor]:
 
 
 def test_authors_checkpoint_layout_loads_strict(tmp_path):
-    model = registry.create_model("mobilenext-x1.0")
+    model = create_model("mobilenext-x1.0")
     state = _random_state(model, 3)
     assert {k: tuple(state[k].shape) for k in AUTHORS_KEYS_X1_0} == AUTHORS_KEYS_X1_0
     assert "features.9.conv.5.weight" not in state  # the 288 -> 384 block is two pointwise convs
@@ -284,7 +285,7 @@ def test_authors_checkpoint_layout_loads_strict(tmp_path):
     # as the authors' training script saves it: DataParallel prefixes, nested, next to its argparse.Namespace
     torch.save({"epoch": 199, "args": argparse.Namespace(arch="mobilenext", lr=0.1),
                 "state_dict": {f"module.{k}": v for k, v in state.items()}}, path)
-    loaded = load_weights(registry.create_model("mobilenext-x1.0"), path)
+    loaded = load_weights(create_model("mobilenext-x1.0"), path)
     for k, v in loaded.state_dict().items():
         assert torch.equal(v, state[k]), k
     with pytest.raises(CheckpointError, match="does not fit"):

@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from mobileone_bench.models import registry
+from mobileone_bench.models.factory import create_model
 from mobileone_bench.errors import ReparamMismatchError
 from mobileone_bench.reparameterization import (
     calibrate_bn,
@@ -35,7 +35,7 @@ def test_fold_conv_bn_matches_conv_then_bn():
 
 
 def test_calibrate_bn_tames_random_activations():
-    model = registry.create_model("mobileone_s0")
+    model = create_model("mobileone_s0")
     x = torch.randn(1, 3, 96, 96)
     with torch.no_grad():
         raw = model(x).abs().max().item()
@@ -56,7 +56,7 @@ OWN = ["mobileone_s0", "mobileone_s1", "mobileone_s2", "mobileone_s3", "mobileon
 def test_reparameterized_model_is_equivalent(name):
     shape = (1, 3, 64, 64)
     torch.manual_seed(0)
-    model = registry.create_model(name)
+    model = create_model(name)
     calibrate_bn(model, shape)
     randomize_bn(model, seed=1)  # non-trivial gamma/beta too
     calibrate_bn(model, shape)
@@ -73,14 +73,14 @@ def test_reparameterized_model_is_equivalent(name):
 
 
 def test_plain_cnn_batchnorm_is_folded_into_convs():
-    model = registry.create_model("mobilenetv2-x1.0")
+    model = create_model("mobilenetv2-x1.0")
     calibrate_bn(model, (1, 3, 64, 64))
     result = reparameterize_model(model)
     assert result.blocks_reparameterized == 0
     assert result.bn_folded == 52 and result.bn_remaining == 0
     assert verify_reparam(model, result.model, (1, 3, 64, 64)).passed
     # timm's BatchNormAct2d keeps its activation after folding
-    eff = registry.create_model("efficientnet-b0")
+    eff = create_model("efficientnet-b0")
     calibrate_bn(eff, (1, 3, 64, 64))
     r2 = reparameterize_model(eff)
     assert r2.bn_remaining == 0 and verify_reparam(eff, r2.model, (1, 3, 64, 64)).passed
@@ -88,7 +88,7 @@ def test_plain_cnn_batchnorm_is_folded_into_convs():
 
 def test_models_fx_cannot_trace_are_folded_too():
     # MobileViT's FX trace fails (TraceError); the recorded data flow does not need one
-    model = registry.create_model("mobilevit-xxs")
+    model = create_model("mobilevit-xxs")
     shape = (1, 3, 64, 64)
     calibrate_bn(model, shape, steps=2, batch=2)
     result = reparameterize_model(model, input_shape=shape)
@@ -184,7 +184,7 @@ def test_conv_output_used_twice_is_not_folded():
 
 
 def test_mismatch_raises_typed_error_with_figures():
-    model = registry.create_model("mobileone_tiny")
+    model = create_model("mobileone_tiny")
     calibrate_bn(model, (1, 3, 64, 64))
     broken = reparameterize(model)
     with torch.no_grad():
@@ -197,7 +197,7 @@ def test_mismatch_raises_typed_error_with_figures():
 
 
 def test_reparameterize_is_idempotent():
-    model = registry.create_model("mobileone_tiny")
+    model = create_model("mobileone_tiny")
     calibrate_bn(model, (1, 3, 64, 64))
     once = reparameterize(model)
     twice = reparameterize(copy.deepcopy(once))

@@ -13,6 +13,7 @@ from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from mobileone_bench.models import registry
+from mobileone_bench.models.factory import create_model
 from mobileone_bench.complexity import count_params
 from mobileone_bench.reparameterization import calibrate_bn, reparameterize_model, verify_reparam
 
@@ -71,7 +72,7 @@ def test_no_batchnorm_follows_a_conv_after_reparam(name):
     spec = registry.resolve(name)
     shape = registry.input_shape(spec, None)
     torch.manual_seed(0)
-    train = registry.create_model(spec)
+    train = create_model(spec)
     calibrate_bn(train, shape, steps=1, batch=2)
     before = _bn_after_conv(train, shape)
     result = reparameterize_model(train, input_shape=shape)
