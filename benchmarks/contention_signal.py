@@ -69,7 +69,7 @@ class Burners:
 def ort_workload(model: str, input_size: tuple[int, int], threads: int, models_dir: Path) -> tuple[Any, str]:
     """The project's onnxruntime runner on ``model`` (built, re-parameterized, exported to ``models_dir``)."""
     from mobileone_bench import pipeline
-    from mobileone_bench.devices.cpu import OnnxRuntimeRunner
+    from mobileone_bench.devices.onnxruntime import OnnxRuntimeRunner
     from mobileone_bench.formats import FORMATS
     from mobileone_bench.formats._base import ExportOptions, export_one
 
@@ -214,7 +214,7 @@ def main() -> None:
         raise SystemExit(128 + signum)
 
     signal.signal(signal.SIGTERM, on_term)  # so that the burners' finally runs on kill <pid> too
-    from mobileone_bench.devices.cpu import default_threads
+    from mobileone_bench.devices._cpu import default_threads
 
     with tempfile.TemporaryDirectory(prefix="mobileone-bench-signal-") as tmp:
         if args.workload == "ort":

@@ -81,7 +81,8 @@ def _worker(plan: list[dict[str, Any]], threads: int, runs: int, warmup: int, ro
             ort_spinning: bool) -> dict[str, Any]:
     """Load every runner at ``threads`` threads and time them in interleaved rounds (in this process)."""
     from mobileone_bench.devices._protocol import time_runs
-    from mobileone_bench.devices.cpu import XNNPACK_SPIN_POLICY, ExecuTorchRunner, OnnxRuntimeRunner
+    from mobileone_bench.devices.executorch import XNNPACK_SPIN_POLICY, ExecuTorchRunner
+    from mobileone_bench.devices.onnxruntime import OnnxRuntimeRunner
 
     runners: dict[tuple[str, str], Any] = {}
     errors: dict[str, str] = {}

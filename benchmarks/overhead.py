@@ -38,7 +38,7 @@ def main() -> None:
 
     from mobileone_bench import pipeline
     from mobileone_bench.devices._protocol import time_runs
-    from mobileone_bench.devices.cpu import OnnxRuntimeRunner
+    from mobileone_bench.devices.onnxruntime import OnnxRuntimeRunner
     from mobileone_bench.formats import FORMATS
     from mobileone_bench.formats._base import ExportOptions, export_one
     from mobileone_bench.stats import summarize
