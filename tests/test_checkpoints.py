@@ -6,7 +6,6 @@ import pytest
 import torch
 
 from mobileone_bench.models.factory import create_model
-from mobileone_bench.models import registry
 from mobileone_bench.models.checkpoints import detect_layout, load_weights, read_state_dict
 from mobileone_bench.errors import CheckpointError
 from mobileone_bench.reparameterization import calibrate_bn, compare_outputs, reparameterize

@@ -13,7 +13,6 @@ from torch import nn
 
 from mobileone_bench.models.factory import create_model
 from mobileone_bench import pipeline
-from mobileone_bench.models import registry
 from mobileone_bench.models.archs.mobileone import MobileOneBlock
 from mobileone_bench.errors import ReparamMismatchError
 from mobileone_bench.reparameterization import (

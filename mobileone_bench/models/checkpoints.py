@@ -4,19 +4,23 @@ Accepted files: PyTorch state dicts (``.pth``, ``.pt``, ``.pth.tar``; optionally
 ``model`` or ``state_dict_ema``; DataParallel's ``module.`` prefix is stripped) and ``.safetensors``. Files are read
 with ``torch.load(weights_only=True)``: a checkpoint that needs arbitrary code to unpickle is refused, not executed.
 
-Layouts of MobileOne weights understood by :func:`load_weights`:
+Layouts understood by :func:`load_weights` (:func:`detect_layout`):
 
-* Apple's released, unfused layout: ``stage0.rbr_conv.0.conv.weight``, ``...rbr_scale...``, ``...rbr_skip...``,
-  ``...se.reduce/expand...``, ``linear.*`` (the layout of our own :class:`~mobileone_bench.models.archs.mobileone.MobileOne`);
-  the number of over-parameterized branches of each block is taken from the file;
-* Apple's fused (inference) layout: ``...reparam_conv.weight/bias``: the model is re-parameterized first;
-* timm's layout: ``stem``, ``stages.N``, ``conv_kxk``, ``conv_scale``, ``identity``, ``attn.fc1/fc2``, ``head.fc``,
-  renamed to the above.
+* the model's own layout (``plain``), e.g. Apple's released, unfused MobileOne layout
+  (``stage0.rbr_conv.0.conv.weight``, ``...rbr_scale...``, ``...rbr_skip...``, ``...se.reduce/expand...``,
+  ``linear.*``);
+* a fused (inference) layout, ``...reparam_conv.weight/bias`` keys and no branches: the model is re-parameterized
+  first, so a fused checkpoint of a model with branches (MobileOne, or timm's RepVGG, FastViT, MobileOne) loads;
+* timm's layout of a family (``stem``, ``stages.N``, ``head.fc``...), renamed to the family's own when the family
+  registered a :class:`LayoutAdapter` (MobileOne does, next to its architecture in
+  :mod:`mobileone_bench.models.archs.mobileone`: timm's ``conv_kxk``, ``conv_scale``, ``identity``, ``attn.fc1/fc2``
+  become ``rbr_conv``, ``rbr_scale``, ``rbr_skip``, ``se.reduce/expand``). An adapter may also reshape the freshly
+  built model to what a checkpoint holds (MobileOne takes the number of over-parameterized branches of each block from
+  the file). This module knows no family: they register themselves (:func:`register_layout_adapter`).
 
-Any other model loads its own state dict; a fused checkpoint (``reparam_conv`` keys) of a timm model with branches
-(RepVGG, FastViT, MobileOne) works the same way. A file that does not fit raises :class:`CheckpointError` naming how
-many keys are missing and unexpected, and a few of them; so does a file whose integer, bool or complex tensors would
-land in the model's float parameters or buffers (``load_state_dict`` would cast them to float without a word).
+A file that does not fit raises :class:`CheckpointError` naming how many keys are missing and unexpected, and a few of
+them; so does a file whose integer, bool or complex tensors would land in the model's float parameters or buffers
+(``load_state_dict`` would cast them to float without a word).
 
 A path that is not a regular file (a named pipe, ``/dev/fd/N`` from a shell's ``<(...)``) cannot be read twice or
 seeked: it is read into memory once, on first use, and every later read of that path in this process (the check, the
@@ -27,29 +31,27 @@ from __future__ import annotations
 
 import io
 import os
-import re
 import stat
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
+from typing import Callable, Mapping
 
 import torch
 from torch import nn
 
 from mobileone_bench.errors import CheckpointError
 
-__all__ = ["check_weights_file", "read_state_dict", "load_weights", "detect_layout", "timm_to_apple_mobileone", "file_sha256"]
+__all__ = [
+    "check_weights_file",
+    "read_state_dict",
+    "load_weights",
+    "detect_layout",
+    "file_sha256",
+    "LayoutAdapter",
+    "register_layout_adapter",
+]
 
 _NESTED_KEYS = ("state_dict", "model", "state_dict_ema", "model_ema", "net")
-_TIMM_RENAMES = [
-    (re.compile(r"^stem\."), "stage0."),
-    (re.compile(r"^stages\.(\d+)\."), lambda m: f"stage{int(m.group(1)) + 1}."),
-    (re.compile(r"\.conv_kxk\."), ".rbr_conv."),
-    (re.compile(r"\.conv_scale\."), ".rbr_scale."),
-    (re.compile(r"\.identity\."), ".rbr_skip."),
-    (re.compile(r"\.attn\.fc1\."), ".se.reduce."),
-    (re.compile(r"\.attn\.fc2\."), ".se.expand."),
-    (re.compile(r"^head\.fc\."), "linear."),
-]
 
 
 def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
@@ -217,27 +219,48 @@ def detect_layout(state: Mapping[str, torch.Tensor]) -> str:
     return "fused" if fused else "plain"
 
 
-def timm_to_apple_mobileone(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Rename timm's MobileOne keys to Apple's released layout (one-to-one)."""
-    out = {}
-    for k, v in state.items():
-        for pattern, repl in _TIMM_RENAMES:
-            k = pattern.sub(repl, k)
-        out[k] = v
-    return out
+StateDict = Mapping[str, torch.Tensor]
 
 
-def _adapt_branch_counts(model: nn.Module, state: Mapping[str, torch.Tensor]) -> None:
-    """Give every MobileOne block the number of over-parameterized branches the checkpoint holds."""
-    from mobileone_bench.models.archs.mobileone import MobileOneBlock
+@dataclass(frozen=True)
+class LayoutAdapter:
+    """What a model family adds to :func:`load_weights` (registered with :func:`register_layout_adapter`).
 
-    for name, block in model.named_modules():
-        if not isinstance(block, MobileOneBlock) or block.reparam_conv is not None:
-            continue
-        prefix = f"{name}.rbr_conv." if name else "rbr_conv."
-        idx = {int(k[len(prefix):].split(".", 1)[0]) for k in state if k.startswith(prefix)}
-        if idx and len(idx) != block.num_branches:
-            block.set_num_branches(len(idx))
+    Attributes:
+        model_type: The family's model class; the adapter applies to its instances.
+        from_timm: Renames the keys of timm's layout of the family (``timm`` or ``timm-fused``) to the family's own.
+        fit: ``fit(model, state)`` reshapes a freshly built model, before loading, to what the checkpoint holds
+            (e.g. the number of branches of each block); called after a fused checkpoint re-parameterized the model.
+    """
+
+    model_type: type
+    from_timm: Callable[[StateDict], dict[str, torch.Tensor]] | None = None
+    fit: Callable[[nn.Module, StateDict], None] | None = None
+
+
+_ADAPTERS: list[LayoutAdapter] = []
+
+
+def register_layout_adapter(model_type: type, *,
+                            from_timm: Callable[[StateDict], dict[str, torch.Tensor]] | None = None,
+                            fit: Callable[[nn.Module, StateDict], None] | None = None) -> LayoutAdapter:
+    """Teach :func:`load_weights` the checkpoint layouts of a family (called by the family's module).
+
+    Args:
+        model_type: The family's model class.
+        from_timm: Renames timm's keys of the family to the family's own.
+        fit: Reshapes a freshly built model to the checkpoint before loading.
+
+    Returns:
+        The adapter (a later registration for the same class replaces it).
+    """
+    adapter = LayoutAdapter(model_type, from_timm, fit)
+    _ADAPTERS[:] = [a for a in _ADAPTERS if a.model_type is not model_type] + [adapter]
+    return adapter
+
+
+def _adapter(model: nn.Module) -> LayoutAdapter | None:
+    return next((a for a in _ADAPTERS if isinstance(model, a.model_type)), None)
 
 
 def _describe(keys: list[str], n: int = 3) -> str:
@@ -259,19 +282,19 @@ def load_weights(model: nn.Module, path: str | Path) -> nn.Module:
         CheckpointError: If the file cannot be read or does not fit the model: keys missing or unexpected, a tensor
             of the wrong shape, or an integer, bool or complex tensor where the model has a float parameter or buffer.
     """
-    from mobileone_bench.models.archs.mobileone import MobileOne
-
     state = read_state_dict(path)
     layout = detect_layout(state)
-    if isinstance(model, MobileOne) and layout.startswith("timm"):
-        state = timm_to_apple_mobileone(state)
+    adapter = _adapter(model)
+    if adapter is not None and adapter.from_timm is not None and layout.startswith("timm"):
+        state = adapter.from_timm(state)
         layout = detect_layout(state)
     if layout.endswith("fused"):
         from mobileone_bench.reparameterization import reparameterize
 
         model = reparameterize(model, inplace=True, fold_bn=False)
-    if isinstance(model, MobileOne):
-        _adapt_branch_counts(model, state)
+    adapter = _adapter(model)
+    if adapter is not None and adapter.fit is not None:
+        adapter.fit(model, state)
     own = model.state_dict()
     missing = [k for k in own if k not in state]
     unexpected = [k for k in state if k not in own]

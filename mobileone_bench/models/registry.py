@@ -26,12 +26,9 @@ from __future__ import annotations
 import difflib
 import fnmatch
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any, Callable, Iterable
+from typing import Any, Callable, Iterable
 
 from mobileone_bench.errors import UnknownModelError, UsageError
-
-if TYPE_CHECKING:  # pragma: no cover
-    from torch import nn
 
 __all__ = [
     "ModelSpec",

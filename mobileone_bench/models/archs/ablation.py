@@ -65,7 +65,7 @@ import torch
 from torch import nn
 
 from mobileone_bench.models.archs.activations import DynamicReLU, DynamicShiftMax, HyperFunction
-from mobileone_bench.models.archs.mobileone import SqueezeExcite
+from mobileone_bench.models.archs._layers import SqueezeExcite
 from mobileone_bench.models.registry import register_model
 
 __all__ = [

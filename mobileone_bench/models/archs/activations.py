@@ -23,6 +23,8 @@ from typing import Sequence
 import torch
 from torch import nn
 
+from mobileone_bench.models.archs._layers import make_divisible
+
 __all__ = ["HyperFunction", "DynamicReLU", "DynamicShiftMax", "MicroNetShiftMax", "shift_permutation"]
 
 
@@ -224,12 +226,6 @@ class DynamicShiftMax(nn.Module):
         return f"{self.channels}, G={self.groups}, J={self.shifts}, K={self.pieces}{inner}"
 
 
-def _make_divisible(v: float, divisor: int) -> int:
-    """``v`` rounded to the nearest multiple of ``divisor`` (at least ``divisor``, never 10% below ``v``)."""
-    new_v = max(divisor, int(v + divisor / 2) // divisor * divisor)
-    return new_v + divisor if new_v < 0.9 * v else new_v
-
-
 class MicroNetShiftMax(DynamicShiftMax):
     """Dynamic Shift-Max as the MicroNet authors' code computes it (their ``DYShiftMax``), under its key names.
 
@@ -257,7 +253,7 @@ class MicroNetShiftMax(DynamicShiftMax):
             init = ((1.0, 0.0),) * pieces
         super().__init__(channels, groups, shifts=2, pieces=pieces, lambda_a=2.0, inner_shift=1, init=init,
                          own_hyper=False)
-        self.squeeze = max(4, _make_divisible(channels // reduction, 4))
+        self.squeeze = max(4, make_divisible(channels // reduction, 4))
         self.fc = nn.Sequential(nn.Linear(channels, self.squeeze), nn.ReLU(),
                                 nn.Linear(self.squeeze, pieces * 2 * channels), nn.Hardsigmoid())
 

@@ -59,6 +59,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from mobileone_bench.models.archs._layers import conv_bn_layers, fold_linear_bn
 from mobileone_bench.models.archs.activations import MicroNetShiftMax
 from mobileone_bench.models.registry import register_model
 
@@ -223,11 +224,6 @@ class ChannelShuffle(nn.Module):
         return f"groups={self.groups}"
 
 
-def _conv_bn(in_ch: int, out_ch: int, kernel: tuple[int, int], stride: tuple[int, int], groups: int) -> list[nn.Module]:
-    pad = (kernel[0] // 2, kernel[1] // 2)
-    return [nn.Conv2d(in_ch, out_ch, kernel, stride, pad, groups=groups, bias=False), nn.BatchNorm2d(out_ch)]
-
-
 class _ConvStack(nn.Module):
     """A container whose layers sit in ``conv`` (the authors' ``GroupConv``, ``DepthSpatialSepConv``...)."""
 
@@ -241,15 +237,15 @@ class _ConvStack(nn.Module):
 
 def group_conv(in_ch: int, out_ch: int, groups: int) -> _ConvStack:
     """Group-adaptive 1x1 convolution (half of a micro-factorized pointwise conv) with BatchNorm."""
-    return _ConvStack(*_conv_bn(in_ch, out_ch, (1, 1), (1, 1), groups))
+    return _ConvStack(*conv_bn_layers(in_ch, out_ch, (1, 1), (1, 1), groups))
 
 
 def depth_spatial_sep_conv(in_ch: int, exp1: int, exp2: int, kernel: int, stride: int) -> _ConvStack:
     """Micro-factorized depthwise conv: ``k x 1`` depthwise (x ``exp1`` channels), BN, ``1 x k`` depthwise
     (x ``exp2``), BN; the stride is split over the two."""
     hidden = in_ch * exp1
-    return _ConvStack(*_conv_bn(in_ch, hidden, (kernel, 1), (stride, 1), in_ch),
-                      *_conv_bn(hidden, hidden * exp2, (1, kernel), (1, stride), hidden))
+    return _ConvStack(*conv_bn_layers(in_ch, hidden, (kernel, 1), (stride, 1), in_ch),
+                      *conv_bn_layers(hidden, hidden * exp2, (1, kernel), (1, stride), hidden))
 
 
 class MicroStem(nn.Module):
@@ -262,8 +258,8 @@ class MicroStem(nn.Module):
         if g1 * g2 != out_ch:
             raise ValueError(f"stem groups {groups} must multiply to its {out_ch} channels")
         self.stem = nn.Sequential(
-            _ConvStack(*_conv_bn(in_ch, g1, (3, 1), (2, 1), 1), *_conv_bn(g1, g1 * g2, (1, 3), (1, 2), g1),
-                       ChannelShuffle(g1)),
+            _ConvStack(*conv_bn_layers(in_ch, g1, (3, 1), (2, 1), 1),
+                       *conv_bn_layers(g1, g1 * g2, (1, 3), (1, 2), g1), ChannelShuffle(g1)),
             nn.ReLU6(),
         )
 
@@ -377,11 +373,8 @@ class SwishLinear(nn.Module):
         fc, bn = self.linear[0], self.linear[1]
         if not isinstance(bn, nn.BatchNorm1d):
             return
-        scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
-        fused = nn.Linear(fc.in_features, fc.out_features).to(fc.weight.device, fc.weight.dtype)
-        fused.weight.copy_(fc.weight * scale[:, None])
-        fused.bias.copy_((fc.bias - bn.running_mean) * scale + bn.bias)
-        self.linear[0], self.linear[1] = fused, nn.Identity()
+        fold_linear_bn(fc, bn)
+        self.linear[1] = nn.Identity()
 
 
 class MicroNet(nn.Module):

@@ -79,6 +79,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from mobileone_bench.models.archs._layers import conv_bn, conv_bn_layers, fold_linear_bn
 from mobileone_bench.models.registry import register_model
 
 __all__ = [
@@ -177,12 +178,6 @@ TABLES: dict[str, MobileFormerCfg] = {
         BlockCfg("mf", 6, 128),
     )),
 }
-
-
-def _conv_bn(inp: int, out: int, kernel_size: int = 1, stride: int = 1, groups: int = 1) -> nn.Sequential:
-    """``conv (no bias) -> BatchNorm`` as ``nn.Sequential`` (keys ``0.weight``, ``1.*``)."""
-    return nn.Sequential(nn.Conv2d(inp, out, kernel_size, stride, kernel_size // 2, groups=groups, bias=False),
-                         nn.BatchNorm2d(out))
 
 
 # --------------------------------------------------------------------------------------------- dynamic ReLU
@@ -367,10 +362,8 @@ class LiteBottleneck(nn.Module):
         super().__init__()
         hidden = inp * cfg.exp
         self.identity = cfg.stride == 1 and inp == cfg.out
-        self.conv = nn.Sequential(
-            nn.Conv2d(inp, hidden, 3, cfg.stride, 1, groups=inp, bias=False), nn.BatchNorm2d(hidden), nn.ReLU6(),
-            nn.Identity(),
-            nn.Conv2d(hidden, cfg.out, 1, bias=False), nn.BatchNorm2d(cfg.out))
+        self.conv = nn.Sequential(*conv_bn_layers(inp, hidden, 3, cfg.stride, inp), nn.ReLU6(), nn.Identity(),
+                                  *conv_bn_layers(hidden, cfg.out, 1))
 
     def forward(self, x: torch.Tensor, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         y = self.conv(x)
@@ -406,13 +399,13 @@ class MobileFormerBlock(_Bridged):
         hidden, _ = cfg.hidden(inp)
         d, r = mf.token_dim, mf.hyper_reduction
         self.identity = cfg.stride == 1 and inp == cfg.out
-        self.conv1 = _conv_bn(inp, hidden)
+        self.conv1 = conv_bn(inp, hidden)
         self.hyper1 = TokenHyperFunction(d, 2 * hidden, r)
         self.act1 = TokenDynamicReLU(hidden)
-        self.conv2 = _conv_bn(hidden, hidden, 3, cfg.stride, hidden)
+        self.conv2 = conv_bn(hidden, hidden, 3, cfg.stride, hidden)
         self.hyper2 = TokenHyperFunction(d, 2 * hidden, r)
         self.act2 = TokenDynamicReLU(hidden)
-        self.conv3 = _conv_bn(hidden, cfg.out)
+        self.conv3 = conv_bn(hidden, cfg.out)
 
     def forward(self, x: torch.Tensor, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         z = self.update_tokens(x, z)
@@ -439,14 +432,14 @@ class MobileFormerDownBlock(_Bridged):
         hidden1, hidden2 = cfg.hidden(inp)
         d, r, out = mf.token_dim, mf.hyper_reduction, cfg.out
         self.identity = cfg.stride == 1 and inp == out
-        self.conv1 = _conv_bn(inp, hidden1, 3, cfg.stride, inp)
+        self.conv1 = conv_bn(inp, hidden1, 3, cfg.stride, inp)
         self.hyper1 = TokenHyperFunction(d, 2 * hidden1, r)
         self.act1 = TokenDynamicReLU(hidden1)
-        self.conv2 = _conv_bn(hidden1, out)
-        self.conv3 = _conv_bn(out, hidden2, 3, 1, out)
+        self.conv2 = conv_bn(hidden1, out)
+        self.conv3 = conv_bn(out, hidden2, 3, 1, out)
         self.hyper3 = TokenHyperFunction(d, 2 * hidden2, r)
         self.act3 = TokenDynamicReLU(hidden2)
-        self.conv4 = _conv_bn(hidden2, out)
+        self.conv4 = conv_bn(hidden2, out)
 
     def forward(self, x: torch.Tensor, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         z = self.update_tokens(x, z)
@@ -470,7 +463,7 @@ class MergeClassifier(nn.Module):
     def __init__(self, inp: int, mf: MobileFormerCfg, num_classes: int = 1000, drop_rate: float = 0.0):
         super().__init__()
         hidden = inp * mf.head_exp
-        self.conv = nn.Sequential(nn.Identity(), nn.Conv2d(inp, hidden, 1, bias=False), nn.BatchNorm2d(hidden))
+        self.conv = nn.Sequential(nn.Identity(), *conv_bn_layers(inp, hidden, 1))
         self.act = nn.ReLU6()
         self.avgpool = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Hardswish())
         self.fc = nn.Sequential(nn.Linear(hidden + mf.token_dim, mf.head_features),
@@ -485,14 +478,10 @@ class MergeClassifier(nn.Module):
     @torch.no_grad()
     def reparameterize(self) -> None:
         """Fold the BatchNorm1d of the first FC into that FC (idempotent)."""
-        from mobileone_bench.reparameterization import fold_conv_bn
-
         fc, bn = self.fc[0], self.fc[1]
         if not isinstance(bn, nn.BatchNorm1d):
             return
-        w, b = fold_conv_bn(fc.weight, fc.bias, bn)
-        fc.weight.copy_(w)
-        fc.bias.copy_(b)
+        fold_linear_bn(fc, bn)
         self.fc[1] = nn.Identity()
 
 
@@ -512,7 +501,7 @@ class MobileFormer(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.tokens = nn.Embedding(cfg.tokens, cfg.token_dim)  # the learned initial tokens (key ``tokens.weight``)
-        self.stem = nn.Sequential(nn.Conv2d(3, cfg.stem, 3, 2, 1, bias=False), nn.BatchNorm2d(cfg.stem), nn.ReLU6())
+        self.stem = nn.Sequential(*conv_bn_layers(3, cfg.stem, 3, 2), nn.ReLU6())
         blocks: list[nn.Module] = []
         inp = cfg.stem
         for row in cfg.blocks:

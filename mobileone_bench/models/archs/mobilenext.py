@@ -71,6 +71,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from mobileone_bench.models.archs._layers import conv_bn_layers, make_divisible
 from mobileone_bench.models.registry import register_model
 
 __all__ = [
@@ -125,14 +126,6 @@ HIDDEN_MIN_RATIO = 6  # the bottleneck is never narrower than C_out / 6
 LAST_STAGE_FLOOR = 1280  # the last stage keeps 1280 channels below width 1.0
 DROPOUT = 0.2  # before the classifier (train time only)
 LAYOUTS = ("authors", "d-li14")
-
-
-def make_divisible(value: float, divisor: int) -> int:
-    """``value`` rounded to the nearest multiple of ``divisor`` (at least ``divisor``), never more than 10% below it."""
-    rounded = max(divisor, int(value + divisor / 2) // divisor * divisor)
-    if rounded < 0.9 * value:
-        rounded += divisor
-    return rounded
 
 
 def scaled_width(channels: int, width_mult: float, *, last: bool = False) -> int:
@@ -256,13 +249,11 @@ class SandglassBlock(nn.Module):
         self.cfg = cfg
         layers: list[nn.Module] = []
         if cfg.first_dw:
-            layers += [nn.Conv2d(cfg.in_ch, cfg.in_ch, 3, 1, 1, groups=cfg.in_ch, bias=False),
-                       nn.BatchNorm2d(cfg.in_ch), nn.ReLU6(inplace=True)]
-        layers += [nn.Conv2d(cfg.in_ch, cfg.hidden, 1, bias=False), nn.BatchNorm2d(cfg.hidden),  # linear bottleneck
-                   nn.Conv2d(cfg.hidden, cfg.out_ch, 1, bias=False), nn.BatchNorm2d(cfg.out_ch), nn.ReLU6(inplace=True)]
+            layers += [*conv_bn_layers(cfg.in_ch, cfg.in_ch, 3, 1, cfg.in_ch), nn.ReLU6(inplace=True)]
+        layers += [*conv_bn_layers(cfg.in_ch, cfg.hidden, 1),  # linear bottleneck
+                   *conv_bn_layers(cfg.hidden, cfg.out_ch, 1), nn.ReLU6(inplace=True)]
         if cfg.last_dw:
-            layers += [nn.Conv2d(cfg.out_ch, cfg.out_ch, 3, cfg.stride, 1, groups=cfg.out_ch, bias=False),
-                       nn.BatchNorm2d(cfg.out_ch)]
+            layers += conv_bn_layers(cfg.out_ch, cfg.out_ch, 3, cfg.stride, cfg.out_ch)
         elif cfg.stride != 1:
             raise ValueError("a sandglass block without its last depthwise conv cannot have a stride")
         self.conv = nn.Sequential(*layers)
@@ -296,8 +287,7 @@ class MobileNeXt(nn.Module):
         super().__init__()
         self.cfg = cfg
         stem, blocks = block_table(cfg.width_mult, cfg.layout)
-        layers: list[nn.Module] = [nn.Sequential(nn.Conv2d(3, stem, 3, 2, 1, bias=False), nn.BatchNorm2d(stem),
-                                                 nn.ReLU6(inplace=True))]
+        layers: list[nn.Module] = [nn.Sequential(*conv_bn_layers(3, stem, 3, 2), nn.ReLU6(inplace=True))]
         layers += [SandglassBlock(b, cfg.identity_multiplier) for b in blocks]
         self.features = nn.Sequential(*layers)
         self.avgpool = nn.AdaptiveAvgPool2d(1)

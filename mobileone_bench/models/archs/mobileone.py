@@ -18,16 +18,24 @@ figures and by Apple's released checkpoints:
 The number of over-parameterized branches ``k`` is a training choice that re-parameterization erases; Apple's
 checkpoints use a single branch in the stem where Table 7 lists S0 with ``k = 4``. :meth:`MobileOneBlock.set_num_branches`
 lets the checkpoint loader build whatever a checkpoint holds.
+
+Checkpoints: this module registers MobileOne's layouts with the loader (:mod:`mobileone_bench.models.checkpoints`):
+timm's key names, renamed by :func:`timm_to_apple_mobileone` (the table :data:`TIMM_RENAMES`), and the branch
+counts of a file, applied by :func:`fit_branch_counts`. The squeeze-excite layer is the shared
+:class:`~mobileone_bench.models.archs._layers.SqueezeExcite`, re-exported here.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Callable, Iterator, Mapping
 
 import torch
 from torch import nn
 
+from mobileone_bench.models.archs._layers import SqueezeExcite
+from mobileone_bench.models.checkpoints import register_layout_adapter
 from mobileone_bench.models.registry import register_model
 
 __all__ = [
@@ -40,6 +48,9 @@ __all__ = [
     "TABLE7",
     "TABLE17",
     "mobileone_cfg",
+    "TIMM_RENAMES",
+    "timm_to_apple_mobileone",
+    "fit_branch_counts",
 ]
 
 
@@ -51,26 +62,6 @@ class ConvBN(nn.Sequential):
         self.add_module("conv", nn.Conv2d(in_ch, out_ch, kernel_size, stride, kernel_size // 2, groups=groups,
                                           bias=False))
         self.add_module("bn", nn.BatchNorm2d(out_ch))
-
-
-class SqueezeExcite(nn.Module):
-    """Squeeze-and-Excitation (Hu et al.): global average pool, 1x1 reduce, ReLU, 1x1 expand, sigmoid gate.
-
-    Args:
-        channels: Input (and output) channels.
-        rd_ratio: Reduction ratio; MobileOne uses 1/16.
-    """
-
-    def __init__(self, channels: int, rd_ratio: float = 0.0625):
-        super().__init__()
-        hidden = max(1, int(channels * rd_ratio))
-        self.reduce = nn.Conv2d(channels, hidden, 1, bias=True)
-        self.expand = nn.Conv2d(hidden, channels, 1, bias=True)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        s = x.mean(dim=(2, 3), keepdim=True)
-        s = torch.sigmoid(self.expand(torch.relu(self.reduce(s))))
-        return x * s
 
 
 class MobileOneBlock(nn.Module):
@@ -348,3 +339,42 @@ def mobileone_mu2(num_classes: int = 1000) -> MobileOne:
 def mobileone_tiny(num_classes: int = 1000) -> MobileOne:
     """A tiny MobileOne (not from the paper) with every block type, for smoke tests of the whole pipeline."""
     return _build("tiny", num_classes)
+
+
+# ------------------------------------------------------------------------------------------------- checkpoints
+
+#: timm's MobileOne key names -> Apple's released layout (the one this module builds), applied in order.
+TIMM_RENAMES: tuple[tuple[re.Pattern[str], str | Callable[[re.Match[str]], str]], ...] = (
+    (re.compile(r"^stem\."), "stage0."),
+    (re.compile(r"^stages\.(\d+)\."), lambda m: f"stage{int(m.group(1)) + 1}."),
+    (re.compile(r"\.conv_kxk\."), ".rbr_conv."),
+    (re.compile(r"\.conv_scale\."), ".rbr_scale."),
+    (re.compile(r"\.identity\."), ".rbr_skip."),
+    (re.compile(r"\.attn\.fc1\."), ".se.reduce."),
+    (re.compile(r"\.attn\.fc2\."), ".se.expand."),
+    (re.compile(r"^head\.fc\."), "linear."),
+)
+
+
+def timm_to_apple_mobileone(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Rename timm's MobileOne keys to Apple's released layout (one-to-one)."""
+    out = {}
+    for k, v in state.items():
+        for pattern, repl in TIMM_RENAMES:
+            k = pattern.sub(repl, k)
+        out[k] = v
+    return out
+
+
+def fit_branch_counts(model: nn.Module, state: Mapping[str, torch.Tensor]) -> None:
+    """Give every (unfused) MobileOne block of ``model`` the number of over-parameterized branches ``state`` holds."""
+    for name, block in model.named_modules():
+        if not isinstance(block, MobileOneBlock) or block.reparam_conv is not None:
+            continue
+        prefix = f"{name}.rbr_conv." if name else "rbr_conv."
+        idx = {int(k[len(prefix):].split(".", 1)[0]) for k in state if k.startswith(prefix)}
+        if idx and len(idx) != block.num_branches:
+            block.set_num_branches(len(idx))
+
+
+register_layout_adapter(MobileOne, from_timm=timm_to_apple_mobileone, fit=fit_branch_counts)
