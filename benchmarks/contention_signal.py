@@ -214,7 +214,7 @@ def main() -> None:
         raise SystemExit(128 + signum)
 
     signal.signal(signal.SIGTERM, on_term)  # so that the burners' finally runs on kill <pid> too
-    from mobileone_bench.devices._cpu import default_threads
+    from mobileone_bench.devices import default_threads
 
     with tempfile.TemporaryDirectory(prefix="mobileone-bench-signal-") as tmp:
         if args.workload == "ort":

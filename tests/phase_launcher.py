@@ -101,12 +101,12 @@ def _wrap(owner: object, name: str, phase: str, nth: int, *, deferred: bool = Fa
 
 def _install(phase: str, nth: int) -> None:
     from mobileone_bench import pipeline
-    from mobileone_bench.pipeline import loading, prepare, run
+    from mobileone_bench.pipeline import loading, preparing, run
 
     if phase == "build":
-        _wrap(prepare, "prepare", phase, nth, also=(pipeline, loading, run))
+        _wrap(preparing, "prepare", phase, nth, also=(pipeline, loading, run))
     elif phase == "profile":
-        _wrap(prepare, "profile", phase, nth, also=(pipeline,))
+        _wrap(preparing, "profile", phase, nth, also=(pipeline,))
     elif phase == "export":
         from mobileone_bench.formats import _base
 

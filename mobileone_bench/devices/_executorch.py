@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from mobileone_bench.errors import MissingDependencyError
+from mobileone_bench.errors import one_line as _one_line
 
 __all__ = ["INSTALL_HINT", "native_quiet", "last_native_line", "load_method", "one_line"]
 
@@ -57,9 +58,8 @@ def last_native_line(sink: list[str]) -> str:
 
 
 def one_line(exc: BaseException) -> str:
-    """An exception's message on one line, at most 200 characters."""
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    return text if len(text) <= 200 else text[:197] + "..."
+    """An exception's message on one line, at most 200 characters, no type name (:func:`errors.one_line`)."""
+    return _one_line(exc, limit=200, typed=False)
 
 
 def load_method(path: Path) -> tuple[Any, Any]:

@@ -21,7 +21,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from mobileone_bench.errors import BenchError, UsageError
+from mobileone_bench.errors import BenchError, UsageError, one_line
 from mobileone_bench.formats import FORMATS, FormatSpec, format_module, load_format
 
 __all__ = [
@@ -359,9 +359,8 @@ def export_one(
 
 
 def _short(exc: BaseException) -> str:
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    text = f"{type(exc).__name__}: {text}"
-    return text if len(text) <= 300 else text[:297] + "..."
+    """A failed export's error: one line with the exception's type (:func:`mobileone_bench.errors.one_line`)."""
+    return one_line(exc, limit=300, typed=True)
 
 
 def _replace_dir(src: Path, dst: Path) -> None:

@@ -4,7 +4,7 @@ latency -> records.
 Each step hands the next a plain value. A sweep over many models records a failure as data and goes on.
 
 - :mod:`~mobileone_bench.pipeline.job`: the :class:`LatencyJob`, built once from the options;
-- :mod:`~mobileone_bench.pipeline.prepare`: build, re-parameterize, verify, profile;
+- :mod:`~mobileone_bench.pipeline.preparing`: build, re-parameterize, verify, profile;
 - :mod:`~mobileone_bench.pipeline.artifacts`: the artifact a runtime measures (a format built from another, as
   TensorRT from ONNX, is table data of :mod:`mobileone_bench.formats`);
 - :mod:`~mobileone_bench.pipeline.recording`: **the only place records are made**, for host, cluster and phone;
@@ -25,7 +25,7 @@ from __future__ import annotations
 from mobileone_bench.pipeline.job import DEFAULT_MEMORY_BUDGET_GB, LatencyJob, replace_protocol
 from mobileone_bench.pipeline.loading import release_memory, resident_gb
 from mobileone_bench.pipeline.measure import measure_latency, measure_models
-from mobileone_bench.pipeline.prepare import PROXY_FIELDS, Prepared, prepare, profile, profile_identity, profile_record
+from mobileone_bench.pipeline.preparing import PROXY_FIELDS, Prepared, prepare, profile, profile_identity, profile_record
 from mobileone_bench.pipeline.recording import (
     UNAVAILABLE_PREFIX,
     failure_message,

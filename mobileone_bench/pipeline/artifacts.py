@@ -16,7 +16,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from mobileone_bench.formats import FormatSpec
     from mobileone_bench.formats._base import ExportOptions, ExportResult
     from mobileone_bench.pipeline.job import LatencyJob
-    from mobileone_bench.pipeline.prepare import Prepared
+    from mobileone_bench.pipeline.preparing import Prepared
 
 __all__ = ["artifact_for", "export_formats"]
 

@@ -149,7 +149,7 @@ def profile_on_node(model: str, input_size: tuple[int, int] | None,
                     driver_version: str | None = None) -> dict[str, Any]:
     """Profile one model here into a temporary store; returns ``{"records": [(record, None)], "node": ...}``."""
     from mobileone_bench.models import registry
-    from mobileone_bench.pipeline.prepare import profile_record
+    from mobileone_bench.pipeline.preparing import profile_record
     from mobileone_bench.store.records import ResultsStore
 
     _check_version(driver_version)
@@ -375,7 +375,7 @@ def _annotate(job: _Job, key: str | None, node: dict[str, Any]) -> dict[str, Any
 def _failure(store: Any, job: _Job, latency_job: Any, key: str | None, error: str) -> dict[str, Any]:
     """Store the failure of a job whose node never answered (made on the driver: no node's env to record)."""
     from mobileone_bench._version import __version__
-    from mobileone_bench.pipeline.prepare import profile_identity
+    from mobileone_bench.pipeline.preparing import profile_identity
     from mobileone_bench.pipeline.recording import append_record
 
     fields: dict[str, Any] = {"status": "failed", "error": error[:500], "paper_name": job.spec.paper_name,
@@ -417,7 +417,7 @@ def drive(specs: list[Any], labels: list[str], job: Any, store: Any, executor: E
         UsageError: A label that no live node has (checked before anything is sent).
     """
     from mobileone_bench.errors import UsageError
-    from mobileone_bench.pipeline.prepare import profile_identity
+    from mobileone_bench.pipeline.preparing import profile_identity
     from mobileone_bench.pipeline.recording import adopt, failure_message
     from mobileone_bench.store.records import record_key
 

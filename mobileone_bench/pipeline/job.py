@@ -77,7 +77,7 @@ class LatencyJob:
             raise UsageError("--warmup must be >= 0 and --runs >= 1")
         threads = self.threads
         if self.device == "cpu":
-            from mobileone_bench.devices._cpu import default_threads
+            from mobileone_bench.devices import default_threads
 
             threads = default_threads() if threads is None else threads
             if threads < 1:

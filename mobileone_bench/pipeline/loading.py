@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable
 
-from mobileone_bench.pipeline.prepare import Prepared, prepare
+from mobileone_bench.pipeline.preparing import Prepared, prepare
 from mobileone_bench.pipeline.recording import (
     UNAVAILABLE_PREFIX,
     append_latency,

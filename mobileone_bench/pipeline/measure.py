@@ -11,7 +11,7 @@ from mobileone_bench.pipeline import loading
 from mobileone_bench.pipeline.interleaved import measure_in_rounds
 from mobileone_bench.pipeline.job import DEFAULT_MEMORY_BUDGET_GB, LatencyJob, replace_protocol
 from mobileone_bench.pipeline.loading import begin, contention_fields, finish
-from mobileone_bench.pipeline.prepare import Prepared
+from mobileone_bench.pipeline.preparing import Prepared
 from mobileone_bench.pipeline.recording import latency_identity, failure_message, weights_sha
 
 if TYPE_CHECKING:  # pragma: no cover

@@ -264,7 +264,7 @@ def _export(spec: ModelSpec, job: LatencyJob, force: bool) -> ExportResult:
     """Build the inference-time model and export (or reuse) its Core ML package."""
     from mobileone_bench.formats import FORMATS
     from mobileone_bench.formats._base import ExportOptions, export_one
-    from mobileone_bench.pipeline.prepare import prepare
+    from mobileone_bench.pipeline.preparing import prepare
 
     if not spec.available:
         raise BenchError(f"unavailable: {spec.reason}")
@@ -367,7 +367,7 @@ def rows(specs: list[ModelSpec], job: LatencyJob, store: ResultsStore, reports: 
          destination: str | Sequence[str] | None, force: bool) -> list[dict[str, Any]]:
     """Rows like :func:`mobileone_bench.pipeline.run_models`' for the iPhone/Mac (``run``/``ablate``): profiles
     here, latencies from the Core ML harness (imported from ``reports`` when given, else measured)."""
-    from mobileone_bench.pipeline.prepare import profile_record
+    from mobileone_bench.pipeline.preparing import profile_record
 
     if reports:
         records = import_reports(list(reports), store, job=job, models=specs, force=force)

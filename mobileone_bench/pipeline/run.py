@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any, Callable
 from mobileone_bench._interrupt import handling
 from mobileone_bench.pipeline.job import LatencyJob
 from mobileone_bench.pipeline.measure import measure_models
-from mobileone_bench.pipeline.prepare import Prepared, prepare, profile_identity, profile_record
+from mobileone_bench.pipeline.preparing import Prepared, prepare, profile_identity, profile_record
 from mobileone_bench.pipeline.recording import latency_identity, weights_sha
 
 if TYPE_CHECKING:  # pragma: no cover
