@@ -53,8 +53,18 @@ def test_rows_with_a_fake_peak(tmp_path):
     assert "no peak" in rows[("a", 8)]["note"]
 
 
-def test_peak_is_measured_once_per_machine_and_threads(tmp_path, monkeypatch):
+def _roofline(store, **kw):
+    """What ``roofline`` does: the pipeline gives the peaks of the records' (machine, threads) pairs, stored or
+    measured now; the analysis computes from the records and those peaks, and writes nothing."""
     from mobileone_bench.analysis import roofline as rf
+    from mobileone_bench.pipeline import peak
+
+    filters = {k: kw.pop(k) for k in ("runtime", "threads", "models", "exclude") if k in kw}
+    frame, notes = rf.cpu_latencies(store, **filters)
+    return rf.report(frame, peak.peaks(store, rf.machines_and_threads(frame), **kw), notes)
+
+
+def test_peak_is_measured_once_per_machine_and_threads(tmp_path):
     from mobileone_bench.environment import machine_fingerprint
 
     store = ResultsStore(tmp_path)
@@ -69,36 +79,49 @@ def test_peak_is_measured_once_per_machine_and_threads(tmp_path, monkeypatch):
                 "method": "fake"}
 
     announced = []
-    result = rf.roofline(store, measure=fake, announce=announced.append)
+    result = _roofline(store, measure=fake, announce=announced.append)
     assert calls == [2] and announced == [2]
     assert result["peaks"][0]["source"] == "measured now" and result["rows"][0]["fraction"] == pytest.approx(0.25)
     (peak,) = store.records("peak")
     assert (peak["machine"], peak["threads"], peak["gflops"]) == (here, 2, 400.0)
-    result = rf.roofline(store, measure=fake)
+    result = _roofline(store, measure=fake)
     assert calls == [2] and result["peaks"][0]["source"] == "stored"  # cached
-    rf.roofline(store, measure=fake, remeasure=True)
+    _roofline(store, measure=fake, remeasure=True)
     assert calls == [2, 2] and len(store.records("peak")) == 2
-    result = rf.roofline(store, peak_override=100.0, measure=fake)
+    result = _roofline(store, given=100.0, measure=fake)
     assert calls == [2, 2] and result["rows"][0]["fraction"] == pytest.approx(1.0)
 
 
-def test_records_of_another_machine_use_its_stored_peak(tmp_path):
+def test_the_analysis_only_reads(tmp_path):
+    """Without peaks the analysis still computes what it can, and never measures or stores one."""
     from mobileone_bench.analysis.roofline import roofline
+    from mobileone_bench.environment import machine_fingerprint
+
+    store = ResultsStore(tmp_path)
+    add_profile(store, "a", 500.0, 5.0)
+    add_latency(store, "a", 10.0, machine=machine_fingerprint(), threads=2)
+    before = store.records_path.read_bytes()
+    result = roofline(store)
+    assert result["rows"][0]["achieved_gflops"] == pytest.approx(100.0) and result["rows"][0]["fraction"] is None
+    assert result["peaks"] == [] and store.records("peak") == [] and store.records_path.read_bytes() == before
+
+
+def test_records_of_another_machine_use_its_stored_peak(tmp_path):
     from mobileone_bench.store.records import new_record
 
     store = build_store(tmp_path)
-    result = roofline(store, runtime="torch", measure=lambda *a, **k: pytest.fail("must not measure"))
+    result = _roofline(store, runtime="torch", measure=lambda *a, **k: pytest.fail("must not measure"))
     assert all(r["fraction"] is None for r in result["rows"])
     assert any("another machine" in n for n in result["notes"])
     store.append(new_record("peak", {"machine": MACHINE, "threads": 4, "method": "fake"},
                             {"status": "ok", "gflops": 1000.0}, {}))
-    rows = {r["model"]: r for r in roofline(store, runtime="torch")["rows"]}
+    rows = {r["model"]: r for r in _roofline(store, runtime="torch")["rows"]}
     # mobilenetv1 on torch: 568.7 M MACs in 3.1 ms = 366.9 GFLOP/s = 36.7% of 1000
     assert rows["mobilenetv1"]["fraction"] == pytest.approx(2 * 568.7e6 / 3.1e-3 / 1e12)
 
 
 def test_real_gemm_probe_is_quick_and_sane():
-    from mobileone_bench.analysis.roofline import measure_peak_gflops
+    from mobileone_bench.pipeline.peak import measure_peak_gflops
 
     ticks = iter(range(1000))
     result = measure_peak_gflops(1, size=128, budget_s=0.0, clock=lambda: float(next(ticks)))

@@ -1,8 +1,8 @@
 """How close does each model come to this CPU's arithmetic peak? A compute-only roofline.
 
-The peak is measured, not looked up: a float32 GEMM (``torch.matmul`` of two large square matrices, the best of a
-few repetitions within a couple of seconds) at the thread count of the latency records, stored in the results
-folder as a record of kind ``peak`` keyed by machine fingerprint and threads, and reused until ``remeasure``.
+The peak is measured, not looked up: a float32 GEMM at the thread count of the latency records, stored in the
+results folder as a record of kind ``peak`` keyed by machine fingerprint and threads
+(:mod:`mobileone_bench.pipeline.peak` measures and stores it). This module only reads records: it is given the peaks.
 
 For a CPU latency record, achieved GFLOP/s = 2 x FLOPs / latency (the paper's "FLOPs" are multiply-adds: two
 floating-point operations each), and its fraction of the peak says where the time goes:
@@ -22,18 +22,17 @@ memory bandwidth and each model's bytes moved).
 from __future__ import annotations
 
 import math
-import time
-from typing import Any, Callable, Iterable
+from typing import Any, Iterable
 
+from mobileone_bench.errors import AnalysisError
 from mobileone_bench.store.frames import measurements
-from mobileone_bench.errors import AnalysisError, UsageError
 
 __all__ = [
     "COMPUTE_BOUND",
     "OVERHEAD_BOUND",
-    "measure_peak_gflops",
-    "find_peak",
-    "peak_gflops",
+    "cpu_latencies",
+    "machines_and_threads",
+    "report",
     "achieved_gflops",
     "verdict",
     "roofline_rows",
@@ -43,103 +42,11 @@ __all__ = [
 
 COMPUTE_BOUND = 0.40
 OVERHEAD_BOUND = 0.15
-PEAK_METHOD = "torch.matmul float32"
 
 ROOFLINE_COLUMNS = [("model", "Model"), ("runtime", "Runtime"), ("threads", "Threads"), ("flops_m", "FLOPs (M)"),
                     ("latency_ms", "Latency (ms)"), ("statistic", "Statistic"), ("achieved_gflops", "Achieved GFLOP/s"),
                     ("peak_gflops", "Peak GFLOP/s"), ("fraction", "% of peak"), ("verdict", "Bound"),
                     ("note", "Note")]
-
-
-def measure_peak_gflops(threads: int, *, size: int = 2048, budget_s: float = 2.0, min_reps: int = 3,
-                        clock: Callable[[], float] = time.perf_counter) -> dict[str, Any]:
-    """The best float32 GEMM rate of this machine at ``threads`` threads.
-
-    Args:
-        threads: Intra-op threads for the measurement (restored afterwards).
-        size: Side of the square matrices (2048: 17 GFLOP per product, large enough for a blocked kernel to reach
-            its steady rate on a laptop, small enough for a few seconds on a slow core).
-        budget_s: Stop repeating after this many seconds (at least ``min_reps`` timed products).
-        min_reps: Fewest timed products.
-        clock: Seconds clock (injectable for tests).
-
-    Returns:
-        ``{"gflops", "threads", "size", "reps", "best_s", "method"}``.
-    """
-    import torch
-
-    if threads < 1:
-        raise UsageError("threads must be >= 1")
-    if size < 16:
-        raise UsageError("GEMM size must be >= 16")
-    before = torch.get_num_threads()
-    torch.set_num_threads(int(threads))
-    try:
-        g = torch.Generator().manual_seed(0)
-        a = torch.randn(size, size, generator=g, dtype=torch.float32)
-        b = torch.randn(size, size, generator=g, dtype=torch.float32)
-        out = torch.empty(size, size, dtype=torch.float32)
-        torch.matmul(a, b, out=out)  # warm-up: thread pool, caches, page faults
-        best, reps, start = math.inf, 0, clock()
-        while reps < min_reps or clock() - start < budget_s:
-            t0 = clock()
-            torch.matmul(a, b, out=out)
-            best = min(best, clock() - t0)
-            reps += 1
-            if reps >= min_reps and clock() - start >= budget_s:
-                break
-            if reps >= 50:
-                break
-    finally:
-        torch.set_num_threads(before)
-    flop = 2.0 * size ** 3
-    return {"gflops": flop / best / 1e9 if best > 0 else math.inf, "threads": int(threads), "size": size,
-            "reps": reps, "best_s": best, "method": f"{PEAK_METHOD} {size}x{size}"}
-
-
-def find_peak(store: Any, machine: str, threads: int) -> dict[str, Any] | None:
-    """The newest stored peak of a machine at a thread count, or ``None``."""
-    found = None
-    for rec in store.latest("peak"):
-        if rec.get("machine") == machine and rec.get("threads") == threads and rec.get("gflops"):
-            if found is None or str(rec.get("created")) >= str(found.get("created")):
-                found = rec
-    return found
-
-
-def peak_gflops(store: Any, threads: int, *, remeasure: bool = False, size: int = 2048, budget_s: float = 2.0,
-                measure: Callable[..., dict[str, Any]] | None = None) -> dict[str, Any]:
-    """This machine's peak at ``threads`` threads: the stored ``peak`` record, or a new measurement stored as one.
-
-    Args:
-        store: The results store (the peak is cached there).
-        threads: Thread count.
-        remeasure: Measure even if a peak is stored.
-        size: GEMM size of a new measurement.
-        budget_s: Time budget of a new measurement.
-        measure: Replacement for :func:`measure_peak_gflops` (tests).
-
-    Returns:
-        The ``peak`` record (``gflops``, ``machine``, ``threads``, ``method``, ``created``...).
-    """
-    from mobileone_bench.environment import collect, machine_fingerprint
-    from mobileone_bench.store.records import new_record
-
-    machine = machine_fingerprint()
-    if not remeasure:
-        found = find_peak(store, machine, threads)
-        if found is not None:
-            return found
-    check = getattr(store, "check_writable", None)
-    if check is not None:
-        check()  # before the peak is measured, not after
-    result = (measure or measure_peak_gflops)(threads, size=size, budget_s=budget_s)
-    env = {k: v for k, v in collect().items() if k in ("env_cpu", "env_cores_logical", "env_cores_physical",
-                                                        "env_cpu_flags", "env_torch", "env_os", "env_tool")}
-    identity = {"machine": machine, "threads": int(threads), "method": result["method"], "torch": env.get("env_torch")}
-    fields = {"status": "ok", "gflops": result["gflops"], "reps": result["reps"], "best_s": result["best_s"],
-              "size": result["size"]}
-    return store.append(new_record("peak", identity, fields, env))
 
 
 def achieved_gflops(flops_m: float, latency_ms: float) -> float:
@@ -211,74 +118,75 @@ def roofline_rows(frame: Any, peaks: dict[tuple[str, int], float]) -> list[dict[
     return rows
 
 
-def roofline(store: Any, *, models: Iterable[str] | None = None, exclude: Iterable[str] | None = None,
-             runtime: str | None = None, threads: int | None = None, remeasure: bool = False,
-             peak_override: float | None = None, measure: Callable[..., dict[str, Any]] | None = None,
-             size: int = 2048, budget_s: float = 2.0,
-             announce: Callable[[int], None] | None = None, include_contended: bool = False) -> dict[str, Any]:
-    """Achieved GFLOP/s and fraction of this CPU's measured peak for every stored CPU latency.
-
-    The peak is measured (or reused from the store) once per thread count found in the records of this machine;
-    records from other machines use a peak stored for their machine, if any. Each model gets one row per runtime
-    and thread count (the newest record of each), so thread scaling shows.
-
-    Args:
-        store: The results store.
-        models: Names or wildcards to keep.
-        exclude: Names or wildcards to drop.
-        runtime: Keep this CPU runtime only.
-        threads: Keep records with this thread count.
-        remeasure: Measure the peak again even if one is stored.
-        peak_override: Use this peak (GFLOP/s) for every record instead of measuring.
-        measure: Replacement for :func:`measure_peak_gflops` (tests).
-        size: GEMM size of a peak measurement.
-        budget_s: Time budget of a peak measurement.
-        announce: Called with the thread count just before a peak is measured (a progress message).
-        include_contended: Keep latency records flagged contended (left out by default, with a note).
+def cpu_latencies(store: Any, *, models: Iterable[str] | None = None, exclude: Iterable[str] | None = None,
+                  runtime: str | None = None, threads: int | None = None,
+                  include_contended: bool = False) -> tuple[Any, list[str]]:
+    """The CPU latency records a roofline is drawn from: the newest per model, runtime and thread count.
 
     Returns:
-        ``{"rows", "peaks": [{"machine", "threads", "gflops", "method", "source"}], "notes", "columns"}``.
+        ``(frame, notes)``: :func:`~mobileone_bench.store.frames.measurements`' long frame and its notes.
 
     Raises:
-        AnalysisError: No CPU latency record.
+        AnalysisError: No CPU latency record with these filters.
     """
-    from mobileone_bench.environment import machine_fingerprint
-
     frame, notes = measurements(store, devices=["cpu"], runtime=runtime, threads=threads, models=models,
                                 exclude=exclude, by_threads=True, include_contended=include_contended)
     if frame.empty:
         raise AnalysisError(f"no CPU latency in {store.root} with these filters: run `mobileone-bench run` (or "
                             f"`mobileone-bench latency --device cpu MODEL...`) first")
-    if peak_override is not None and peak_override <= 0:
-        raise UsageError("--peak-gflops must be > 0")
-    here = machine_fingerprint()
-    peaks: dict[tuple[str, int], float] = {}
-    peak_rows: list[dict[str, Any]] = []
-    pairs = sorted({(str(m), int(t)) for m, t in zip(frame["machine"], frame["threads"]) if _num(t) is not None})
-    for machine, t in pairs:
-        if peak_override is not None:
-            peaks[(machine, t)] = float(peak_override)
-            peak_rows.append({"machine": machine, "threads": t, "gflops": float(peak_override), "method": "given",
-                              "source": "--peak-gflops"})
-            continue
-        if machine == here:
-            rec = None if remeasure else find_peak(store, machine, t)
-            source = "stored"
-            if rec is None:
-                if announce is not None:
-                    announce(t)
-                rec = peak_gflops(store, t, remeasure=True, measure=measure, size=size, budget_s=budget_s)
-                source = "measured now"
-        else:
-            rec = find_peak(store, machine, t)
-            source = "stored"
-            if rec is None:
-                notes.append(f"records of machine {machine} ({t} threads) were measured on another machine and no "
-                             f"peak is stored for it: run `mobileone-bench roofline` there")
-                continue
-        peaks[(machine, t)] = float(rec["gflops"])
-        peak_rows.append({"machine": machine, "threads": t, "gflops": float(rec["gflops"]),
-                          "method": rec.get("method"), "source": source, "cpu": rec.get("env_cpu")})
-    return {"rows": roofline_rows(frame, peaks), "peaks": peak_rows, "notes": notes, "columns": ROOFLINE_COLUMNS,
+    return frame, notes
+
+
+def machines_and_threads(frame: Any) -> list[tuple[str, int]]:
+    """The (machine fingerprint, threads) pairs of a frame's records, sorted: the peaks a roofline needs."""
+    return sorted({(str(m), int(t)) for m, t in zip(frame["machine"], frame["threads"]) if _num(t) is not None})
+
+
+def report(frame: Any, peaks: Iterable[dict[str, Any]], notes: Iterable[str] = ()) -> dict[str, Any]:
+    """The roofline of a frame of CPU latencies, given the peaks (read from the store or measured by
+    :mod:`mobileone_bench.pipeline.peak`).
+
+    Args:
+        frame: :func:`cpu_latencies`' frame.
+        peaks: ``{"machine", "threads", "gflops", ...}`` entries; a pair without one gets a note and no fraction.
+        notes: Notes so far (the records left out...).
+
+    Returns:
+        ``{"rows", "peaks", "notes", "columns", "thresholds"}``.
+    """
+    peaks = list(peaks)
+    notes = list(notes)
+    by_pair = {(str(p["machine"]), int(p["threads"])): float(p["gflops"]) for p in peaks}
+    for machine, t in machines_and_threads(frame):
+        if (machine, t) not in by_pair:
+            notes.append(f"records of machine {machine} ({t} threads) were measured on another machine and no "
+                         f"peak is stored for it: run `mobileone-bench roofline` there")
+    return {"rows": roofline_rows(frame, by_pair), "peaks": peaks, "notes": notes, "columns": ROOFLINE_COLUMNS,
             "thresholds": {"compute_bound": COMPUTE_BOUND, "overhead_bound": OVERHEAD_BOUND}}
 
+
+def roofline(store: Any, peaks: Iterable[dict[str, Any]] = (), *, models: Iterable[str] | None = None,
+             exclude: Iterable[str] | None = None, runtime: str | None = None, threads: int | None = None,
+             include_contended: bool = False) -> dict[str, Any]:
+    """Achieved GFLOP/s and fraction of the peak for every stored CPU latency, each model once per runtime and thread
+    count (the newest record of each), so thread scaling shows.
+
+    Args:
+        store: The results store (only read).
+        peaks: The peaks of the records' (machine, threads) pairs (:func:`mobileone_bench.pipeline.peak.peaks`);
+            a record without one gets no fraction.
+        models: Names or wildcards to keep.
+        exclude: Names or wildcards to drop.
+        runtime: Keep this CPU runtime only.
+        threads: Keep records with this thread count.
+        include_contended: Keep latency records flagged contended (left out by default, with a note).
+
+    Returns:
+        As :func:`report`.
+
+    Raises:
+        AnalysisError: No CPU latency record.
+    """
+    frame, notes = cpu_latencies(store, models=models, exclude=exclude, runtime=runtime, threads=threads,
+                                 include_contended=include_contended)
+    return report(frame, peaks, notes)
