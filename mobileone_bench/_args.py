@@ -1,5 +1,7 @@
-"""The rules of the tool's arguments, in one place: the Python API checks its arguments with them, and the CLI's
-click types say the same thing (``tests/test_api_args.py`` compares the two, option by option).
+"""The tool's arguments, in one place: their rules (the Python API checks its arguments with them, and the CLI's
+click types say the same thing: ``tests/test_api_args.py`` compares the two, option by option), and what they become
+for the pipeline: the models selected (:func:`select`) and the :class:`~mobileone_bench.pipeline.LatencyJob` built
+once from the measurement options (:func:`latency_job`, whose keywords are the one list of them).
 
 A rule is found by the parameter's name (``runs``, ``input_size``, ``results``...), so every function with a
 ``runs`` argument applies the same rule; a function whose argument of that name means something else passes its
@@ -17,9 +19,14 @@ import os
 import warnings
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
-from typing import Any, Callable, Protocol
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterable, Protocol
 
 from mobileone_bench.errors import BenchWarning, UsageError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from mobileone_bench.models.registry import ModelSpec
+    from mobileone_bench.pipeline import LatencyJob
 
 __all__ = [
     "Rule",
@@ -42,7 +49,16 @@ __all__ = [
     "check",
     "confirm_selection",
     "warn_threads",
+    "select",
+    "latency_job",
+    "job",
+    "job_options",
+    "DEFAULT_RESULTS",
+    "DEFAULT_MODELS_DIR",
 ]
+
+DEFAULT_RESULTS = "results"
+DEFAULT_MODELS_DIR = "models"
 
 #: The input sizes (each side, in pixels) every command accepts: ``--input-size H W`` and ``input_size=(H, W)``.
 INPUT_SIZE_MIN = 8
@@ -330,31 +346,36 @@ RULES: dict[str, Rule] = {
 ONE_FOLDER = PathArg(optional=False, what="a folder")
 
 
-def check(arguments: Mapping[str, Any], *, options_of: Callable[..., Any] | None = None, **rules: Rule) -> None:
+def check(arguments: Mapping[str, Any], *, options: Mapping[str, Any] | None = None,
+          **rules: Rule) -> dict[str, Any]:
     """Check a function's arguments by their names (call it first thing with ``locals()``).
 
     Args:
         arguments: The arguments, by name; an argument without a rule is not checked.
-        options_of: For a function that forwards ``**options`` to another: that function. An option it does not
-            take is refused (with the list of those it takes), and every option is checked like an argument.
+        options: For a function that takes ``**options``: the options it takes, with their defaults. An option it
+            does not take is refused (with the list of those it takes), and every option given is checked like an
+            argument.
         **rules: Rules for this function's arguments that differ from :data:`RULES` (``results=ONE_FOLDER``).
+
+    Returns:
+        Every argument by name, and with ``options`` every option (given, or its default) in place of ``options``.
 
     Raises:
         UsageError: The first bad argument, in one line naming it.
     """
     values = dict(arguments)
-    if options_of is not None:
-        extra = values.pop("options", None) or {}
-        allowed = [p for p in inspect.signature(options_of).parameters if p not in values and not p.startswith("_")]
-        unknown = [k for k in extra if k not in allowed]
+    if options is not None:
+        given = values.pop("options", None) or {}
+        unknown = [k for k in given if k not in options]
         if unknown:
             raise UsageError(f"unknown option{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))}; "
-                             f"the options are: {', '.join(sorted(allowed))}")
-        values.update(extra)
+                             f"the options are: {', '.join(sorted(options))}")
+        values.update(given)
     for name, value in values.items():
         rule = rules.get(name) or RULES.get(name)
         if rule is not None:
             rule(name, value)
+    return {**(options or {}), **values}
 
 
 def confirm_selection(count: int, selection: str, yes: bool) -> None:
@@ -382,3 +403,98 @@ def warn_threads(threads: int | None, device: str) -> None:
         warnings.warn(f"{threads} threads on a machine with {cores} logical cores: the threads share cores, so the "
                       f"latency includes that oversubscription (the record keeps threads and env_cores_logical)",
                       BenchWarning, stacklevel=3)
+
+
+# ------------------------------------------------------------------------------------------------------ selection
+
+
+def _names(models: str | Iterable[str] | None) -> list[str]:
+    if models is None:
+        return []
+    if isinstance(models, str):
+        return [models]
+    return [str(m) for m in models]
+
+
+def select(models: str | Iterable[str] | None = None, zoo: str | None = None, *, default_zoo: str | None = None,
+           include_unavailable: bool = True, yes: bool = False) -> list[ModelSpec]:
+    """Resolve model names/wildcards and a zoo into registry specs (errors are one line).
+
+    A wildcard or zoo that selects more than :data:`SELECTION_LIMIT` models is refused unless ``yes`` (the CLI's
+    ``--yes``): the count is in the message, and nothing has been built.
+    """
+    from mobileone_bench.models import registry
+
+    names = _names(models)
+    if not names and not zoo:
+        if default_zoo is None:
+            raise UsageError("name at least one MODEL (or a wildcard such as 'mobileone*') or a --zoo")
+        zoo = default_zoo
+    patterns = [n.strip() for n in names if registry._is_pattern(n)]
+    if (patterns or zoo) and not yes:  # counted from the names alone: 'timm:*' is not resolved model by model
+        selected = {m for p in patterns for m in registry._match(p)}
+        selected |= set(registry.zoo_models(zoo) if zoo else ())
+        selected |= {n.strip() for n in names if n.strip() and not registry._is_pattern(n)}
+        what = " and ".join([*(repr(p) for p in patterns), *([f"zoo {zoo!r}"] if zoo else [])])
+        confirm_selection(len(selected), what, yes)
+    return registry.expand(names, zoo=zoo, include_unavailable=include_unavailable)
+
+
+# ------------------------------------------------------------------------------------------------------ the job
+
+
+def latency_job(device: str = "cpu", runtime: str | None = None, *, warmup: int | None = None,
+                runs: int | None = None, threads: int | None = None, precision: str | None = None,
+                report: str | None = None, ort_opt: str = "all", cuda_graphs: bool = True,
+                compute_units: str = "all", weights: str | None = None, input_size: tuple[int, int] | None = None,
+                reparameterize: bool = True, models_dir: str | Path = DEFAULT_MODELS_DIR,
+                protocol: str | None = None, rounds: int | None = None, seed: int = 0,
+                max_extra_rounds: int | None = None, extra_time: float | None = None,
+                memory_budget: float | None = None, ort_spinning: bool | None = None,
+                check_available: bool = True) -> LatencyJob:
+    """The :class:`~mobileone_bench.pipeline.LatencyJob` of a measurement, every default filled in and the runtime
+    checked (installed, a GPU for ``gpu``) unless ``check_available`` is false (a cluster's nodes have it, not this
+    machine). Its keywords are the measurement options of ``latency``, ``run`` and ``ablate``, written here once."""
+    from mobileone_bench import pipeline
+    from mobileone_bench.devices import ORT_SPINNING_DEFAULT, check_runtime_available, cpu_runtime_options, get_runtime
+    from mobileone_bench.devices._rounds import DEFAULT_ROUNDS
+
+    options: dict[str, Any] = {}
+    if device == "cpu":
+        spinning = ORT_SPINNING_DEFAULT if ort_spinning is None else ort_spinning
+        options.update(cpu_runtime_options(runtime, graph_optimization=ort_opt, allow_spinning=spinning))
+    elif device == "gpu":
+        options["cuda_graphs"] = bool(cuda_graphs)
+    elif device in ("iphone", "mac"):
+        options["compute_units"] = compute_units
+    job = pipeline.LatencyJob(device=device, runtime=runtime, precision=precision, warmup=warmup, runs=runs,
+                              threads=threads, report=report, runtime_options=tuple(sorted(options.items())),
+                              input_size=input_size, weights=weights, reparameterize=reparameterize,
+                              models_dir=str(models_dir), protocol=protocol,
+                              rounds=DEFAULT_ROUNDS if rounds is None else rounds, seed=seed,
+                              max_extra_rounds=max_extra_rounds, extra_time_share=extra_time,
+                              memory_budget_gb=memory_budget).resolved()
+    if check_available and device in ("cpu", "gpu"):
+        warn_threads(threads, device)  # more threads than logical cores: said, and kept in the record
+        check_runtime_available(get_runtime(device, runtime))
+        if device == "gpu":
+            from mobileone_bench.devices import require_cuda
+
+            require_cuda()
+    return job
+
+
+#: The measurement options: :func:`latency_job`'s keywords.
+JOB_KEYWORDS = tuple(p for p in inspect.signature(latency_job).parameters if p != "check_available")
+
+
+def job_options(*, without: Iterable[str] = ()) -> dict[str, Any]:
+    """The measurement options and their defaults, but ``without``: what a function taking ``**options`` lists."""
+    params = inspect.signature(latency_job).parameters
+    return {k: params[k].default for k in JOB_KEYWORDS if k not in set(without)}
+
+
+def job(arguments: Mapping[str, Any], **fixed: Any) -> LatencyJob:
+    """The job of a call: :func:`latency_job` of its measurement options, found by name among its checked
+    ``arguments`` (:func:`check`'s result), with ``fixed`` over them."""
+    return latency_job(**{k: v for k, v in arguments.items() if k in JOB_KEYWORDS and k not in fixed}, **fixed)

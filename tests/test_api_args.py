@@ -24,9 +24,8 @@ from mobileone_bench.errors import BenchWarning, UsageError
 #: What ``mb.__all__`` exports that is not a function taking arguments (none of the API is a class or a constant).
 NOT_FUNCTIONS = {"__version__": "the version string"}
 
-#: The functions that take ``**options`` and where they forward them (the options are checked by their names too).
-FORWARDS = {"latency": api.measure, "ablate": api.ablate_study, "correlate": api.correlation,
-            "table": api.build_paper_table, "plot": api.plot_panels, "roofline": api.roofline_report}
+#: The functions that take ``**options``, and the options each takes (checked by their names too).
+FORWARDS = api.OPTIONS
 
 #: Good values of the arguments a function cannot be called without.
 REQUIRED = {"create_model": {"name": "mobileone_tiny"}, "reparam": {"name": "mobileone_tiny"},
@@ -41,15 +40,16 @@ class Built(Exception):
 def nothing_runs(monkeypatch, tmp_path):
     """Every step that builds, measures, merges or reads a store raises :class:`Built`; the test runs in an empty
     folder, which must stay empty."""
-    from mobileone_bench.store import merging
     from mobileone_bench import pipeline
-    from mobileone_bench.models import registry
+    from mobileone_bench.models import factory
+    from mobileone_bench.pipeline import study
+    from mobileone_bench.store import merging
 
     def built(*args, **kwargs):
         raise Built("a model was built, measured or merged")
 
-    for module, name in [(pipeline, "prepare"), (pipeline, "measure_models"), (pipeline, "run_models"),
-                         (registry, "create_model"), (merging, "merge"), (merging, "open_results")]:
+    for module, name in [(pipeline, "prepare"), (study, "prepare"), (study, "measure_models"), (study, "run_models"),
+                         (factory, "create_model"), (merging, "merge"), (merging, "open_results")]:
         monkeypatch.setattr(module, name, built)
     work = tmp_path / "work"
     work.mkdir()
@@ -69,7 +69,7 @@ def _arguments(name: str) -> list[str]:
     params = inspect.signature(getattr(api, name)).parameters
     own = [p for p, v in params.items() if v.kind is not inspect.Parameter.VAR_KEYWORD]
     if any(v.kind is inspect.Parameter.VAR_KEYWORD for v in params.values()):
-        own += [p for p in inspect.signature(FORWARDS[name]).parameters if p not in own]
+        own += [p for p in FORWARDS[name] if p not in own]
     return own
 
 

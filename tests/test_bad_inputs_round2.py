@@ -21,7 +21,7 @@ import pytest
 import torch
 
 import mobileone_bench as mb
-from mobileone_bench.models import registry
+from mobileone_bench.models import factory
 from mobileone_bench.models.checkpoints import check_weights_file, file_sha256, load_weights, read_state_dict
 from mobileone_bench.errors import AnalysisError, CheckpointError, UsageError
 from mobileone_bench.store.records import ResultsStore
@@ -131,7 +131,7 @@ def checkpoint(tmp_path: Path) -> Path:
     """A real mobileone_s0 state dict (BatchNorm's int64 num_batches_tracked included), larger than a pipe's buffer."""
     torch.manual_seed(0)
     path = tmp_path / "w.pth"
-    torch.save(registry.create_model("mobileone_s0").state_dict(), path)
+    torch.save(factory.create_model("mobileone_s0").state_dict(), path)
     assert path.stat().st_size > 1 << 20
     return path
 
@@ -155,7 +155,7 @@ def test_checkpoint_through_a_pipe_loads(checkpoint, tmp_path, suffix):
         assert check_weights_file(path) == ("safetensors" if suffix == ".safetensors" else "torch")
         state = read_state_dict(path)  # a second read of the same pipe: the kept bytes
         assert file_sha256(path) == hashlib.sha256(data).hexdigest() == file_sha256(source)
-        model = load_weights(registry.create_model("mobileone_s0"), path)
+        model = load_weights(factory.create_model("mobileone_s0"), path)
     finally:
         os.close(r)
         writer.join()
@@ -214,7 +214,7 @@ def test_a_pipe_that_is_not_a_checkpoint_is_refused_after_its_first_bytes(tmp_pa
 @pytest.mark.parametrize("fmt", ["safetensors", "pth"])
 def test_integer_and_bool_tensors_in_float_weights_are_refused(tmp_path, fmt):
     torch.manual_seed(0)
-    state = {k: v.clone().contiguous() for k, v in registry.create_model("mobileone_s0").state_dict().items()}
+    state = {k: v.clone().contiguous() for k, v in factory.create_model("mobileone_s0").state_dict().items()}
     assert any(v.dtype == torch.int64 for v in state.values())  # num_batches_tracked: an integer buffer, fine
     weight, bias = "stage0.rbr_conv.0.conv.weight", "linear.bias"
     state[weight] = torch.randint(-2, 3, state[weight].shape, dtype=torch.int64)
@@ -226,7 +226,7 @@ def test_integer_and_bool_tensors_in_float_weights_are_refused(tmp_path, fmt):
         save_file(state, path)
     else:
         torch.save(state, path)
-    model = registry.create_model("mobileone_s0")
+    model = factory.create_model("mobileone_s0")
     before = model.state_dict()[weight].clone()
     with pytest.raises(CheckpointError, match="2 tensors that are not floating point") as info:
         load_weights(model, path)
@@ -237,7 +237,7 @@ def test_integer_and_bool_tensors_in_float_weights_are_refused(tmp_path, fmt):
 def test_cli_refuses_integer_weights_in_one_line(runner, cli, tmp_path):
     from safetensors.torch import save_file
 
-    state = {k: v.clone().contiguous() for k, v in registry.create_model("mobileone_s0").state_dict().items()}
+    state = {k: v.clone().contiguous() for k, v in factory.create_model("mobileone_s0").state_dict().items()}
     state["linear.weight"] = state["linear.weight"].to(torch.int64)
     save_file(state, tmp_path / "w.safetensors")
     result = runner.invoke(cli, ["reparam", "mobileone_s0", "--weights", str(tmp_path / "w.safetensors"),
@@ -248,9 +248,9 @@ def test_cli_refuses_integer_weights_in_one_line(runner, cli, tmp_path):
 def test_half_precision_weights_still_load(tmp_path):
     torch.manual_seed(0)
     state = {k: (v.half() if v.is_floating_point() else v)
-             for k, v in registry.create_model("mobileone_s0").state_dict().items()}
+             for k, v in factory.create_model("mobileone_s0").state_dict().items()}
     torch.save(state, tmp_path / "w.pth")
-    model = load_weights(registry.create_model("mobileone_s0"), tmp_path / "w.pth")
+    model = load_weights(factory.create_model("mobileone_s0"), tmp_path / "w.pth")
     assert torch.equal(model.state_dict()["linear.weight"], state["linear.weight"].float())
 
 

@@ -92,10 +92,10 @@ def test_bad_numbers_and_options_are_one_line(runner, cli, tmp_path, monkeypatch
 
 
 def test_a_good_weights_file_still_loads(runner, cli, tmp_path):
-    from mobileone_bench.models import registry
+    from mobileone_bench.models import factory
 
     path = tmp_path / "tiny.pth"
-    torch.save(registry.create_model("mobileone_tiny").state_dict(), path)
+    torch.save(factory.create_model("mobileone_tiny").state_dict(), path)
     result = runner.invoke(cli, ["profile", "mobileone_tiny", "--weights", str(path), "--format", "json"])
     assert result.exit_code == 0, result.output
 

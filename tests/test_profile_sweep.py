@@ -11,8 +11,8 @@ import torch
 from torch import nn
 
 import mobileone_bench as mb
-from mobileone_bench import api
 from mobileone_bench.models import registry
+from mobileone_bench.pipeline import study
 
 BROKEN = "test-asserts-in-forward"
 
@@ -83,7 +83,7 @@ def test_the_progress_bar_names_each_model_and_its_phase(monkeypatch, broken_mod
         assert enabled and total == 2 and title == "profile"
         yield lambda status="", advance=0: seen.append((status, advance))
 
-    monkeypatch.setattr(api, "bar", recording_bar)
+    monkeypatch.setattr(study, "bar", recording_bar)
     mb.profile(["mobileone_tiny", broken_model], input_size=(32, 32), progress=True, as_frame=False)
     statuses = [status for status, _ in seen]
     assert statuses == ["mobileone_tiny", "mobileone_tiny: build + re-parameterize",

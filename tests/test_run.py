@@ -68,16 +68,16 @@ def test_a_killed_interleaved_run_loses_at_most_the_round_in_progress(tmp_path):
 
 
 def test_run_prints_the_table_and_correlations(runner, cli, tmp_path, monkeypatch, unavailable_model):
-    from mobileone_bench.models import registry
+    from mobileone_bench.models import factory
 
-    real = registry.create_model
+    real = factory.create_model
 
     def flaky(name, **kwargs):
         if getattr(name, "name", name) == "mobileone_mu0":
             raise RuntimeError("simulated out-of-memory while building")
         return real(name, **kwargs)
 
-    monkeypatch.setattr(registry, "create_model", flaky)
+    monkeypatch.setattr(factory, "create_model", flaky)
     result = runner.invoke(cli, _run_args(tmp_path) + [unavailable_model])
     assert result.exit_code == 1  # one model failed; it is recorded and the others go on
     assert "mobileone_tiny" in result.stdout and "squeezenet1_1" in result.stdout

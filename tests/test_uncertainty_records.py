@@ -62,14 +62,14 @@ def test_stored_records_carry_both_intervals(study, model):
 
 
 def test_stored_profiles_carry_the_proxies(study):
-    from mobileone_bench.models import registry
+    from mobileone_bench.models import factory
     from mobileone_bench.proxies import count_proxies
     from mobileone_bench.reparameterization import reparameterize
 
     _, store = study
     for model in MODELS:
         (prof,) = [r for r in store.records("profile") if r["model"] == model]
-        inference = reparameterize(registry.create_model(model), input_shape=(1, 3, 32, 32))  # what is counted
+        inference = reparameterize(factory.create_model(model), input_shape=(1, 3, 32, 32))  # what is counted
         mine = count_proxies(inference, (1, 3, 32, 32))
         assert prof["activations"] == mine.activations and prof["depth"] == mine.depth > 0
         assert prof["activations_m"] == round(mine.activations / 1e6, 4)

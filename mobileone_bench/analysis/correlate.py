@@ -36,6 +36,7 @@ __all__ = [
     "spearman",
     "parse_against",
     "correlation_rows",
+    "correlate",
     "correlate_records",
     "correlate_reference",
     "rank_agreement",
@@ -341,6 +342,35 @@ def correlate_reference(*, table: str = "table9", device: str | Sequence[str] | 
     result = _finish(rows, against, f"Spearman rank correlation on the paper's {table.replace('table', 'Table ')} "
                                     "numbers, beside its Table 1", notes, f"paper {table}", paper=True)
     result["ranking"] = proxy_ranking(frame, labels=PAPER_DEVICE_LABELS)
+    return result
+
+
+def correlate(store: Any, *, devices: Sequence[str] = (), against: Sequence[str] = AGAINST,
+              models: Iterable[str] | None = None, exclude: Iterable[str] | None = None, runtime: str | None = None,
+              threads: int | None = None, precision: str | None = None, reference: bool = False,
+              include_contended: bool = False) -> dict[str, Any]:
+    """Table 1 from our records (:func:`correlate_records`) or, with ``reference``, from the paper's own Table 9
+    beside its published Table 1 (:func:`correlate_reference`), our rows first when the store has latencies (a
+    reason why ours cannot be computed becomes the first note instead).
+
+    Raises:
+        AnalysisError: Without ``reference``: no latency record, or no coefficient computable in any group.
+    """
+    filters = dict(models=models, exclude=exclude, device=list(devices), runtime=runtime, threads=threads,
+                   precision=precision, against=against, include_contended=include_contended)
+    if not reference:
+        return correlate_records(store, **filters)
+    result = correlate_reference(device=[d for d in devices if d != "mac"], models=models, exclude=exclude,
+                                 against=against)
+    if store.latest("latency"):
+        try:
+            ours = correlate_records(store, **filters)
+            result["rows"] = ours["rows"] + result["rows"]
+            result["notes"] = ours["notes"] + result["notes"]
+            result["source"] = f"{ours['source']} and {result['source']}"
+            result["title"] = "Spearman rank correlation of latency with FLOPs and params: ours and the paper's"
+        except AnalysisError as exc:
+            result["notes"].insert(0, f"ours: {exc}")
     return result
 
 

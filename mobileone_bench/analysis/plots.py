@@ -361,23 +361,26 @@ def _metadata(ext: str) -> dict[str, Any]:
     return {"Date": None} if ext == "svg" else {"Software": "mobileone-bench"}
 
 
-def make_plots(store: Any | None, out_dir: str | Path, *, figures: Sequence[str] | None = None,
+def make_plots(store: Any | None, out_dir: str | Path | None = None, *, figures: Sequence[str] | None = None,
                devices: Sequence[str] | None = None, runtime: str | None = None,
                models: Iterable[str] | None = None, exclude: Iterable[str] | None = None,
                reference: str | None = None, include_contended: bool = False) -> list[dict[str, Any]]:
-    """Draw and save every panel (:func:`figure_panels`) as PNG and SVG.
+    """Draw every panel (:func:`figure_panels`), and save each as PNG and SVG when ``out_dir`` is given.
 
     Returns:
-        One entry per file pair: ``{"figure", "device", "runtime", "png", "svg", "points", "reference_points",
-        "notes"}`` (counts of points drawn).
+        One entry per figure: ``{"figure", "device", "runtime", "name", "points", "reference_points", "notes",
+        "fig"}`` (``name`` the file stem, ``latency-vs-flops_cpu-onnxruntime``; the counts of points drawn; ``fig``
+        the matplotlib Figure), and ``png`` / ``svg``, the files written, with ``out_dir``.
     """
     out = []
     for panel in figure_panels(store, parse_figures(figures), devices=devices, runtime=runtime, models=models,
                                exclude=exclude, reference=reference, include_contended=include_contended):
         fig = draw(panel)
         stem = f"{panel['figure']}_{panel['device']}" + (f"-{panel['runtime']}" if panel["runtime"] else "-paper")
-        png, svg = save(fig, out_dir, stem)
-        out.append({"figure": panel["figure"], "device": panel["device"], "runtime": panel["runtime"] or "paper",
-                    "png": png, "svg": svg, "points": len(panel["points"]),
-                    "reference_points": len(panel["reference_points"]), "notes": panel["notes"]})
+        entry = {"figure": panel["figure"], "device": panel["device"], "runtime": panel["runtime"] or "paper",
+                 "name": stem, "points": len(panel["points"]), "reference_points": len(panel["reference_points"]),
+                 "notes": panel["notes"], "fig": fig}
+        if out_dir is not None:
+            entry["png"], entry["svg"] = save(fig, out_dir, stem)
+        out.append(entry)
     return out

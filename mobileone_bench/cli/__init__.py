@@ -15,7 +15,7 @@ from typing import Any, Iterator
 import click
 
 from mobileone_bench._version import __version__
-from mobileone_bench.errors import BenchError
+from mobileone_bench.errors import BenchError, one_line
 
 __all__ = ["main", "cli"]
 
@@ -165,9 +165,8 @@ def _interrupted_line(exc: BaseException, saved_before: int) -> str:
 
 
 def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip() or type(exc).__name__
-    first = text.splitlines()[0]
-    return first if len(first) <= 2000 else first[:1997] + "..."
+    """The terminal's error line: the message's first line, as written (no type name), at most 2000 characters."""
+    return one_line(exc, limit=2000, typed=False, first_line=True)
 
 
 @click.group(cls=_Group, help=_HELP, context_settings={"help_option_names": ["-h", "--help"],

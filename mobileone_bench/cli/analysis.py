@@ -116,9 +116,9 @@ def correlate_cmd(devices: tuple[str, ...], against: str, patterns: tuple[str, .
     from mobileone_bench import api
 
     fmt = _choice(fmt, ("table", "json", "csv"), "format", "table")
-    result = api.correlation(list(results), devices=devices, against=against, models=patterns, exclude=exclude, zoo=zoo,
-                             runtime=runtime, threads=threads, precision=precision, reference=reference,
-                             include_contended=include_contended)
+    result = api.correlate(list(results), devices=devices, against=against, models=patterns, exclude=exclude, zoo=zoo,
+                           runtime=runtime, threads=threads, precision=precision, reference=reference,
+                           include_contended=include_contended, as_frame=False)
     if _emit_for_scripts(result, fmt):
         return
     stdout().print(rich_correlation(result))
@@ -282,9 +282,9 @@ def table_cmd(models: tuple[str, ...], zoo: str | None, layout: str, fmt: str | 
     if fmt is None:
         fmt = _SUFFIX_FORMATS.get(Path(out).suffix.lower(), "rich") if out else "rich"
     fmt = _choice("rich" if fmt.lower() == "table" else fmt, FORMATS + ("markdown", "tex"), "format", "rich")
-    table = api.build_paper_table(layout, models=models, zoo=zoo, all_rows=all_rows, compare=compare,
-                                  runtimes=runtimes, threads=threads, precision=precision, results=list(results),
-                                  include_contended=include_contended, ci=ci)
+    table = api.table(layout, models=models, zoo=zoo, all_rows=all_rows, compare=compare, runtimes=runtimes,
+                      threads=threads, precision=precision, results=list(results), include_contended=include_contended,
+                      ci=ci, as_frame=False)
     if fmt == "rich":
         import io
 
@@ -353,10 +353,9 @@ def plot_cmd(figures: tuple[str, ...], devices: tuple[str, ...], runtime: str | 
     fmt = _choice(fmt, ("table", "json"), "format", "table")
     parse_figures(figures)  # an unknown figure: one line before any work
     target = Path(out_dir) if out_dir else Path(results[0]) / "figures"
-    drawn = api.plot_panels(figures, results=list(results), devices=devices, runtime=runtime, models=patterns,
-                            exclude=exclude, zoo=zoo, reference=reference, include_contended=include_contended,
-                            out=target)
-    written = [{k: v for k, v in d.items() if k not in ("fig", "name")} for d in drawn]
+    drawn = api.plot(figures, results=list(results), devices=devices, runtime=runtime, models=patterns,
+                     exclude=exclude, zoo=zoo, reference=reference, include_contended=include_contended, out=target)
+    written = drawn.attrs["panels"]
     if fmt == "json":
         _echo_json(written)
         return
@@ -415,9 +414,9 @@ def roofline_cmd(patterns: tuple[str, ...], exclude: tuple[str, ...], zoo: str |
         click.echo(f"measuring this CPU's float32 peak at {threads} thread(s) (a few seconds; stored for next "
                    f"time)...", err=True)
 
-    result = api.roofline_report(list(results), models=patterns, exclude=exclude, zoo=zoo, runtime=runtime,
-                                 threads=threads, remeasure=remeasure, peak_gflops=peak_gflops,
-                                 include_contended=include_contended, announce=announce)
+    result = api.roofline(list(results), models=patterns, exclude=exclude, zoo=zoo, runtime=runtime, threads=threads,
+                          remeasure=remeasure, peak_gflops=peak_gflops, include_contended=include_contended,
+                          announce=announce, as_frame=False)
     if _emit_for_scripts(result, fmt):
         return
     shown = dict(result, rows=[{**r, "fraction": None if r["fraction"] is None else 100.0 * r["fraction"]}

@@ -203,25 +203,27 @@ def latency_cmd(models: tuple[str, ...], zoo: str | None, device: str, runtime: 
       mobileone-bench latency --zoo quick --rounds 10 --wait-quiet
       mobileone-bench latency --device iphone --from-report report.json
     """
-    from mobileone_bench import api, pipeline
+    from mobileone_bench import api
     from mobileone_bench.cli._common import warn
+    from mobileone_bench.pipeline import is_unavailable
 
-    done = api.measure(models, zoo=zoo, device=device, runtime=runtime, warmup=warmup, runs=runs, threads=threads,
-                       precision=precision, report=report, ort_opt=ort_opt, cuda_graphs=not no_cuda_graphs,
-                       destination=list(destinations) or None, sequential=sequential, compute_units=compute_units,
-                       from_reports=reports, team=team,
-                       bundle_id=bundle_id, harness=harness, weights=weights, input_size=input_size,
-                       reparameterize=not no_reparam, results=results, models_dir=models_dir, force=force,
-                       protocol=protocol, rounds=rounds, seed=seed, max_extra_rounds=max_extra_rounds, extra_time=extra_time, memory_budget=memory_budget, wait_quiet=wait_quiet, ort_spinning=ort_spinning,
-                       progress=True, on_warning=warn, yes=yes)
-    records, skipped, store = done.records, done.reused, done.store
+    records = api.latency(models, zoo=zoo, device=device, runtime=runtime, warmup=warmup, runs=runs, threads=threads,
+                          precision=precision, report=report, ort_opt=ort_opt, cuda_graphs=not no_cuda_graphs,
+                          destination=list(destinations) or None, sequential=sequential, compute_units=compute_units,
+                          from_reports=reports, team=team, bundle_id=bundle_id, harness=harness, weights=weights,
+                          input_size=input_size, reparameterize=not no_reparam, results=results,
+                          models_dir=models_dir, force=force, protocol=protocol, rounds=rounds, seed=seed,
+                          max_extra_rounds=max_extra_rounds, extra_time=extra_time, memory_budget=memory_budget,
+                          wait_quiet=wait_quiet, ort_spinning=ort_spinning, progress=True, on_warning=warn, yes=yes,
+                          as_frame=False)
+    skipped, records_path, phones = set(records.attrs["reused"]), records.attrs["results"], records.attrs["phones"]
     rows = latency_rows(records, skipped)
-    several = len(done.phones) > 1
+    several = len(phones) > 1
     if fmt == "json":
         click.echo(json.dumps(records, indent=2, default=str))
     else:
         columns = LATENCY_COLUMNS + [("env_device_name", "Phone")] * several  # several iPhones: which one
-        emit(rows, fmt, columns, title=f"Latency (ms) on {device}, stored in {store.records_path}",
+        emit(rows, fmt, columns, title=f"Latency (ms) on {device}, stored in {records_path}",
              digits={"cv": 3, "min_ms": 3, "median_ms": 3, "mean_ms": 3, "std_ms": 3, "p90_ms": 3, "p99_ms": 3,
                      "latency_ms": 3})
         if fmt == "table":
@@ -229,12 +231,12 @@ def latency_cmd(models: tuple[str, ...], zoo: str | None, device: str, runtime: 
             for rec in records:
                 if rec.get("noise_warning") and rec.get("record_id") not in skipped:
                     click.echo(f"warning: {rec['model']}: {rec['noise_warning']}", err=True)
-            for phone in done.phones if several else []:  # several iPhones: one line each
+            for phone in phones if several else []:  # several iPhones: one line each
                 click.echo(f"{phone['phone']} ({phone['machine']}, {phone['os']}, {phone['device_id']}): "
                            f"{phone['ok']} ok, {phone['failed']} failed")
-    failed = [r for r in records if r.get("status") != "ok" and not pipeline.is_unavailable(r)]
+    failed = [r for r in records if r.get("status") != "ok" and not is_unavailable(r)]
     if failed:
-        click.echo(f"{len(failed)} of {len(records)} measurements failed (recorded in {store.records_path}).",
+        click.echo(f"{len(failed)} of {len(records)} measurements failed (recorded in {records_path}).",
                    err=True)
         raise SystemExit(1)
 

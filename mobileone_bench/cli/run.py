@@ -72,18 +72,18 @@ def run_cmd(models: tuple[str, ...], zoo: str | None, device: str, runtime: str 
       mobileone-bench run --cluster auto --on cpu-x86 --on gpu-h100 --device cpu
     """
     from mobileone_bench import api
-
-    done = api.run_study(models, zoo=zoo, device=device, runtime=runtime, warmup=warmup, runs=runs, threads=threads,
-                         precision=precision, results=results, models_dir=models_dir, force=force, protocol=protocol,
-                         rounds=rounds, seed=seed, max_extra_rounds=max_extra_rounds, extra_time=extra_time, memory_budget=memory_budget, wait_quiet=wait_quiet, ort_spinning=ort_spinning,
-                         input_size=input_size, remeasure_flagged=remeasure_flagged, progress=True,
-                         cluster=cluster, on=on, retries=retries, yes=yes)
     from mobileone_bench._progress import console
+    from mobileone_bench.cli.latency import environment_line
 
-    rows, job, store = done.rows, done.job, done.store
-    for note in done.notes:  # --remeasure-flagged: what was measured again
+    done = api.run(models, zoo=zoo, device=device, runtime=runtime, warmup=warmup, runs=runs, threads=threads,
+                   precision=precision, results=results, models_dir=models_dir, force=force, protocol=protocol,
+                   rounds=rounds, seed=seed, max_extra_rounds=max_extra_rounds, extra_time=extra_time,
+                   memory_budget=memory_budget, wait_quiet=wait_quiet, ort_spinning=ort_spinning,
+                   input_size=input_size, remeasure_flagged=remeasure_flagged, progress=True, cluster=cluster, on=on,
+                   retries=retries, yes=yes, as_frame=False)
+    job, summary, records = done.attrs["job"], done["models"], done["records"]
+    for note in done.attrs["remeasure_notes"]:  # --remeasure-flagged: what was measured again
         console().print(note, highlight=False, markup=False)
-    summary = done.summary
     if fmt == "json":
         click.echo(json.dumps({"models": summary, **_report(done, as_json=True)}, indent=2, default=str))
     else:
@@ -91,51 +91,45 @@ def run_cmd(models: tuple[str, ...], zoo: str | None, device: str, runtime: str 
                                 ("params_m", "Params (M)"), ("flops_m", "FLOPs (M)"),
                                 ("latency_ms", f"{job.device} {job.runtime} (ms, {job.report} of {job.runs})"),
                                 ("cv", "CV"), ("paper_latency_ms", f"Paper {job.device} (ms)"), ("status", "Status")],
-             title=f"mobileone-bench run: {len(rows)} models", digits={"params_m": 2, "flops_m": 0, "cv": 3,
-                                                                         "latency_ms": 3})
+             title=f"mobileone-bench run: {len(records)} models", digits={"params_m": 2, "flops_m": 0, "cv": 3,
+                                                                            "latency_ms": 3})
         _report(done, as_json=False)
-        from mobileone_bench.cli.latency import environment_line
-
-        stdout().print(environment_line([r["latency"] for r in rows]), style="dim", markup=False,
-                           highlight=False)
+        stdout().print(environment_line(records), style="dim", markup=False, highlight=False)
     failed = [s for s in summary if str(s["status"]).startswith("failed")]
     unavailable = [s for s in summary if str(s["status"]).startswith("unavailable")]
     if unavailable:
         click.echo(f"{len(unavailable)} of {len(summary)} models cannot be built here (listed with the reason).",
                    err=True)
     if failed:
-        click.echo(f"{len(failed)} of {len(summary)} models failed (recorded in {store.records_path}).", err=True)
+        click.echo(f"{len(failed)} of {len(summary)} models failed (recorded in {done.attrs['results']}).", err=True)
         raise SystemExit(1)
 
 
 def _report(done: Any, *, as_json: bool) -> Any:
     """The Table 9 layout (with the paper's figures beside ours) and the Spearman correlations (Table 1 layout) of
-    the models just run, as :func:`mobileone_bench.api.run_study` computed them."""
-    from mobileone_bench.analysis.tables import flat_rows
+    the models just run, as :func:`mobileone_bench.api.run` returned them."""
     from mobileone_bench.cli.analysis import rich_agreement, rich_correlation, rich_paper_table
 
-    table, corr = done.table, done.correlation
-    out: dict[str, Any] = {"table": flat_rows(table) if table else None,
-                           "agreement": table.get("agreement") if table else None, "correlation": corr}
-    if corr is None and done.correlation_note:
-        out["correlation_note"] = done.correlation_note
+    table, corr, note = done.attrs["built_table"], done["correlation"], done.attrs["correlation_note"]
+    out: dict[str, Any] = {"table": done["table"], "agreement": done["agreement"], "correlation": corr}
+    if corr is None and note:
+        out["correlation_note"] = note
     if as_json:
         return out
     if table:
         stdout().print(rich_paper_table(table))
-        for note in table.get("footnotes") or []:
-            if "contended" in note:  # the other footnotes are `table`'s business
-                stdout().print(f"  {note}", style="dim", highlight=False, markup=False)
+        for line in table.get("footnotes") or []:
+            if "contended" in line:  # the other footnotes are `table`'s business
+                stdout().print(f"  {line}", style="dim", highlight=False, markup=False)
         if table.get("agreement"):
             stdout().print(rich_agreement(table))
-    elif done.table_note:
-        stdout().print(f"Table 9 layout: {done.table_note}")
+    elif done.attrs["table_note"]:
+        stdout().print(f"Table 9 layout: {done.attrs['table_note']}")
     if corr:
         stdout().print(rich_correlation(corr))
-    elif done.correlation_note:
-        stdout().print(f"Spearman correlation: {done.correlation_note}")
+    elif note:
+        stdout().print(f"Spearman correlation: {note}")
     return out
-
 
 
 @click.command("ablate")
@@ -167,18 +161,20 @@ def ablate_cmd(study: str, device: str, runtime: str | None, warmup: int | None,
     """
     from mobileone_bench import api
 
-    out_rows, job, fmts = api.ablate_study(
-        study, device=device, runtime=runtime, warmup=warmup, runs=runs, threads=threads, precision=precision,
-        results=results, models_dir=models_dir, force=force, protocol=protocol, rounds=rounds, seed=seed, max_extra_rounds=max_extra_rounds, extra_time=extra_time, memory_budget=memory_budget,
-        wait_quiet=wait_quiet, ort_spinning=ort_spinning, formats=formats, destination=destination,
-        compute_units=compute_units, from_reports=reports, progress=True)
+    out_rows = api.ablate(study, device=device, runtime=runtime, warmup=warmup, runs=runs, threads=threads,
+                          precision=precision, results=results, models_dir=models_dir, force=force, protocol=protocol,
+                          rounds=rounds, seed=seed, max_extra_rounds=max_extra_rounds, extra_time=extra_time,
+                          memory_budget=memory_budget, wait_quiet=wait_quiet, ort_spinning=ort_spinning,
+                          formats=formats, destination=destination, compute_units=compute_units,
+                          from_reports=reports, progress=True, as_frame=False)
+    job, fmts = out_rows.attrs["job"], out_rows.attrs["formats"]
     if fmt == "json":
         click.echo(json.dumps(out_rows, indent=2, default=str))
     else:
         cols = [("variant", "Variant"), ("model", "Model"), ("flops_m", "FLOPs (M)"),
                 ("latency_ms", f"{job.device} (ms, {job.report})"), ("ratio", "x ReLU"),
                 ("paper_iphone_ms", "Paper iPhone 12 (ms)"), ("paper_ratio", "Paper x ReLU")]
-        cols += [(f"export_{f.name}", f"{f.name}") for f in fmts]
+        cols += [(f"export_{name}", name) for name in fmts]
         cols.append(("status", "Status"))
         title = ("Table 2: activation functions" if study == "activations" else "Table 3: architectural blocks") + \
                 " in the 30-layer network"
