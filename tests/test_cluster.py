@@ -147,6 +147,27 @@ def test_node_resources_and_the_node_helper(capsys):
     assert "start --resources" in out and '"mobileone_bench_label:cpu-x86": 1' in out and "--address 10.0.0.1" in out
 
 
+CALLED: list[tuple[str, dict]] = []
+
+
+def record_call(model, node):
+    """A node hook for the test below (``tests.test_cluster:record_call``)."""
+    CALLED.append((model, node))
+
+
+def test_a_node_hook_runs_before_each_measurement_and_a_bad_one_is_one_line(tmp_path, monkeypatch):
+    CALLED.clear()
+    monkeypatch.setenv(cluster.NODE_HOOK_ENV, "tests.test_cluster:record_call")
+    rows = cluster.drive(_specs(), ["cpu-test"], _job(threads=None), ResultsStore(tmp_path / "a"), FakeExecutor())
+    assert [r["latency"]["status"] for r in rows] == ["ok", "ok"]
+    assert sorted(model for model, _ in CALLED) == sorted(FAKE)
+    assert all(set(node) == {"hostname", "node_id", "node_ip"} for _, node in CALLED)
+    monkeypatch.setenv(cluster.NODE_HOOK_ENV, "tests.test_cluster:no_such_hook")
+    with pytest.raises(UsageError, match="no function no_such_hook in module tests.test_cluster") as err:
+        cluster.measure_on_node(FAKE[0], _job(threads=None))
+    assert "\n" not in str(err.value)
+
+
 def test_ray_errors_are_classified():
     NodeDiedError = type("NodeDiedError", (Exception,), {})
     WorkerCrashedError = type("WorkerCrashedError", (RuntimeError,), {})
@@ -272,16 +293,16 @@ def test_an_address_where_nothing_listens_is_one_line_at_once():
     cluster._check_reachable("auto")  # Ray finds that one itself
 
 
-def test_run_study_on_a_fake_cluster_gives_rows_per_label(tmp_path, monkeypatch):
+def test_run_on_a_fake_cluster_gives_rows_per_label(tmp_path, monkeypatch):
     from mobileone_bench import api
 
     fake = FakeExecutor(labels={"cpu-a": 1, "cpu-b": 1})
     monkeypatch.setattr(cluster, "connect", lambda address: fake)
-    done = api.run_study(["clustertest-a"], results=tmp_path, cluster="auto", on=["cpu-a", "cpu-b"],
-                         runtime="torch", input_size=(32, 32), warmup=1, runs=4)
-    assert [(s["model"], s["on"], s["status"].split(" ")[0]) for s in done.summary] == [
+    done = api.run(["clustertest-a"], results=tmp_path, cluster="auto", on=["cpu-a", "cpu-b"],
+                   runtime="torch", input_size=(32, 32), warmup=1, runs=4, as_frame=False)
+    assert [(s["model"], s["on"], s["status"].split(" ")[0]) for s in done["models"]] == [
         ("clustertest-a", "cpu-a", "ok"), ("clustertest-a", "cpu-b", "ok")]  # "ok (noisy)" on a busy machine
-    assert done.job.threads is None  # each node's own default
+    assert done.attrs["job"].threads is None  # each node's own default
     assert sorted(r["cluster_on"] for r in ResultsStore(tmp_path).records("latency")) == ["cpu-a", "cpu-b"]
 
 
@@ -480,8 +501,13 @@ def test_ray_two_nodes_one_killed_mid_sweep(two_hosts, tmp_path):
     tmp = Path(tempfile.mkdtemp(prefix="mbray-"))
     marks = tmp / "marks"
     marks.mkdir()
-    env = dict(RAY_ENV, MOBILEONE_BENCH_NODE_MODELS=str(tmp / "models"), MOBILEONE_BENCH_CLUSTER_MARK_DIR=str(marks),
-               MOBILEONE_BENCH_CLUSTER_HOLD_S="3")
+    release = tmp / "release"
+    # the nodes call the test's own hook before each measurement (tests/cluster_hook.py): mark, then hold until
+    # the test creates `release`
+    env = dict(RAY_ENV, MOBILEONE_BENCH_NODE_MODELS=str(tmp / "models"), MOBILEONE_BENCH_TEST_MARKS=str(marks),
+               MOBILEONE_BENCH_NODE_HOOK="tests.cluster_hook:hold",
+               PYTHONPATH=os.pathsep.join(filter(None, [str(Path(__file__).resolve().parents[1]),
+                                                        os.environ.get("PYTHONPATH")])))
     ip_a, ip_b = two_hosts["ip_a"], two_hosts["ip_b"]
     address = f"{ip_a}:6379"
     results = tmp_path / "results"
@@ -501,6 +527,7 @@ def test_ray_two_nodes_one_killed_mid_sweep(two_hosts, tmp_path):
     def sweep_killing_b(node_b: Node, *extra: str) -> tuple[int, dict]:
         for mark in marks.iterdir():
             mark.unlink()
+        release.unlink(missing_ok=True)
         before = len(store.records("profile"))
         proc = _driver(_run_args(address, results, *extra), env, netns=two_hosts["a"])
         try:
@@ -512,8 +539,10 @@ def test_ray_two_nodes_one_killed_mid_sweep(two_hosts, tmp_path):
                       "the profiles")
             on_b = next(m.name.split("@")[0] for m in marks.iterdir() if m.name.endswith(f"@{ip_b}"))
             node_b.kill()
+            release.touch()  # the other node's measurement goes on
             out, err = proc.communicate(timeout=120)
         finally:
+            release.touch()
             if proc.poll() is None:
                 proc.kill()
         return proc.returncode, {"out": json.loads(out) if out.strip() else None, "err": err, "on_b": on_b}

@@ -36,7 +36,6 @@ import json
 import os
 import sys
 import tempfile
-import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Protocol
@@ -56,10 +55,10 @@ RAY_HINT = "pip install 'mobileone-bench[cluster]'"
 NODE_LOST = ("NodeDiedError", "WorkerCrashedError", "LocalRayletDiedError", "ActorDiedError", "ActorUnavailableError",
              "ObjectLostError", "OwnerDiedError", "ObjectFetchTimedOutError", "ObjectReconstructionFailedError",
              "TaskUnschedulableError", "RaySystemError")
-#: Test hooks, read on the node: a folder where a measurement touches ``<model>@<node ip>`` when it starts, and
-#: seconds it then holds its slot (so a test can kill the node mid-measurement). Not for normal use.
-_MARK_ENV = "MOBILEONE_BENCH_CLUSTER_MARK_DIR"
-_HOLD_ENV = "MOBILEONE_BENCH_CLUSTER_HOLD_S"
+#: ``module:function`` in a node's environment: called on that node before each of its measurements with the
+#: model's name and the node (``{"hostname", "node_id", "node_ip"}``): a site's own preparation (log, pin a clock
+#: governor, check a temperature) or a test that holds a node at a known point. Unset: nothing is called.
+NODE_HOOK_ENV = "MOBILEONE_BENCH_NODE_HOOK"
 
 
 def _label_name(label: str) -> str:
@@ -160,6 +159,24 @@ def profile_on_node(model: str, input_size: tuple[int, int] | None,
     return {"records": out, "node": _node_info()}
 
 
+def _node_hook(model: str, node: dict[str, Any]) -> None:
+    """Call the node's hook (:data:`NODE_HOOK_ENV`), if it has one."""
+    import importlib
+
+    from mobileone_bench.errors import UsageError
+
+    target = os.environ.get(NODE_HOOK_ENV)
+    if not target:
+        return
+    module, _, name = target.partition(":")
+    try:
+        hook = getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError, ValueError) as exc:
+        raise UsageError(f"{NODE_HOOK_ENV}={target!r} on {node.get('hostname')}: no function {name or '?'} in "
+                         f"module {module or '?'} ({exc})") from None
+    hook(model, dict(node))
+
+
 def measure_on_node(model: str, job: Any, driver_version: str | None = None) -> dict[str, Any]:
     """Build, export and measure one model on this node with the existing pipeline, into a temporary store.
 
@@ -175,10 +192,7 @@ def measure_on_node(model: str, job: Any, driver_version: str | None = None) -> 
 
     _check_version(driver_version)
     node = _node_info()
-    mark = os.environ.get(_MARK_ENV)
-    if mark:
-        Path(mark, f"{model}@{node['node_ip']}").touch()
-        time.sleep(float(os.environ.get(_HOLD_ENV) or 0))
+    _node_hook(model, node)
     job = replace(job, models_dir=node_models_dir())
     with tempfile.TemporaryDirectory(prefix="mobileone-bench-node-") as tmp:
         store = ResultsStore(tmp)
