@@ -49,6 +49,7 @@ __all__ = [
     "check",
     "confirm_selection",
     "warn_threads",
+    "as_names",
     "select",
     "latency_job",
     "job",
@@ -408,7 +409,8 @@ def warn_threads(threads: int | None, device: str) -> None:
 # ------------------------------------------------------------------------------------------------------ selection
 
 
-def _names(models: str | Iterable[str] | None) -> list[str]:
+def as_names(models: str | Iterable[str] | None) -> list[str]:
+    """A name or several as a list (``None``: none)."""
     if models is None:
         return []
     if isinstance(models, str):
@@ -425,7 +427,7 @@ def select(models: str | Iterable[str] | None = None, zoo: str | None = None, *,
     """
     from mobileone_bench.models import registry
 
-    names = _names(models)
+    names = as_names(models)
     if not names and not zoo:
         if default_zoo is None:
             raise UsageError("name at least one MODEL (or a wildcard such as 'mobileone*') or a --zoo")

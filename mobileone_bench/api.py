@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping, Sequence, Union
 
 from mobileone_bench import _args
-from mobileone_bench._args import DEFAULT_MODELS_DIR, DEFAULT_RESULTS, _names, select
+from mobileone_bench._args import DEFAULT_MODELS_DIR, DEFAULT_RESULTS, as_names, select
 from mobileone_bench._args import latency_job  # noqa: F401 - the job of a measurement, for notebooks and tests
 from mobileone_bench.analysis.results import Result, correlation_frame, frame
 from mobileone_bench.analysis.results import rows_or_frame as _out
@@ -51,7 +51,7 @@ def _patterns(args: Mapping[str, Any]) -> list[str]:
     from mobileone_bench.models import registry
     from mobileone_bench.store.frames import parse_list
 
-    return parse_list(_names(args["models"])) + (registry.zoo_models(args["zoo"]) if args["zoo"] else [])
+    return parse_list(as_names(args["models"])) + (registry.zoo_models(args["zoo"]) if args["zoo"] else [])
 
 
 def _reference(value: str | None) -> str | None:
@@ -418,7 +418,7 @@ def correlate(results: Results = DEFAULT_RESULTS, *, as_frame: bool = True, **op
 
     devices, against = parse_devices(args["devices"]), analysis.parse_against(args["against"])
     reference = _reference(args["reference"])
-    names, exclude = _patterns(args), parse_list(_names(args["exclude"]))
+    names, exclude = _patterns(args), parse_list(as_names(args["exclude"]))
     result = analysis.correlate(open_store(results), devices=devices, against=against, models=names, exclude=exclude,
                                 runtime=args["runtime"], threads=args["threads"], precision=args["precision"],
                                 reference=reference is not None, include_contended=args["include_contended"])
@@ -448,10 +448,10 @@ def table(layout: str = "table9", *, as_frame: bool = True, **options: Any) -> A
     from mobileone_bench.store.frames import open_store
 
     models, zoo = args["models"], args["zoo"]
-    names = [s.name for s in registry.expand(_names(models), zoo=zoo)] if (models or zoo) else None
+    names = [s.name for s in registry.expand(as_names(models), zoo=zoo)] if (models or zoo) else None
     built = build_table(open_store(args["results"]), layout, models=names, all_rows=args["all_rows"],
                         compare=args["compare"],
-                        runtimes=[p.strip() for r in _names(args["runtimes"]) for p in r.split(",") if p.strip()],
+                        runtimes=[p.strip() for r in as_names(args["runtimes"]) for p in r.split(",") if p.strip()],
                         threads=args["threads"], precision=args["precision"],
                         include_contended=args["include_contended"], ci=args["ci"])
     if not as_frame:
@@ -489,9 +489,9 @@ def plot(figures: str | Sequence[str] | None = None, *, out: str | Path | None =
 
     reference = _reference(args["reference"])
     names = _patterns(args)
-    store, wanted = open_store(args["results"]), parse_figures(_names(figures))
+    store, wanted = open_store(args["results"]), parse_figures(as_names(figures))
     drawn = make_plots(store, out, figures=wanted, devices=parse_devices(args["devices"]), runtime=args["runtime"],
-                       models=names, exclude=parse_list(_names(args["exclude"])), reference=reference,
+                       models=names, exclude=parse_list(as_names(args["exclude"])), reference=reference,
                        include_contended=args["include_contended"])
     return Result({d["name"]: d["fig"] for d in drawn},
                   panels=[{k: v for k, v in d.items() if k not in ("fig", "name")} for d in drawn])
@@ -522,7 +522,7 @@ def roofline(results: Results = DEFAULT_RESULTS, *, as_frame: bool = True, **opt
         raise AnalysisError(f"no latency measurements in {store.root}: run `mobileone-bench run` (or "
                             f"`mobileone-bench latency --device cpu MODEL...`) first")
     latencies, notes = analysis.cpu_latencies(store, models=_patterns(args), runtime=args["runtime"],
-                                              exclude=parse_list(_names(args["exclude"])), threads=args["threads"],
+                                              exclude=parse_list(as_names(args["exclude"])), threads=args["threads"],
                                               include_contended=args["include_contended"])
     peaks = peak.peaks(store, analysis.machines_and_threads(latencies), remeasure=args["remeasure"],
                        given=args["peak_gflops"], announce=args["announce"])
@@ -586,4 +586,4 @@ def export_results(results: Results = DEFAULT_RESULTS, *, format: str = "csv",  
     from mobileone_bench.store.frames import open_store
     from mobileone_bench.store.export import export_store
 
-    return export_store(open_store(results), format, out, kinds=_names(kinds), latest=latest)
+    return export_store(open_store(results), format, out, kinds=as_names(kinds), latest=latest)
