@@ -117,7 +117,7 @@ def test_records_that_cannot_be_stored_at_the_end_go_to_recovery_files(tmp_path,
 
 
 def test_roofline_does_not_measure_the_peak_when_the_store_cannot_be_locked(tmp_path):
-    from mobileone_bench.analysis.roofline import peak_gflops
+    from mobileone_bench.pipeline.peak import peak_gflops
 
     (tmp_path / "results" / "samples").mkdir(parents=True)
     (tmp_path / "results" / ".lock").mkdir()
