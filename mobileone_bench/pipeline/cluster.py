@@ -38,7 +38,12 @@ import sys
 import tempfile
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Callable, Protocol
+from typing import TYPE_CHECKING, Any, Callable, Protocol
+
+if TYPE_CHECKING:  # pragma: no cover
+    from mobileone_bench.models.registry import ModelSpec
+    from mobileone_bench.pipeline.job import LatencyJob
+    from mobileone_bench.store.records import ResultsStore
 
 __all__ = ["SLOT", "LABEL_PREFIX", "NODE_LOST", "node_resources", "node_models_dir", "cluster_identity",
            "cluster_key", "measure_on_node", "profile_on_node", "Executor", "Lost", "RayExecutor", "connect",
@@ -92,7 +97,7 @@ def node_models_dir() -> str:
 # ------------------------------------------------------------------------------------------------ identities
 
 
-def cluster_identity(spec: Any, job: Any, label: str) -> dict[str, Any]:
+def cluster_identity(spec: ModelSpec, job: LatencyJob, label: str) -> dict[str, Any]:
     """What identifies a (model, label) measurement before a node is chosen: the latency identity without the
     machine and the library versions (the node's), plus the label. ``job.threads`` is the user's (``None``: each
     node's physical cores)."""
@@ -105,7 +110,7 @@ def cluster_identity(spec: Any, job: Any, label: str) -> dict[str, Any]:
     return identity
 
 
-def cluster_key(spec: Any, job: Any, label: str) -> str:
+def cluster_key(spec: ModelSpec, job: LatencyJob, label: str) -> str:
     from mobileone_bench.store.records import record_key
 
     return record_key(cluster_identity(spec, job, label))
@@ -138,7 +143,7 @@ def _check_version(driver_version: str | None) -> None:
                          f"same version on every node")
 
 
-def _stored_with_samples(store: Any, record: dict[str, Any]) -> tuple[dict[str, Any], list[float] | None]:
+def _stored_with_samples(store: ResultsStore, record: dict[str, Any]) -> tuple[dict[str, Any], list[float] | None]:
     samples = store.samples(record) if record.get("samples_file") else None
     record = {k: v for k, v in record.items() if k != "samples_file"}
     return record, samples
@@ -177,7 +182,7 @@ def _node_hook(model: str, node: dict[str, Any]) -> None:
     hook(model, dict(node))
 
 
-def measure_on_node(model: str, job: Any, driver_version: str | None = None) -> dict[str, Any]:
+def measure_on_node(model: str, job: LatencyJob, driver_version: str | None = None) -> dict[str, Any]:
     """Build, export and measure one model on this node with the existing pipeline, into a temporary store.
 
     The job's defaults that depend on the machine (threads) are filled in here, and the machine fingerprint of the
@@ -217,7 +222,7 @@ class Executor(Protocol):
 
     def submit_profile(self, model: str, input_size: tuple[int, int] | None) -> Any: ...
 
-    def submit_measure(self, model: str, label: str, job: Any) -> Any: ...
+    def submit_measure(self, model: str, label: str, job: LatencyJob) -> Any: ...
 
     def wait(self, handles: list[Any], timeout: float) -> list[tuple[Any, Any]]: ...
 
@@ -331,7 +336,7 @@ class RayExecutor:
     def submit_profile(self, model: str, input_size: tuple[int, int] | None) -> Any:
         return self._profile.remote(model, input_size, self.version)
 
-    def submit_measure(self, model: str, label: str, job: Any) -> Any:
+    def submit_measure(self, model: str, label: str, job: LatencyJob) -> Any:
         return self._measure.options(num_cpus=0, resources={SLOT: 1, LABEL_PREFIX + label: LABEL_SHARE}).remote(
             model, job, self.version)
 
@@ -372,7 +377,7 @@ def _classify(exc: BaseException) -> BaseException:
 @dataclass
 class _Job:
     kind: str  # "profile" or "latency"
-    spec: Any
+    spec: ModelSpec
     label: str | None
     attempt: int = 0
 
@@ -386,7 +391,7 @@ def _annotate(job: _Job, key: str | None, node: dict[str, Any]) -> dict[str, Any
     return fields
 
 
-def _failure(store: Any, job: _Job, latency_job: Any, key: str | None, error: str) -> dict[str, Any]:
+def _failure(store: ResultsStore, job: _Job, latency_job: LatencyJob, key: str | None, error: str) -> dict[str, Any]:
     """Store the failure of a job whose node never answered (made on the driver: no node's env to record)."""
     from mobileone_bench._version import __version__
     from mobileone_bench.pipeline.preparing import profile_identity
@@ -402,14 +407,14 @@ def _failure(store: Any, job: _Job, latency_job: Any, key: str | None, error: st
     return append_record(store, job.kind, identity, fields, {"env_tool": __version__})
 
 
-def _stored_cluster(store: Any, key: str) -> dict[str, Any] | None:
+def _stored_cluster(store: ResultsStore, key: str) -> dict[str, Any] | None:
     for rec in reversed(store.records("latency")):
         if rec.get("cluster_key") == key and rec.get("status") == "ok":
             return rec
     return None
 
 
-def drive(specs: list[Any], labels: list[str], job: Any, store: Any, executor: Executor, *, force: bool = False,
+def drive(specs: list[ModelSpec], labels: list[str], job: LatencyJob, store: ResultsStore, executor: Executor, *, force: bool = False,
           force_latency: bool = False, retries: int = 0, poll_s: float = 1.0,
           on_step: Callable[[str, str], None] | None = None) -> list[dict[str, Any]]:
     """Send every model's profile (one job per model, packable) and measurement (one job per model and label, one

@@ -12,6 +12,7 @@ from mobileone_bench.pipeline.loading import Pending, contention_fields, finish
 
 if TYPE_CHECKING:  # pragma: no cover
     from mobileone_bench.pipeline.job import LatencyJob
+    from mobileone_bench.store.records import ResultsStore
 
 __all__ = ["measure_in_rounds"]
 
@@ -24,7 +25,7 @@ def _round_plan(job: LatencyJob) -> Any:
                        extra_time_share=float(job.extra_time_share if job.extra_time_share is not None else 0.0))
 
 
-def _resume_from_journal(pendings: list[Pending], plan: Any, store: Any) -> dict[str, Any]:
+def _resume_from_journal(pendings: list[Pending], plan: Any, store: ResultsStore) -> dict[str, Any]:
     """The journaled state of each model whose earlier run was killed with the same settings and plan (a warning
     line says what was found and whether it is used)."""
     import warnings
@@ -80,7 +81,7 @@ def _rounds_fields(plan: Any, res: Any, job: LatencyJob, models_in_rounds: int, 
             **contention, "round_contended": json.dumps(contention["round_contended"])}
 
 
-def measure_in_rounds(pendings: list[Pending], job: LatencyJob, store: Any, step: Callable[[str, str], None],
+def measure_in_rounds(pendings: list[Pending], job: LatencyJob, store: ResultsStore, step: Callable[[str, str], None],
                        sampler: Any, began: float, group: int = 1) -> dict[str, dict[str, Any]]:
     """Time the prepared models in interleaved rounds, journaling every finished round, and store one record each.
 

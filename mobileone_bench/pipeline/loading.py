@@ -25,6 +25,7 @@ from mobileone_bench.pipeline.recording import (
 if TYPE_CHECKING:  # pragma: no cover
     from mobileone_bench.models.registry import ModelSpec
     from mobileone_bench.pipeline.job import LatencyJob
+    from mobileone_bench.store.records import ResultsStore
 
 __all__ = ["Pending", "block_timer", "begin", "finish", "contention_fields", "resident_gb", "release_memory",
            "quiet_probe"]
@@ -57,7 +58,7 @@ def block_timer(runner: Any) -> Callable[[int, int], list[float]]:
     return lambda warmup, runs: time_runs(runner, int(warmup), int(runs))
 
 
-def begin(spec: ModelSpec, job: LatencyJob, store: Any, *, force: bool, prepared: Prepared | None,
+def begin(spec: ModelSpec, job: LatencyJob, store: ResultsStore, *, force: bool, prepared: Prepared | None,
           step: Callable[[str], None]) -> tuple[dict[str, Any] | None, bool, Pending | None]:
     """Everything before timing: the stored record if there is one, else build, export and make the runner.
 
@@ -106,7 +107,7 @@ def begin(spec: ModelSpec, job: LatencyJob, store: Any, *, force: bool, prepared
     return None, False, Pending(spec, identity, fields, runner, started)
 
 
-def finish(pending: Pending, store: Any, job: LatencyJob, samples: list[float] | None, *,
+def finish(pending: Pending, store: ResultsStore, job: LatencyJob, samples: list[float] | None, *,
             extra: dict[str, Any] | None = None, error: str | None = None, status: str = "failed",
             all_samples: list[float] | None = None) -> dict[str, Any]:
     """Summarize the samples, close the runner and append the record (a failure keeps the samples it has).

@@ -16,11 +16,12 @@ from mobileone_bench.pipeline.recording import latency_identity, failure_message
 
 if TYPE_CHECKING:  # pragma: no cover
     from mobileone_bench.models.registry import ModelSpec
+    from mobileone_bench.store.records import ResultsStore
 
 __all__ = ["measure_latency", "measure_models"]
 
 
-def measure_latency(spec: ModelSpec | str, job: LatencyJob, store: Any, *, force: bool = False,
+def measure_latency(spec: ModelSpec | str, job: LatencyJob, store: ResultsStore, *, force: bool = False,
                     prepared: Prepared | None = None, on_step: Callable[[str], None] | None = None,
                     sampler: Any = None) -> tuple[dict[str, Any], bool]:
     """Measure one model's latency with the paper's protocol (one block) and append the record (with raw samples).
@@ -63,7 +64,7 @@ def measure_latency(spec: ModelSpec | str, job: LatencyJob, store: Any, *, force
         return finish(pending, store, job, samples, extra=contention), False
 
 
-def measure_models(specs: list[ModelSpec], job: LatencyJob, store: Any, *, force: bool = False,
+def measure_models(specs: list[ModelSpec], job: LatencyJob, store: ResultsStore, *, force: bool = False,
                    prepared: dict[str, Prepared] | None = None, on_step: Callable[[str, str], None] | None = None,
                    sampler: Any = None,
                    before: Callable[[ModelSpec], Prepared | None] | None = None) -> list[tuple[dict[str, Any], bool]]:
@@ -140,7 +141,7 @@ def measure_models(specs: list[ModelSpec], job: LatencyJob, store: Any, *, force
     return [results[spec.name] for spec in specs]
 
 
-def _build_order(specs: list[ModelSpec], job: LatencyJob, store: Any, force: bool) -> list[ModelSpec]:
+def _build_order(specs: list[ModelSpec], job: LatencyJob, store: ResultsStore, force: bool) -> list[ModelSpec]:
     """The order in which the models of an interleaved measurement are built, exported and loaded: largest first.
 
     Only the runtime sessions are kept for the rounds, so memory peaks when a model is built while the sessions of

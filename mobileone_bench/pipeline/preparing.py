@@ -9,6 +9,7 @@ from mobileone_bench.pipeline.recording import UNAVAILABLE_PREFIX, append_record
 
 if TYPE_CHECKING:  # pragma: no cover
     from mobileone_bench.models.registry import ModelSpec
+    from mobileone_bench.store.records import ResultsStore
 
 __all__ = ["Prepared", "prepare", "profile", "PROXY_FIELDS", "profile_identity", "profile_record"]
 
@@ -118,7 +119,7 @@ def profile_identity(spec: ModelSpec, input_size: tuple[int, int] | None, weight
             "counter": f"mobileone-bench {__version__} (flops incl. dynamic activations, params, proxies)"}
 
 
-def profile_record(spec: ModelSpec | str, store: Any, *, input_size: tuple[int, int] | None = None,
+def profile_record(spec: ModelSpec | str, store: ResultsStore, *, input_size: tuple[int, int] | None = None,
                    weights: str | None = None, force: bool = False,
                    prepared: Prepared | None = None) -> tuple[dict[str, Any], bool]:
     """Profile a model and store a ``profile`` record (skipped if an identical one exists unless ``force``)."""

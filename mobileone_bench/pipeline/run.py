@@ -12,11 +12,12 @@ from mobileone_bench.pipeline.recording import latency_identity, weights_sha
 
 if TYPE_CHECKING:  # pragma: no cover
     from mobileone_bench.models.registry import ModelSpec
+    from mobileone_bench.store.records import ResultsStore
 
 __all__ = ["run_models"]
 
 
-def run_models(specs: list[ModelSpec], job: LatencyJob, store: Any, *, force: bool = False,
+def run_models(specs: list[ModelSpec], job: LatencyJob, store: ResultsStore, *, force: bool = False,
                force_latency: bool = False,
                on_step: Callable[[str, str], None] | None = None) -> list[dict[str, Any]]:
     """The whole pipeline over a list of models: profile (params, FLOPs), then export + latency, each stored.
