@@ -12,6 +12,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -501,9 +502,16 @@ def test_ray_two_nodes_one_killed_mid_sweep(two_hosts, tmp_path):
     tmp = Path(tempfile.mkdtemp(prefix="mbray-"))
     marks = tmp / "marks"
     marks.mkdir()
-    release = tmp / "release"
-    # the nodes call the test's own hook before each measurement (tests/cluster_hook.py): mark, then hold until
-    # the test creates `release`
+    gate_path = tmp / "gate.sock"  # tests/cluster_hook.GATE
+    gate: list = []
+    # the nodes call the test's own hook before each measurement (tests/cluster_hook.py): mark, then hold while
+    # the test keeps the gate socket open
+
+    def close_gate() -> None:  # every held measurement goes on; later ones are not held
+        while gate:
+            gate.pop().close()
+        gate_path.unlink(missing_ok=True)
+
     env = dict(RAY_ENV, MOBILEONE_BENCH_NODE_MODELS=str(tmp / "models"), MOBILEONE_BENCH_TEST_MARKS=str(marks),
                MOBILEONE_BENCH_NODE_HOOK="tests.cluster_hook:hold",
                PYTHONPATH=os.pathsep.join(filter(None, [str(Path(__file__).resolve().parents[1]),
@@ -527,7 +535,10 @@ def test_ray_two_nodes_one_killed_mid_sweep(two_hosts, tmp_path):
     def sweep_killing_b(node_b: Node, *extra: str) -> tuple[int, dict]:
         for mark in marks.iterdir():
             mark.unlink()
-        release.unlink(missing_ok=True)
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        listener.bind(str(gate_path))
+        listener.listen(16)
+        gate.append(listener)
         before = len(store.records("profile"))
         proc = _driver(_run_args(address, results, *extra), env, netns=two_hosts["a"])
         try:
@@ -539,10 +550,10 @@ def test_ray_two_nodes_one_killed_mid_sweep(two_hosts, tmp_path):
                       "the profiles")
             on_b = next(m.name.split("@")[0] for m in marks.iterdir() if m.name.endswith(f"@{ip_b}"))
             node_b.kill()
-            release.touch()  # the other node's measurement goes on
+            close_gate()  # the other node's measurement goes on
             out, err = proc.communicate(timeout=120)
         finally:
-            release.touch()
+            close_gate()
             if proc.poll() is None:
                 proc.kill()
         return proc.returncode, {"out": json.loads(out) if out.strip() else None, "err": err, "on_b": on_b}
