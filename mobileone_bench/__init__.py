@@ -26,7 +26,8 @@ from mobileone_bench._version import __version__
 #: the API's public functions (``mobileone_bench.api.__all__``; a test holds the two lists equal). Listed here so
 #: that ``import mobileone_bench`` imports nothing else: the API module loads on first use of one of these names.
 _API = ("list_models", "list_zoos", "create_model", "reparam", "profile", "export", "latency", "run", "ablate",
-        "load_results", "correlate", "table", "plot", "roofline", "merge", "export_results")
+        "load_results", "correlate", "table", "plot", "roofline", "merge", "export_results", "report",
+        "evaluate")
 
 __all__ = ["__version__", *_API]
 

@@ -32,12 +32,15 @@ from mobileone_bench.analysis.results import Result, correlation_frame, frame
 from mobileone_bench.analysis.results import rows_or_frame as _out
 from mobileone_bench.analysis.summary import RECORD_COLUMNS
 from mobileone_bench.analysis.summary import SUMMARY_COLUMNS  # noqa: F401 - run's "models" columns
+from mobileone_bench.api.evaluate import evaluate
+from mobileone_bench.api.report import report
 
 if TYPE_CHECKING:  # pragma: no cover - names for type hints only; nothing heavy is imported at run time
     from torch import nn
 
 __all__ = ["list_models", "list_zoos", "create_model", "reparam", "profile", "export", "latency", "run", "ablate",
-           "load_results", "correlate", "table", "plot", "roofline", "merge", "export_results"]
+           "load_results", "correlate", "table", "plot", "roofline", "merge", "export_results", "report",
+           "evaluate"]
 
 #: What the analysis functions read: one results folder, or several read as one (:mod:`mobileone_bench.store.merging`).
 Results = Union[str, Path, Sequence[Union[str, Path]]]

@@ -4,6 +4,6 @@ from __future__ import annotations
 
 import importlib
 
-_MODULES = ["models", "export", "latency", "analysis", "results", "run"]
+_MODULES = ["models", "export", "latency", "analysis", "results", "run", "report", "evaluate"]
 
 ALL = [cmd for name in _MODULES for cmd in importlib.import_module(f"mobileone_bench.cli.{name}").COMMANDS]
