@@ -29,7 +29,7 @@ FORWARDS = api.OPTIONS
 
 #: Good values of the arguments a function cannot be called without.
 REQUIRED = {"create_model": {"name": "mobileone_tiny"}, "reparam": {"name": "mobileone_tiny"},
-            "ablate": {"study": "activations"}, "merge": {"sources": "a", "into": "b"}}
+            "ablate": {"study": "activations"}, "merge": {"sources": "a", "into": "b"}, "evaluate": {"data": "images"}}
 
 
 class Built(Exception):
