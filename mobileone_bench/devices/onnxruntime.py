@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from mobileone_bench.devices._cpu import default_threads, require_fp32
+from mobileone_bench.devices._profile_onnxruntime import profile_operators  # noqa: F401 - explain's profiler
 from mobileone_bench.errors import MeasurementError, UsageError
 
 __all__ = ["make_runner", "OnnxRuntimeRunner", "GRAPH_OPTIMIZATION_LEVELS"]

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from mobileone_bench.devices._cpu import default_threads, require_fp32
+from mobileone_bench.devices._profile_torch import profile_operators  # noqa: F401 - explain's profiler
 
 __all__ = ["make_runner", "TorchRunner"]
 
