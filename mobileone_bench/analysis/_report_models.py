@@ -14,7 +14,7 @@ import json
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from mobileone_bench.analysis._report_svg import samples_figure, to_svg
+from mobileone_bench.analysis._report_svg import distribution
 from mobileone_bench.analysis._report_tables import anchor, cell
 from mobileone_bench.errors import RecordsError
 from mobileone_bench.store.frames import DEVICE_LABELS
@@ -116,7 +116,7 @@ def header(store: Any, records: Sequence[Mapping[str, Any]], notes: Sequence[str
             "notes": list(dict.fromkeys(notes)), "skipped": len(getattr(store, "skipped", []) or [])}
 
 
-def _latency_entry(store: Any, r: Mapping[str, Any], index: int) -> dict[str, Any]:
+def _latency_entry(store: Any, r: Mapping[str, Any]) -> dict[str, Any]:
     samples: list[float] = []
     why = None
     if r.get("samples_file"):
@@ -126,12 +126,11 @@ def _latency_entry(store: Any, r: Mapping[str, Any], index: int) -> dict[str, An
             why = str(exc)
     rounds = [None if v is None else float(v) for v in _list(r.get("round_values_ms"))]
     used = [bool(v) for v in _list(r.get("round_used"))]
-    svg = None
+    figure = None
     if samples:
-        fig = samples_figure(samples, statistic=r.get("latency_ms"), report=r.get("report"), low=r.get("ci_low_ms"),
-                             high=r.get("ci_high_ms"), rounds=rounds, used=used, bins=HISTOGRAM_BINS)
-        svg = to_svg(fig, f"s{index}-", label=f"{r.get('model')}: latency distribution of record "
-                                               f"{r.get('record_id')}")
+        figure = distribution(samples, statistic=r.get("latency_ms"), report=r.get("report"), low=r.get("ci_low_ms"),
+                              high=r.get("ci_high_ms"), rounds=rounds, used=used, bins=HISTOGRAM_BINS)
+        figure["label"] = f"{r.get('model')}: latency distribution of record {r.get('record_id')}"
     stats = [(label, cell(r.get(k), digits=4 if k == "cv" else 3)["text"]) for k, label in _STATS]
     contended = _list(r.get("round_contended"))
     round_rows = [{"round": i + 1, "value": "-" if v is None else f"{v:.3f}",
@@ -156,7 +155,7 @@ def _latency_entry(store: Any, r: Mapping[str, Any], index: int) -> dict[str, An
                       f"{r.get('precision') or ''}".strip(),
             "status": r.get("status"), "error": r.get("error"), "statistic": f"{r.get('report')} of {r.get('runs')}",
             "latency": cell(r.get("latency_ms"), digits=3)["text"], "ci": ci, "flag": flag_reason(r),
-            "stats": stats, "svg": svg, "samples_note": why, "n_samples": len(samples), "rounds": round_rows,
+            "stats": stats, "figure": figure, "samples_note": why, "n_samples": len(samples), "rounds": round_rows,
             "identity": identity, "artifact": artifact, "env": env}
 
 
@@ -202,13 +201,11 @@ def model_sections(store: Any, latency: Sequence[Mapping[str, Any]], profiles: S
     """One section per model: its latency records, profile and per-operator breakdowns."""
     names = sorted({str(r.get("model")) for r in [*latency, *profiles, *explains] if r.get("model")})
     out = []
-    index = 0
     for name in names:
         entries = []
         for r in sorted((r for r in latency if r.get("model") == name),
                         key=lambda r: (str(r.get("device")), str(r.get("runtime")), str(r.get("created")))):
-            entries.append(_latency_entry(store, r, index))
-            index += 1
+            entries.append(_latency_entry(store, r))
         prof = [r for r in profiles if r.get("model") == name]
         profile = None
         if prof:

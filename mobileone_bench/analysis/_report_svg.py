@@ -8,6 +8,10 @@ What the page needs that a saved ``.svg`` file does not:
 * a ``<title>`` per point of the scatter panels (a browser shows it on hover): the points of the artists whose gid
   is given, in the order they were drawn, each wrapped in a ``<g>`` with its title;
 * the size from the page's CSS (``viewBox`` kept, ``width`` / ``height`` removed).
+
+The small figure of each latency record (:func:`distribution`) is not drawn by matplotlib: a page of hundreds of
+records would carry hundreds of full SVG figures (tens of kB each). Its geometry is computed here (numpy's histogram)
+and the template draws a few ``<rect>`` and ``<circle>`` elements, a couple of kB per record.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ import re
 import xml.etree.ElementTree as ET
 from typing import Any, Mapping, Sequence
 
-__all__ = ["to_svg", "samples_figure"]
+__all__ = ["to_svg", "distribution"]
 
 _SVG = "http://www.w3.org/2000/svg"
 _XLINK = "http://www.w3.org/1999/xlink"
@@ -100,46 +104,82 @@ def _title_points(group: ET.Element, texts: list[str], parents: dict[ET.Element,
         parent.insert(index, wrapper)
 
 
-def samples_figure(samples: Sequence[float], *, statistic: float | None, report: str | None,
-                   low: float | None, high: float | None, rounds: Sequence[float | None] = (),
-                   used: Sequence[bool] = (), bins: int = 30) -> Any:
-    """A small figure of one latency record: the histogram of its samples (``bins`` bins: what the page keeps of
-    them), the reported statistic and its interval; and, when the record was measured in rounds, each round's
-    value (open: a contended round that was replaced and does not count).
-    """
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
+def _nice_ticks(low: float, high: float, count: int = 4) -> list[float]:
+    import math
 
-    with_rounds = bool(rounds)
-    fig = Figure(figsize=(6.4 if with_rounds else 4.6, 2.1), dpi=100, layout="constrained")
-    FigureCanvasAgg(fig)
-    axes = fig.subplots(1, 2, width_ratios=(3, 1.3)) if with_rounds else [fig.add_subplot()]
-    ax = axes[0]
-    values = [float(v) for v in samples]
-    if values:
-        ax.hist(values, bins=min(bins, max(5, len(set(values)))), color="#8fb3d9", edgecolor="#4a7bb0",
-                linewidth=0.4)
-    if statistic is not None:
-        ax.axvline(statistic, color="#c0392b", lw=1.2, label=f"{report or 'statistic'} {statistic:.3g} ms")
-    if low is not None and high is not None:
-        ax.axvspan(low, high, color="#c0392b", alpha=0.15, lw=0, label="95% interval")
-    ax.set_xlabel("latency (ms)", fontsize=7)
-    ax.set_ylabel("runs", fontsize=7)
-    ax.tick_params(labelsize=6)
-    if statistic is not None:
-        ax.legend(fontsize=6, loc="upper right", frameon=False)
-    ax.set_title(f"{len(values)} samples", fontsize=7)
-    if with_rounds:
-        rx = axes[1]
+    span = high - low
+    if span <= 0:
+        return [low]
+    raw = span / count
+    step = 10 ** math.floor(math.log10(raw))
+    for m in (1, 2, 2.5, 5, 10):
+        if m * step >= raw:
+            step *= m
+            break
+    first = math.ceil(low / step) * step
+    return [round(first + i * step, 10) for i in range(count + 2) if first + i * step <= high + 1e-12]
+
+
+def distribution(samples: Sequence[float], *, statistic: float | None, report: str | None, low: float | None,
+                 high: float | None, rounds: Sequence[float | None] = (), used: Sequence[bool] = (),
+                 bins: int = 30) -> dict[str, Any]:
+    """The geometry of one latency record's small figure, which the template draws as inline SVG: the histogram of
+    its samples in ``bins`` bins (what the page keeps of them: the counts, not the samples), the reported statistic
+    and its interval, and, measured in rounds, each round's value (``open``: a replaced round that does not count).
+
+    Coordinates are in the figure's own units (``width`` x ``height``); every bar and round has a ``title``.
+    """
+    import numpy as np
+
+    width, height, left, bottom, top = 560.0, 150.0, 34.0, 22.0, 8.0
+    hist_right = 390.0 if rounds else width - 8
+    values = np.asarray([float(v) for v in samples], dtype=np.float64)
+    lo, hi = (float(values.min()), float(values.max())) if values.size else (0.0, 1.0)
+    for v in (statistic, low, high):
+        if v is not None:
+            lo, hi = min(lo, float(v)), max(hi, float(v))
+    if hi <= lo:
+        lo, hi = lo * 0.99 - 1e-6, hi * 1.01 + 1e-6
+    counts, edges = np.histogram(values, bins=bins, range=(lo, hi)) if values.size else (np.zeros(bins), np.linspace(
+        lo, hi, bins + 1))
+    peak = max(int(counts.max()), 1)
+    plot_h = height - bottom - top
+
+    def x_of(v: float) -> float:
+        return round(left + (v - lo) / (hi - lo) * (hist_right - left), 2)
+
+    bars = []
+    for c, a, b in zip(counts, edges[:-1], edges[1:]):
+        if c:
+            h = round(plot_h * int(c) / peak, 2)
+            bars.append({"x": x_of(a), "w": max(round(x_of(b) - x_of(a) - 0.5, 2), 0.5), "y": round(top + plot_h - h, 2),
+                         "h": h, "title": f"{a:.4g}-{b:.4g} ms: {int(c)} run(s)"})
+    out: dict[str, Any] = {
+        "width": width, "height": height, "left": left, "right": hist_right, "top": top, "base": top + plot_h,
+        "bars": bars, "peak": peak, "n": int(values.size),
+        "ticks": [{"x": x_of(t), "label": f"{t:g}"} for t in _nice_ticks(lo, hi)],
+        "stat": None if statistic is None else {"x": x_of(float(statistic)),
+                                                "title": f"{report or 'statistic'}: {float(statistic):.4g} ms"},
+        "ci": None if low is None or high is None else {"x": x_of(float(low)),
+                                                        "w": max(x_of(float(high)) - x_of(float(low)), 1.0),
+                                                        "title": f"95% interval {float(low):.4g}-{float(high):.4g} ms"},
+        "rounds": [],
+    }
+    known = [float(v) for v in rounds if v is not None]
+    if known:
+        r_lo, r_hi = min(known), max(known)
+        pad = (r_hi - r_lo) * 0.15 or max(abs(r_hi) * 0.05, 1e-6)
+        r_lo, r_hi = r_lo - pad, r_hi + pad
+        x0, x1 = hist_right + 40, width - 10
+        step = (x1 - x0) / max(len(rounds), 1)
+        out["rounds_box"] = {"x0": x0, "x1": x1, "label_hi": f"{r_hi:.3g}", "label_lo": f"{r_lo:.3g}"}
         for i, v in enumerate(rounds):
             if v is None:
                 continue
-            counts = bool(used[i]) if i < len(used) else True
-            rx.plot([i + 1], [v], marker="o", ms=4, ls="", color="#2c3e50" if counts else "none",
-                    markeredgecolor="#2c3e50")
-        rx.set_xlabel("round", fontsize=7)
-        rx.set_title("per round (open: replaced)", fontsize=7)
-        rx.tick_params(labelsize=6)
-        rx.set_xlim(0.5, len(rounds) + 0.5)
-        rx.set_xticks(range(1, len(rounds) + 1))
-    return fig
+            counts_ = bool(used[i]) if i < len(used) else True
+            out["rounds"].append({"cx": round(x0 + step * (i + 0.5), 2),
+                                  "cy": round(top + plot_h - (float(v) - r_lo) / (r_hi - r_lo) * plot_h, 2),
+                                  "open": not counts_, "label": str(i + 1),
+                                  "title": f"round {i + 1}: {float(v):.4g} ms" + ("" if counts_ else
+                                                                                 " (replaced: does not count)")})
+    return out

@@ -17,8 +17,8 @@ drawn by matplotlib, each point of a scatter titled with its model and record). 
   artifact hashes; its profile; its per-operator breakdowns where stored.
 
 What is summarised so that a store of hundreds of records stays a page of a few megabytes: a record's samples are
-kept as a histogram (:data:`~mobileone_bench.analysis._report_models.HISTOGRAM_BINS` bins drawn in its figure, not
-the samples), a breakdown as its category totals and its
+kept as a histogram (:data:`~mobileone_bench.analysis._report_models.HISTOGRAM_BINS` bins' counts, drawn as a
+small inline SVG by the template, not the samples), a breakdown as its category totals and its
 :data:`~mobileone_bench.analysis._report_models.TOP_OPERATORS` costliest operators, and only the newest record of
 each key is shown (the store keeps the history).
 """
@@ -161,10 +161,9 @@ def render_html(context: Mapping[str, Any]) -> str:
     env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=True,
                              lstrip_blocks=True)
     template = env.from_string(_asset(TEMPLATE))
-    svgs = {"figures": [{**f, "svg": Markup(f["svg"])} for f in context["figures"]],
-            "models": [{**m, "latency": [{**e, "svg": Markup(e["svg"]) if e["svg"] else None}
-                                         for e in m["latency"]]} for m in context["models"]]}
-    return template.render(**{**context, **svgs}, css=Markup(_asset("report.css")), js=Markup(_asset("report.js")))
+    figures = [{**f, "svg": Markup(f["svg"])} for f in context["figures"]]
+    return template.render(**{**context, "figures": figures}, css=Markup(_asset("report.css")),
+                           js=Markup(_asset("report.js")))
 
 
 def write_report(store: Any, out: str | Path, *, include_contended: bool = False) -> dict[str, Any]:
