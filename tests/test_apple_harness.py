@@ -273,17 +273,22 @@ def test_parse_devicectl(devices):
     phone, ipad, watch, old = devices
     assert phone == destinations.Device(udid="00008101-001A2D3C0E91002E", identifier="5C2A7E1B-8D3F-4E6A-9B1C-2F4D6E8A0B13",
                              name="Jane's iPhone", product_type="iPhone13,2", marketing_name="iPhone 12",
-                             platform="iOS", os_version="17.5.1", connected=True)
+                             platform="iOS", os_version="17.5.1", connected=True, reachable=True,
+                             detail="tunnelState connected, transportType wired, ddiServicesAvailable true, "
+                                    "pairingState paired, developerModeStatus enabled")
     assert phone.label() == "Jane's iPhone (iPhone 12, iOS 17.5.1, 00008101-001A2D3C0E91002E)"
+    assert phone.ready and phone.problem() is None
     assert (ipad.connected, ipad.product_type, ipad.os_version) == (False, "iPad13,4", "17.4")
     assert (watch.platform, watch.connected) == ("watchOS", False)
-    # some iOS 16 devices come with empty hardwareProperties: no UDID, and the CoreDevice identifier (not a UDID,
-    # which xcodebuild -destination id= may not take) is not passed off as one: xcodebuild gets the device's name
-    assert (old.udid, old.product_type, old.platform, old.connected) == (None, None, None, True)
+    # some iOS 16 devices come with empty hardwareProperties: no UDID. iOS 16 has no CoreDevice tunnel, so a wired
+    # link is a connection; but xcodebuild is given phones by UDID only, so it is not ready and says how to name it
+    assert (old.udid, old.product_type, old.platform, old.connected, old.ready) == (None, None, None, True, False)
     assert old.label() == f"Old iPhone 8 (iOS 16.7.8, {old.identifier})"
-    assert commands.xcodebuild_destination(old) == "platform=iOS,name=Old iPhone 8"
+    with pytest.raises(DeviceUnavailableError, match="devicectl reports no UDID for Old iPhone 8 .*--destination UDID"):
+        commands.xcodebuild_destination(old)
     assert commands.xcodebuild_destination(phone) == "id=00008101-001A2D3C0E91002E"
-    assert destinations.select_device(devices, old.identifier) == old
+    with pytest.raises(DeviceUnavailableError, match="no UDID"):
+        destinations.select_device(devices, old.identifier)
 
 
 def test_parse_devicectl_rejects_other_json():
@@ -298,15 +303,15 @@ def test_select_device_by_name_or_udid(devices, destination):
 
 
 def test_select_device_errors(devices):
-    with pytest.raises(UsageError, match="several devices are connected: Jane's iPhone .*--destination"):
-        destinations.select_device(devices, None)
+    # the Old iPhone 8 is connected but has no UDID: Jane's is the only one ready
+    assert destinations.select_device(devices, None).name == "Jane's iPhone"
     with pytest.raises(DeviceUnavailableError, match="Lab iPad .* is paired but not connected"):
         destinations.select_device(devices, "Lab iPad")
     with pytest.raises(DeviceUnavailableError, match="no iOS device 'Pixel' .*known: Jane's iPhone"):
         destinations.select_device(devices, "Pixel")
     with pytest.raises(DeviceUnavailableError, match="no iOS device"):
         destinations.select_device(devices, "Jane's Apple Watch")  # not an iOS device
-    with pytest.raises(DeviceUnavailableError, match="no iPhone is connected.*Developer Mode"):
+    with pytest.raises(DeviceUnavailableError, match="no iPhone is connected to this Mac and ready.*Developer Mode"):
         destinations.select_device([d for d in devices if not d.connected], None)
     assert destinations.select_device(devices[:3], None).name == "Jane's iPhone"
 

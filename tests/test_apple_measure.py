@@ -100,6 +100,32 @@ def _harness_lines(config: dict, names: list[str], device: dict, *, fail: set[st
     return lines
 
 
+HARNESS_TEST_ID = "HeadlessBenchmarkTests/testBenchmarkBundledModels()"
+
+
+def write_xcresult_export(out: Path, documents: list[tuple[dict, str | None]], *, extension: str = "json") -> None:
+    """What ``xcresulttool export attachments`` writes: each attachment as ``<UUID>.<extension>`` and a
+    ``manifest.json`` listing them (``exportedFileName``, ``suggestedHumanReadableName`` = the test's name with
+    ``_0_<UUID>`` before the extension, ``deviceId``, ``deviceName``...), as in the shape of the fixture
+    ``tests/fixtures/apple/xcresult_export/manifest.json``. ``documents``: (document, device UDID or None)."""
+    import uuid
+
+    attachments = []
+    for i, (doc, device_id) in enumerate(documents):
+        file_id = str(uuid.UUID(int=i + 1)).upper()
+        suffix = str(uuid.UUID(int=1000 + i)).upper()
+        model = doc["results"][0]["model"] if "results" in doc else doc["model"]
+        kind = "compute-plan-" if "results" not in doc else ""
+        (out / f"{file_id}.{extension}").write_text(json.dumps(doc, indent=2))
+        attachments.append({"configurationName": "Test Scheme Action", "deviceId": device_id or
+                            "00008101-001A2D3C0E91002E", "deviceName": "Jane's iPhone",
+                            "exportedFileName": f"{file_id}.{extension}", "isAssociatedWithFailure": False,
+                            "suggestedHumanReadableName": f"mobileone-bench-{kind}20261128T130000Z-{model}_0_{suffix}.json",
+                            "timestamp": 1795870801.5 + i})
+    (out / "manifest.json").write_text(json.dumps([{"attachments": attachments, "testIdentifier": HARNESS_TEST_ID}],
+                                                  indent=2))
+
+
 class FakeMac:
     """The command wrapper of a Mac with Xcode, XcodeGen, Swift and one connected iPhone 12."""
 
@@ -129,10 +155,7 @@ class FakeMac:
     def _respond(self, argv: list[str], cwd: Path | None) -> tuple[int, list[str]]:
         tool = argv[1] if argv[0] == "xcrun" else argv[0]
         if tool == "xcresulttool":
-            out = Path(argv[argv.index("--output-path") + 1])
-            for i, report in enumerate(self.attachments):
-                (out / f"attachment-{i}.json").write_text(json.dumps(report, indent=2))
-            (out / "manifest.json").write_text("[]")
+            write_xcresult_export(Path(argv[argv.index("--output-path") + 1]), [(r, None) for r in self.attachments])
             return self.xcresulttool_code, []
         if tool == "devicectl" and argv[2:5] == ["device", "copy", "from"]:
             if self.container is None:
@@ -297,9 +320,8 @@ def test_iphone_falls_back_to_the_result_bundle(monkeypatch, tmp_path, harness, 
         if argv[:2] == ["xcrun", "xcresulttool"]:
             config = json.loads((harness / "App" / "run_config.json").read_text())
             report = json.loads(_harness_lines(config, ["mobileone_s0"], PARTIAL["device"])[2].split(" ", 1)[1])
-            out = Path(argv[argv.index("--output-path") + 1])
-            (out / "manifest.json").write_text("[]")
-            (out / "mobileone-bench-20261128T130000Z.json").write_text(json.dumps(report, indent=2))
+            # the file's extension is xcresulttool's choice: the manifest finds it
+            write_xcresult_export(Path(argv[argv.index("--output-path") + 1]), [(report, None)], extension="txt")
             return 0, []
         return respond(argv, cwd)
 
@@ -308,6 +330,7 @@ def test_iphone_falls_back_to_the_result_bundle(monkeypatch, tmp_path, harness, 
     records = phone.measure(_specs("mobileone_s0"), _job(tmp_path=tmp_path), ResultsStore(tmp_path / "results"),
                             destination="Jane's iPhone", harness_dir=harness, team="ABCDE12345")
     assert records[0]["status"] == "ok" and records[0]["n"] == 20
+    assert records[0]["report_channel"] == "attachment"
 
 
 def _two_models(harness: Path) -> list[str]:
@@ -368,13 +391,19 @@ def test_a_model_missing_everywhere_else_comes_from_the_app_container(monkeypatc
     assert any("mobileone-bench-2.json: invalid harness report" in w for w in warnings)
 
 
-def test_an_iphone_without_a_udid_is_named_for_xcodebuild(monkeypatch, tmp_path, harness, exports):
+def test_an_iphone_without_a_udid_is_given_by_its_udid(monkeypatch, tmp_path, harness, exports):
+    """devicectl gives no UDID for the Old iPhone 8: named, it is one line saying to name it by its UDID; named by
+    its UDID, xcodebuild gets that UDID (never a name)."""
     fake = FakeMac(harness)
     _on_mac(monkeypatch, fake)
+    with pytest.raises(DeviceUnavailableError, match=r"^devicectl reports no UDID for Old iPhone 8 .*--destination UDID"):
+        phone.measure(_specs("mobileone_s0"), _job(tmp_path=tmp_path), ResultsStore(tmp_path / "results"),
+                      destination="Old iPhone 8", harness_dir=harness, team="ABCDE12345")
+    udid = "0123456789abcdef0123456789abcdef01234567"
     phone.measure(_specs("mobileone_s0"), _job(tmp_path=tmp_path), ResultsStore(tmp_path / "results"),
-                  destination="Old iPhone 8", harness_dir=harness, team="ABCDE12345")
+                  destination=udid, harness_dir=harness, team="ABCDE12345")
     (xcodebuild,) = [c for c in fake.calls if c[0] == "xcodebuild"]
-    assert xcodebuild[xcodebuild.index("-destination") + 1] == "platform=iOS,name=Old iPhone 8"
+    assert xcodebuild[xcodebuild.index("-destination") + 1] == f"id={udid}"
 
 
 def test_iphone_corrupt_marked_line_warns_and_keeps_the_others(monkeypatch, tmp_path, harness, exports):

@@ -35,6 +35,7 @@ from tests.test_apple_measure import (  # noqa: F401 - harness and exports are f
     _specs,
     exports,
     harness,
+    write_xcresult_export,
 )
 
 JANE = "00008101-001A2D3C0E91002E"  # Jane's iPhone, iPhone 12, iOS 17.5.1 (the shared fixture)
@@ -45,8 +46,7 @@ KIM = "00008130-0012345678ABCDEF"  # Kim's iPhone 15, iOS 18.1
 KIM_ID = "BBBB1111-2222-4333-8444-555566667777"
 SPARE = "00008101-000C0000000000EE"  # Spare iPhone 12: paired, not connected
 KIM_DEVICE = {**PARTIAL["device"], "model_identifier": "iPhone16,1", "os_version": "18.1.0"}
-OLD = "platform=iOS,name=Old iPhone 8"  # the fixture's iPhone without a UDID: named for xcodebuild
-OLD_ID = "7D8E9F0A-1B2C-4D3E-9F4A-5B6C7D8E9F0A"
+OLD_UDID = "0123456789abcdef0123456789abcdef01234567"  # the fixture's Old iPhone 8, whose UDID devicectl does not give
 OLD_DEVICE = {**PARTIAL["device"], "model_identifier": "iPhone10,4", "os_version": "16.7.8"}
 
 
@@ -105,12 +105,11 @@ class SeveralPhones(FakeMac):
         self.channel = channel
         self.build_fails = build_fails  # sequential: these UDIDs get a signing failure and exit 65
         self.containers: dict[str, list[dict]] = {}
-        self.manifest: list[dict] = []
         self.bundles: list[str] = []
 
     def _reports(self, udid: str) -> list[dict]:
         config = json.loads((self.harness / "App" / "run_config.json").read_text())
-        device = {KIM: KIM_DEVICE, OLD: OLD_DEVICE}.get(udid, PARTIAL["device"])
+        device = {KIM: KIM_DEVICE, OLD_UDID: OLD_DEVICE}.get(udid, PARTIAL["device"])
         lines = _harness_lines(config, config["models"], device)
         reports = [_report_of(line) for line in lines if harness_report.MARKER in line]
         return [_shifted(r, 0.1) for r in reports] if udid == LAB else reports
@@ -124,7 +123,6 @@ class SeveralPhones(FakeMac):
             udids = [argv[i + 1].removeprefix("id=") for i, a in enumerate(argv) if a == "-destination"]
             lines: list[str] = []
             self.attachments = []
-            manifest = []
             for udid in udids:
                 if udid in self.build_fails:
                     return 65, (FIXTURES / "xcodebuild_signing_failure.txt").read_text().splitlines()
@@ -134,28 +132,19 @@ class SeveralPhones(FakeMac):
                     lines += [harness_report.MARKER + " " + json.dumps(r) for r in reports]
                 elif how == "attachment":
                     lines += [harness_report.MARKER + " " + json.dumps(r) for r in reports]  # ambiguous when twins
-                    for r in reports:
-                        name = f"att-{len(self.attachments)}.json"
-                        self.attachments.append(r)
-                        manifest.append({"testIdentifier": "HeadlessBenchmarkTests/testRunAll()", "attachments": [
-                            {"exportedFileName": name, "deviceId": udid, "deviceName": "x",
-                             "suggestedHumanReadableName": "mobileone-bench.json"}]})
+                    self.attachments += [(r, udid) for r in reports]
                 elif how == "container":
                     whole = {**reports[0], "created": _now(), "results": [r["results"][0] for r in reports]}
                     self.containers[udid] = [whole]
                 else:
                     lines.append(f"xcodebuild: error: Failed to install the app on the device ({udid}).")
-            self.manifest = manifest
             return (65 if "none" in [self.channel[u] for u in udids] else 0), lines + ["** TEST EXECUTE DONE **"]
         if argv[0] == "xcrun" and argv[1] == "xcresulttool":
-            out = Path(argv[argv.index("--output-path") + 1])
-            for i, report in enumerate(self.attachments):
-                (out / f"att-{i}.json").write_text(json.dumps(report))
-            (out / "manifest.json").write_text(json.dumps(self.manifest))
+            write_xcresult_export(Path(argv[argv.index("--output-path") + 1]), self.attachments)
             return 0, []
         if argv[0] == "xcrun" and argv[2:5] == ["device", "copy", "from"]:
             ident = argv[argv.index("--device") + 1]
-            udid = {JANE_ID: JANE, LAB_ID: LAB, KIM_ID: KIM, OLD_ID: OLD}[ident]
+            udid = {JANE_ID: JANE, LAB_ID: LAB, KIM_ID: KIM}.get(ident, ident)
             if udid not in self.containers:
                 return 1, ["ERROR: no such file"]
             out = Path(argv[argv.index("--destination") + 1])
@@ -217,8 +206,9 @@ def devices() -> list[destinations.Device]:
 
 def test_all_is_every_connected_paired_available_ios_device(devices):
     chosen = destinations.select_devices(devices, ["all"])
-    # not the disconnected iPad, the watch, the Spare iPhone (not connected) nor the one with Developer Mode off
-    assert [d.name for d in chosen] == ["Jane's iPhone", "Old iPhone 8", "Lab iPhone 12", "Kim's iPhone 15"]
+    # not the disconnected iPad, the watch, the Spare iPhone (not connected), the one with Developer Mode off nor
+    # the Old iPhone 8 (connected, but devicectl gives no UDID and xcodebuild is given phones by UDID only)
+    assert [d.name for d in chosen] == ["Jane's iPhone", "Lab iPhone 12", "Kim's iPhone 15"]
     assert destinations.select_devices(devices, ["ALL"]) == chosen
     off = next(d for d in devices if d.name == "Dev-off iPhone")
     assert (off.connected, off.paired, off.available) == (True, True, False)
@@ -241,7 +231,7 @@ def test_select_devices_named(devices):
     (["Jane's iPhone", " "], UsageError, "needs a device name"),
     ([], UsageError, "needs a device name"),
     (["Jane's iPhone", "Pixel 8"], DeviceUnavailableError, "no iOS device 'Pixel 8'"),
-    (["Spare iPhone 12", "Lab iPad"], DeviceUnavailableError, "none of the named devices is connected"),
+    (["Spare iPhone 12", "Lab iPad"], DeviceUnavailableError, "none of the named devices is ready: Spare iPhone 12"),
 ])
 def test_select_devices_errors(devices, names, error, fragment):
     with pytest.raises(error) as info:
@@ -317,16 +307,19 @@ def test_concurrent_run_keeps_each_phones_reports_apart(monkeypatch, tmp_path, h
         {"phone": "Kim's iPhone 15", "device_id": KIM, "machine": "iPhone16,1", "os": "iOS 18.1.0", "ok": 2,
          "failed": 0, "records": 2}]
 
-    # 'all': the same phones, whose records are reused, and the Old iPhone 8 (connected, no UDID), measured alone
+    # 'all': the same phones (the Old iPhone 8 has no UDID: not ready), whose records are reused; and the Old
+    # iPhone 8 named by its UDID (which devicectl does not give) is measured alone, by that UDID
     fake.calls.clear()
     exports.clear()
-    fake.channel[OLD] = "container"
     again = _measure(store, tmp_path, harness, "all")
-    assert [r["env_device_name"] for r in again[::2]] == [
-        "Jane's iPhone", "Old iPhone 8", "Lab iPhone 12", "Kim's iPhone 15"]  # devicectl's order
-    assert [r["record_id"] for r in again[:2] + again[4:]] == [r["record_id"] for r in records]
-    assert [(r["status"], r["device_id"], r["machine"]) for r in again[2:4]] == [("ok", OLD_ID, "iPhone10,4")] * 2
-    assert [_destinations(c) for c in _xcodebuilds(fake)] == [[OLD]]
+    assert [r["env_device_name"] for r in again[::2]] == ["Jane's iPhone", "Lab iPhone 12", "Kim's iPhone 15"]
+    assert [r["record_id"] for r in again] == [r["record_id"] for r in records]
+    assert _xcodebuilds(fake) == []
+    fake.channel[OLD_UDID] = "container"
+    (old_s0, old_s1) = _measure(store, tmp_path, harness, OLD_UDID)
+    assert [_destinations(c) for c in _xcodebuilds(fake)] == [[f"id={OLD_UDID}"]]
+    assert (old_s0["status"], old_s0["device_id"], old_s0["machine"], old_s0["report_channel"]) == (
+        "ok", OLD_UDID, "iPhone10,4", "container")
 
 
 def test_a_failing_phone_is_recorded_and_the_others_stored(monkeypatch, tmp_path, harness, exports):

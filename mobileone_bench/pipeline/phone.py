@@ -23,9 +23,10 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 from mobileone_bench.devices.apple import (RUNNER_COREMLTOOLS, RUNNER_IOS_APP, RUNNER_MAC, HarnessWarning, Progress,
                                            Warn, commands, default_warn, destination_names, destinations,
-                                           harness_path, mac, report, xcodebuild)
+                                           harness_path, mac, placement, report, xcodebuild)
+from mobileone_bench.devices.apple._common import CHANNEL_REPORT_FILE
 from mobileone_bench.errors import BenchError, ExportError, MeasurementError, UsageError, one_line
-from mobileone_bench.pipeline import recording
+from mobileone_bench.pipeline import phone_placement, recording
 
 if TYPE_CHECKING:  # pragma: no cover
     from mobileone_bench.devices.apple import Device
@@ -36,9 +37,6 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = ["measure", "import_reports", "rows", "phone_summaries", "destination_names", "harness_name",
            "resolve_harness_model", "HarnessWarning", "RUNNER_IOS_APP", "RUNNER_MAC", "RUNNER_COREMLTOOLS"]
-
-_NOT_CONNECTED = "connect and unlock it, trust this Mac, and turn on Developer Mode"
-
 
 def harness_name(spec: ModelSpec) -> str:
     """The name a model has in the harness (its ``.mlmodelc`` stem): ``timm:resnet18`` -> ``timm__resnet18``."""
@@ -133,9 +131,12 @@ class _Records:
                                 force=self.force)
 
     def result(self, run: dict[str, Any], result: dict[str, Any], *, spec: ModelSpec | None, where: str,
-               runner: str, extra: dict[str, Any] | None = None) -> dict[str, Any]:
-        """Store one harness result (``ok`` with statistics from its samples, ``error`` as a failed record); a
-        result already stored (successfully, or from the same harness run) is returned instead."""
+               runner: str, extra: dict[str, Any] | None = None,
+               plan: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Store one harness result (``ok`` with statistics from its samples, ``error`` as a failed record) with
+        the channel that delivered it and the placement of its compute plan (``plan``; its ``explain`` record is
+        stored next to it); a result already stored (successfully, or from the same harness run) is returned
+        instead."""
         job = self.job
         device = run["device"]
         identity = self.identity(result["model"], spec, device, runner, warmup=result["warmup"],
@@ -169,7 +170,9 @@ class _Records:
             "report_created": run["created"],
             "report_tag": run["config"]["tag"],
             "report_file": where,
+            "report_channel": run.get("channel", CHANNEL_REPORT_FILE),
             **report.condition_fields(result, device),
+            **phone_placement.placement_fields(plan),
             **(extra or {}),
         }
         for message in report.throttle_messages(where, result, device):
@@ -183,9 +186,11 @@ class _Records:
             if mismatches:
                 self.warn(f"{where}: {result['model']}: the harness summary disagrees with its samples "
                           f"({'; '.join(mismatches)}); the statistics are recomputed from samples_ms")
-        return recording.append_latency(self.store, identity, fields,
-                                        _env(device, run["harness_version"], self.phone), samples,
-                                        report=str(job.report))
+        stored = recording.append_latency(self.store, identity, fields,
+                                          _env(device, run["harness_version"], self.phone), samples,
+                                          report=str(job.report))
+        phone_placement.store_plan(self.store, stored, plan, force=self.force)
+        return stored
 
     def failure(self, spec: ModelSpec, device: dict[str, Any], runner: str, message: str,
                 extra: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -231,7 +236,7 @@ def import_reports(paths: list[str], store: ResultsStore, *, job: LatencyJob, mo
     """
     job = job.resolved()
     warn = on_warning or default_warn
-    runs = [(str(path), run) for path in paths for run in report.read_reports(path)]
+    runs, plans = placement.read_files(paths, CHANNEL_REPORT_FILE)
     checked = [(where, run, report.runner_for(run["device"], job.device, where)) for where, run in runs]
     wanted = {s.name for s in models} if models is not None else None
     records = _Records(store, job, force=force, source="report", warn=warn)
@@ -246,7 +251,8 @@ def import_reports(paths: list[str], store: ResultsStore, *, job: LatencyJob, mo
             name = spec.name if spec else result["model"]
             found.append(name)
             if wanted is None or name in wanted:
-                out.append(records.result(run, result, spec=spec, where=where, runner=runner))
+                plan = plans.get((result["model"], run["created"])) or plans.get((result["model"], None))
+                out.append(records.result(run, result, spec=spec, where=where, runner=runner, plan=plan))
     if wanted is not None:
         missing = sorted(wanted - set(found))
         if not out:
@@ -400,14 +406,17 @@ class _Target:
         self.done[spec.name] = self.records.failure(spec, self.info, self.runner, message,
                                                     _artifact_fields(export) if export is not None else None)
 
-    def record(self, runs: list[dict[str, Any]], exports: dict[str, tuple[ModelSpec, Any]], where: str) -> None:
-        """Store the results of the staged models (by their harness name)."""
+    def record(self, runs: list[dict[str, Any]], exports: dict[str, tuple[ModelSpec, Any]], where: str,
+               plans: list[dict[str, Any]] | None = None) -> None:
+        """Store the results of the staged models (by their harness name), each with its compute plan."""
+        by_model = phone_placement.plans_by_model(plans or [])
         for run in runs:
             for result in run["results"]:
                 if result["model"] in exports:
                     spec, export = exports[result["model"]]
                     self.done[spec.name] = self.records.result(run, result, spec=spec, where=where,
-                                                               runner=self.runner, extra=_artifact_fields(export))
+                                                               runner=self.runner, extra=_artifact_fields(export),
+                                                               plan=by_model.get(result["model"]))
 
 
 def _pending(specs: list[ModelSpec], targets: list[_Target], progress: Progress) -> dict[str, tuple[ModelSpec, Any]]:
@@ -446,10 +455,10 @@ def _measure_mac(specs: list[ModelSpec], job: LatencyJob, store: ResultsStore, *
     units = _compute_units(job)
     if exports and runner == RUNNER_MAC:
         assert harness is not None
-        runs, log = mac.run_harness(harness, {name: Path(export.path) for name, (_spec, export) in exports.items()},
+        runs, log, plans = mac.run_harness(harness, {name: Path(export.path) for name, (_spec, export) in exports.items()},
                                     warmup=int(job.warmup or 0), runs=int(job.runs or 0), compute_units=units,
                                     logs=_logs(store), progress=progress, warn=warn)
-        target.record(runs, exports, str(log))
+        target.record(runs, exports, str(log), plans)
     else:
         for name, (spec, export) in exports.items():
             progress(f"{spec.name}: coremltools predict, {job.warmup}+{job.runs} runs", False)
@@ -494,15 +503,15 @@ def _measure_iphone(specs: list[ModelSpec], job: LatencyJob, store: ResultsStore
                           destinations.reported_device(d), RUNNER_IOS_APP, f"{d.name}: " if several else "", d)
                   for d in chosen]
         for phone in phones:
-            if not phone.device.connected:
+            if not phone.device.ready:
                 for spec in specs:
                     stored = phone.records.planned(spec, phone.info, phone.runner)
                     if stored is not None:  # measured before: its record stands
                         phone.done[spec.name] = stored
                     else:
-                        phone.fail(spec, f"{phone.device.label()} is paired but not connected: {_NOT_CONNECTED}")
-                progress(f"{phone.tag}not connected", False)
-        live = [phone for phone in phones if phone.device.connected]
+                        phone.fail(spec, str(phone.device.problem()))
+                progress(f"{phone.tag}not ready", False)
+        live = [phone for phone in phones if phone.device.ready]
         exports = _pending(specs, live, progress)
         compiled = _compile(exports, tmp, live, progress)
         if compiled:
@@ -568,7 +577,7 @@ def _compile(exports: dict[str, tuple[ModelSpec, Any]], tmp: Path, phones: list[
 def _finish_phone(phone: _Target, outcome: xcodebuild.PhoneRun, exports: dict[str, tuple[ModelSpec, Any]],
                   staged: list[str], progress: Progress) -> None:
     """Store a phone's results, and a failed record for each staged model it has no result for."""
-    phone.record(outcome.runs, exports, str(outcome.log))
+    phone.record(outcome.runs, exports, str(outcome.log), outcome.plans)
     for name in staged:
         spec, export = exports[name]
         if spec.name not in phone.done:

@@ -1,5 +1,5 @@
-"""Reading a harness's output as it runs: the log kept for diagnosis, the marked lines validated as they arrive,
-progress as models finish (private to the iPhone and Mac runners)."""
+"""Reading a harness's output as it runs: the log kept for diagnosis, the marked lines (reports and compute plans)
+validated as they arrive, progress as models finish (private to the iPhone and Mac runners)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from mobileone_bench.devices.apple import commands
+from mobileone_bench.devices.apple import placement
 from mobileone_bench.devices.apple._common import Progress, Warn
 from mobileone_bench.devices.apple.report import LOG_PREFIX, marked_json, parse_marked
 from mobileone_bench.errors import ReportError
@@ -30,6 +31,7 @@ class Collector:
         self.progress = progress
         self.warn = warn
         self.reports: list[dict[str, Any]] = []
+        self.plans: list[dict[str, Any]] = []  # compute plans (MOBILEONE_BENCH_COMPUTE_PLAN lines)
         self._number = 0
         log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log = open(log_path, "w", encoding="utf-8")
@@ -37,6 +39,15 @@ class Collector:
     def __call__(self, line: str) -> None:
         self._number += 1
         self._log.write(line + "\n")
+        if placement.MARKER in line:
+            try:
+                plan = placement.plan_in_line(line, f"{self.log_path} line {self._number}")
+            except ReportError as exc:
+                self.warn(str(exc))
+                return
+            if plan is not None:
+                self.plans.append(plan)
+                return
         text = marked_json(line)
         if text is not None:
             try:

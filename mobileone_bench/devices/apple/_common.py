@@ -7,7 +7,8 @@ import warnings
 from pathlib import Path
 from typing import Callable
 
-__all__ = ["RUNNER_IOS_APP", "RUNNER_MAC", "RUNNER_COREMLTOOLS", "HarnessWarning", "Warn", "Progress",
+__all__ = ["RUNNER_IOS_APP", "RUNNER_MAC", "RUNNER_COREMLTOOLS", "CHANNEL_STDOUT", "CHANNEL_ATTACHMENT",
+           "CHANNEL_CONTAINER", "CHANNEL_REPORT_FILE", "CHANNEL_IN_PROCESS", "HarnessWarning", "Warn", "Progress",
            "default_warn", "default_harness_dir", "harness_path"]
 
 #: ``runtime_options.runner`` of a record: the harness app on an iPhone, the harness's macOS runner, or
@@ -15,6 +16,16 @@ __all__ = ["RUNNER_IOS_APP", "RUNNER_MAC", "RUNNER_COREMLTOOLS", "HarnessWarning
 RUNNER_IOS_APP = "ios-app"
 RUNNER_MAC = "mac-runner"
 RUNNER_COREMLTOOLS = "coremltools"
+
+#: ``report_channel`` of a record: how its harness result reached this host. The marked lines of the harness's
+#: output; an attachment of the ``xcodebuild`` result bundle (found through its ``manifest.json``); the report the
+#: app saved in its ``Documents/reports`` (copied with ``devicectl``); a report file (``--from-report``, or the macOS
+#: runner's ``--out``); or ``coremltools`` in this process.
+CHANNEL_STDOUT = "stdout"
+CHANNEL_ATTACHMENT = "attachment"
+CHANNEL_CONTAINER = "container"
+CHANNEL_REPORT_FILE = "report-file"
+CHANNEL_IN_PROCESS = "in-process"
 
 #: Receives a warning's text.
 Warn = Callable[[str], None]

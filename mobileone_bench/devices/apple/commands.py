@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterable, Sequence
 
 from mobileone_bench.devices.apple.report import LOG_PREFIX
-from mobileone_bench.errors import MeasurementError, MissingDependencyError, UsageError
+from mobileone_bench.errors import DeviceUnavailableError, MeasurementError, MissingDependencyError, UsageError
 
 if TYPE_CHECKING:  # pragma: no cover
     from mobileone_bench.devices.apple.destinations import Device
@@ -98,11 +98,15 @@ def devicectl_copy_reports_argv(device: str, bundle_id: str, out_dir: Path) -> l
 
 
 def xcodebuild_destination(device: Device) -> str:
-    """``id=<UDID>`` when ``devicectl`` gave the hardware UDID; otherwise ``platform=iOS,name=<name>``, because the
-    CoreDevice identifier is not a UDID and ``xcodebuild -destination id=`` may not accept it."""
-    if device.udid:
-        return f"id={device.udid}"
-    return f"platform=iOS,name={device.name}"
+    """``id=<UDID>``: a phone is always given to ``xcodebuild`` by its UDID (a name breaks on commas and on two phones
+    of one name; :func:`~mobileone_bench.devices.apple.destinations.select_device` resolves names to UDIDs first).
+
+    Raises:
+        DeviceUnavailableError: ``devicectl`` gave no UDID for it (one line saying to name it by its UDID).
+    """
+    if not device.udid:
+        raise DeviceUnavailableError(str(device.problem()))
+    return f"id={device.udid}"
 
 
 def mac_runner_argv(harness_dir: Path, models_dir: Path, config: Path, *, warmup: int, runs: int,

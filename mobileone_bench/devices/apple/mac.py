@@ -16,7 +16,8 @@ from typing import Any, Mapping
 
 from mobileone_bench.devices.apple import commands
 from mobileone_bench.devices.apple._collect import Collector, log_path, stream
-from mobileone_bench.devices.apple._common import RUNNER_COREMLTOOLS, RUNNER_MAC, Progress, Warn
+from mobileone_bench.devices.apple._common import (CHANNEL_IN_PROCESS, CHANNEL_REPORT_FILE, CHANNEL_STDOUT,
+                                                   RUNNER_COREMLTOOLS, RUNNER_MAC, Progress, Warn)
 from mobileone_bench.devices.apple.report import (
     make_run_config,
     merge_runs,
@@ -73,8 +74,10 @@ def mac_device() -> dict[str, Any]:
 
 
 def run_harness(harness: Path, packages: Mapping[str, Path], *, warmup: int, runs: int, compute_units: str,
-                logs: Path, progress: Progress, warn: Warn) -> tuple[list[dict[str, Any]], Path]:
-    """Run the macOS runner on Core ML packages; returns its runs and the log of its output.
+                logs: Path, progress: Progress,
+                warn: Warn) -> tuple[list[dict[str, Any]], Path, list[dict[str, Any]]]:
+    """Run the macOS runner on Core ML packages; returns its runs (each with the channel that delivered it), the
+    log of its output and the compute plans it printed.
 
     Args:
         harness: The ``ios_harness`` folder (a Swift package).
@@ -96,15 +99,15 @@ def run_harness(harness: Path, packages: Mapping[str, Path], *, warmup: int, run
         progress("swift run -c release mobileone-harness", False)
         result = stream(commands.mac_runner_argv(harness, models, config, warmup=warmup, runs=runs,
                                                  compute_units=compute_units, out=out), collector)
-        found = merge_runs(collector.reports)
+        found = [{**run, "channel": CHANNEL_STDOUT} for run in merge_runs(collector.reports)]
         missing = missing_models(found, list(packages))
         if missing and out.is_file():  # a marked line lost or cut: the --out report has every model
-            found += only_models(read_reports(out), missing)
+            found += [{**run, "channel": CHANNEL_REPORT_FILE} for run in only_models(read_reports(out), missing)]
     if not found:
         reason = commands.first_error_line(result.tail) or "no MOBILEONE_BENCH_REPORT line, no report file"
         raise MeasurementError(f"mobileone-harness (exit {result.returncode}) reported no model: {reason} "
                                f"(log: {collector.log_path})")
-    return found, collector.log_path
+    return found, collector.log_path, [{**plan, "channel": CHANNEL_STDOUT} for plan in collector.plans]
 
 
 def coremltools_run(name: str, package: Path, manifest: Mapping[str, Any], *, warmup: int, runs: int,
@@ -140,4 +143,4 @@ def coremltools_run(name: str, package: Path, manifest: Mapping[str, Any], *, wa
               "load_ms": load_ms, "first_run_ms": first_run_ms, "warmup": warmup, "runs": runs,
               "clock": "perf_counter_ns", "samples_ms": samples, "summary": None}
     return {"created": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"), "device": device,
-            "harness_version": None, "config": {"tag": None}, "results": [result]}
+            "harness_version": None, "config": {"tag": None}, "results": [result], "channel": CHANNEL_IN_PROCESS}

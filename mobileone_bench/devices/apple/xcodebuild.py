@@ -1,11 +1,14 @@
 """The iPhone run: compiled models staged into the harness app, the Xcode project generated, and ``xcodebuild test``
 run on one phone or on several at once, its reports collected from every channel that carries them.
 
-Three channels, each carrying every model as soon as it is done: the marked lines of the output; for every staged
-model without a complete marked line (whatever the exit status), the result bundle's attachments
-(``xcresulttool export attachments``, Xcode 16); and for those still missing, the report the test saved in the app's
-``Documents/reports`` (``devicectl device copy from``), if it was written during this run. What comes back are runs
-(plain dicts, :mod:`~mobileone_bench.devices.apple.report`), never records.
+Three channels, each carrying every model as soon as it is done: the marked lines of the output (``stdout``: they
+may never reach ``xcodebuild`` from a device run without the debugger); for every staged model without a complete
+marked line (whatever the exit status), the result bundle's attachments (``attachment``: ``xcresulttool export
+attachments``, Xcode 16, found through the ``manifest.json`` it writes, never by file extension: the exported files
+are named by UUID); and for those still missing, the report the test saved in the app's ``Documents/reports``
+(``container``: ``devicectl device copy from``), if it was written during this run. Every run says which channel
+delivered it (``run["channel"]``). The compute plans (:mod:`~mobileone_bench.devices.apple.placement`) travel the
+same three channels. What comes back are runs and plans (plain dicts), never records.
 """
 
 from __future__ import annotations
@@ -13,29 +16,41 @@ from __future__ import annotations
 import json
 import shutil
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Mapping
 
-from mobileone_bench.devices.apple import commands
+import re
+
+from mobileone_bench.devices.apple import commands, placement
 from mobileone_bench.devices.apple._collect import Collector, log_path, stream
-from mobileone_bench.devices.apple._common import Progress, Warn
+from mobileone_bench.devices.apple._common import CHANNEL_ATTACHMENT, CHANNEL_CONTAINER, CHANNEL_STDOUT, Progress, Warn
 from mobileone_bench.devices.apple.destinations import Device
 from mobileone_bench.devices.apple.report import (
+    SCHEMA_NAME,
     created_since,
     folder_runs,
     merge_runs,
     missing_models,
     only_models,
     os_version3,
-    reports_in_folder_file,
+    read_reports,
     write_run_config,
 )
 from mobileone_bench.errors import DeviceUnavailableError, MeasurementError, ReportError
 
-__all__ = ["BY_HAND", "require_xcode", "staged_models_dir", "stage_models", "compile_package", "prepare_project",
-           "attachment_devices", "PhoneRun", "test_one", "test_several"]
+__all__ = ["BY_HAND", "HARNESS_TEST", "require_xcode", "staged_models_dir", "stage_models", "compile_package",
+           "prepare_project", "Attachment", "manifest_attachments", "attachment_devices", "attachment_documents",
+           "PhoneRun", "test_one", "test_several"]
+
+#: The headless test (``testIdentifier`` of its attachments in the result bundle's manifest).
+HARNESS_TEST = "HeadlessBenchmarkTests"
+#: ``XCTAttachment.name`` of every document the headless test attaches starts with this.
+ATTACHMENT_PREFIX = "mobileone-bench-"
+#: ``suggestedHumanReadableName`` is the attachment's name with ``_<n>_<UUID>`` put before its extension.
+_SUGGESTED = re.compile(r"^(?P<stem>.*)_\d+_[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-"
+                        r"[0-9A-Fa-f]{12}(?P<ext>\.[^.]*)?$")
 
 #: How to measure an iPhone without this tool driving Xcode.
 BY_HAND = ("run the app by hand instead (ios_harness/README.md: build ios_harness/ in Xcode on any Mac, run it on "
@@ -123,6 +138,59 @@ def prepare_project(harness: Path, compiled: Mapping[str, Path], config: Mapping
 # ------------------------------------------------------------------------------------------------ which phone
 
 
+@dataclass(frozen=True)
+class Attachment:
+    """One exported attachment, as the result bundle's ``manifest.json`` lists it.
+
+    Attributes:
+        path: The exported file (``exportedFileName``: a UUID and an extension ``xcresulttool`` chooses).
+        name: The name the test gave it (``suggestedHumanReadableName`` without the ``_<n>_<UUID>`` Xcode adds).
+        test: ``testIdentifier`` (``HeadlessBenchmarkTests/testBenchmarkBundledModels()``).
+        device_id: ``deviceId``: the UDID of the device the test ran on, when the manifest says.
+        device_name: ``deviceName``, when the manifest says.
+    """
+
+    path: Path
+    name: str
+    test: str | None
+    device_id: str | None
+    device_name: str | None
+
+
+def _attachment_name(item: Mapping[str, Any]) -> str:
+    suggested = str(item.get("suggestedHumanReadableName") or "")
+    match = _SUGGESTED.match(suggested)
+    return (match.group("stem") + (match.group("ext") or "")) if match else suggested
+
+
+def manifest_attachments(folder: Path) -> list[Attachment]:
+    """The attachments of the headless test that ``xcresulttool export attachments`` wrote into ``folder``, found
+    through its ``manifest.json`` (a list of ``{testIdentifier, attachments: [{exportedFileName,
+    suggestedHumanReadableName, deviceId, deviceName, ...}]}``): those of :data:`HARNESS_TEST` whose name starts with
+    :data:`ATTACHMENT_PREFIX` and whose file exists, in manifest order. Empty without a readable manifest."""
+    try:
+        manifest = json.loads((Path(folder) / "manifest.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return []
+    out = []
+    for test in manifest if isinstance(manifest, list) else []:
+        if not isinstance(test, dict):
+            continue
+        ident = test.get("testIdentifier")
+        if ident is not None and HARNESS_TEST not in str(ident):
+            continue
+        for item in test.get("attachments") or []:
+            if not isinstance(item, dict) or not item.get("exportedFileName"):
+                continue
+            path = Path(folder) / Path(str(item["exportedFileName"])).name
+            name = _attachment_name(item)
+            if name.startswith(ATTACHMENT_PREFIX) and path.is_file():
+                out.append(Attachment(path, name, str(ident) if ident else None,
+                                      str(item["deviceId"]) if item.get("deviceId") else None,
+                                      str(item["deviceName"]) if item.get("deviceName") else None))
+    return out
+
+
 def attachment_devices(folder: Path) -> dict[str, dict[str, str | None]]:
     """Which device each exported attachment came from: ``exportedFileName`` -> ``{"id": deviceId, "name":
     deviceName}``, read from the ``manifest.json`` that ``xcresulttool export attachments`` writes beside the files
@@ -140,6 +208,39 @@ def attachment_devices(folder: Path) -> dict[str, dict[str, str | None]]:
                     "id": str(item["deviceId"]) if item.get("deviceId") else None,
                     "name": str(item["deviceName"]) if item.get("deviceName") else None}
     return out
+
+
+def attachment_documents(folder: Path, warn: Warn) -> list[tuple[Attachment, str, dict[str, Any]]]:
+    """The harness documents among the exported attachments (:func:`manifest_attachments`), whatever their file
+    extension: ``(attachment, "run" or "plan", the run or the compute plan)``, each run marked as delivered by the
+    ``attachment`` channel. A broken report or plan is a warning (``warn``) and is skipped."""
+    out: list[tuple[Attachment, str, dict[str, Any]]] = []
+    for item in manifest_attachments(folder):
+        try:
+            text = item.path.read_text(encoding="utf-8-sig", errors="replace")
+            plans = placement.plans_in_text(text, f"{item.name} ({item.path.name})")
+            if plans:
+                out += [(item, "plan", {**plan, "channel": CHANNEL_ATTACHMENT}) for plan in plans]
+                continue
+            doc = json.loads(text) if text.lstrip().startswith("{") else None
+            if isinstance(doc, dict) and doc.get("schema") == SCHEMA_NAME:
+                out += [(item, "run", {**run, "channel": CHANNEL_ATTACHMENT}) for run in read_reports(item.path)]
+        except (ReportError, ValueError) as exc:
+            warn(f"{item.name}: {exc}" if isinstance(exc, ValueError) else str(exc))
+    return out
+
+
+def _container(device: Device, bundle_id: str, folder: Path, started: datetime,
+               warn: Warn) -> tuple[list[dict[str, Any]], list[dict[str, Any]]] | None:
+    """The runs and compute plans of this run in the phone's ``Documents/reports`` (copied into ``folder``), runs
+    marked as delivered by the ``container`` channel; ``None`` when the copy failed."""
+    copy = commands.devicectl_copy_reports_argv(device.identifier, bundle_id, folder)
+    if commands.run(copy).returncode != 0:
+        return None
+    recent = [{**r, "channel": CHANNEL_CONTAINER} for r in folder_runs(folder, warn) if created_since(r, started)]
+    plans = [{**p, "channel": CHANNEL_CONTAINER} for p in placement.plans_in_folder(folder, warn)
+             if created_since(p, started)]
+    return recent, plans
 
 
 def _owner(device: dict[str, Any], phones: list[Device]) -> int | None:
@@ -180,10 +281,13 @@ class PhoneRun:
 
     Attributes:
         device: The phone.
-        runs: Its harness runs (results of staged models only, one per model).
+        runs: Its harness runs (results of staged models only, one per model), each with the ``channel`` that
+            delivered it (``stdout``, ``attachment``, ``container``).
         exit_code: ``xcodebuild``'s exit status.
         log: The log of the whole output.
         reason: When it has no runs: the first error line about it (or the run's first error line).
+        plans: Its compute plans (one per model at most, the first channel's), for
+            :mod:`~mobileone_bench.devices.apple.placement`.
     """
 
     device: Device
@@ -191,6 +295,7 @@ class PhoneRun:
     exit_code: int
     log: Path
     reason: str | None = None
+    plans: list[dict[str, Any]] = field(default_factory=list)
 
 
 def _argv(project: Path, devices: list[Device], team: str, bundle_id: str, bundle: Path) -> list[str]:
@@ -199,9 +304,31 @@ def _argv(project: Path, devices: list[Device], team: str, bundle_id: str, bundl
                                     bundle_id=bundle_id, result_bundle=bundle)
 
 
+def _stdout(collector: Collector) -> list[dict[str, Any]]:
+    return [{**run, "channel": CHANNEL_STDOUT} for run in merge_runs(collector.reports)]
+
+
+def _first_plans(plans: list[dict[str, Any]], staged: list[str]) -> list[dict[str, Any]]:
+    """One compute plan per staged model: the first met."""
+    out: dict[str, dict[str, Any]] = {}
+    for plan in plans:
+        if plan["model"] in staged and plan["model"] not in out:
+            out[plan["model"]] = plan
+    return list(out.values())
+
+
+def _export_attachments(work: Path, warn: Warn, where: str) -> list[tuple[Attachment, str, dict[str, Any]]] | None:
+    folder = work / "attachments"
+    folder.mkdir(exist_ok=True)
+    if commands.run(commands.xcresult_attachments_argv(work / "test.xcresult", folder)).returncode != 0:
+        warn(f"xcresulttool export attachments failed (it needs Xcode 16 or later); trying {where}")
+        return None
+    return attachment_documents(folder, warn)
+
+
 def test_one(project: Path, device: Device, *, work: Path, logs: Path, log_name: str, team: str, bundle_id: str,
              staged: list[str], progress: Progress, warn: Warn) -> PhoneRun:
-    """Run ``xcodebuild test`` on one phone and collect its runs from the three channels.
+    """Run ``xcodebuild test`` on one phone and collect its runs (and compute plans) from the three channels.
 
     Args:
         project: The generated Xcode project.
@@ -218,29 +345,29 @@ def test_one(project: Path, device: Device, *, work: Path, logs: Path, log_name:
     started = datetime.now(timezone.utc)
     collector = Collector(log_path(logs, log_name), progress, warn)
     result = stream(argv, collector)
-    runs = merge_runs(collector.reports)
+    runs = _stdout(collector)
+    plans = [{**plan, "channel": CHANNEL_STDOUT} for plan in collector.plans]
     missing = missing_models(runs, staged)
-    if missing:
-        folder = work / "attachments"
-        folder.mkdir(exist_ok=True)
-        if commands.run(commands.xcresult_attachments_argv(work / "test.xcresult", folder)).returncode == 0:
-            runs += only_models(folder_runs(folder, warn), missing)
-        else:
-            warn("xcresulttool export attachments failed (it needs Xcode 16 or later); trying the app's container")
+    if missing or len(_first_plans(plans, staged)) < len(staged):
+        found = _export_attachments(work, warn, "the app's container")
+        if found is not None:
+            runs += only_models([doc for _item, kind, doc in found if kind == "run"], missing)
+            plans += [doc for _item, kind, doc in found if kind == "plan"]
         missing = missing_models(runs, staged)
     if missing:
         folder = work / "container"
         folder.mkdir(exist_ok=True)
-        if commands.run(commands.devicectl_copy_reports_argv(device.identifier, bundle_id, folder)).returncode == 0:
-            recent = [r for r in folder_runs(folder, warn) if created_since(r, started)]
-            runs += only_models(recent[-1:], missing)
+        copied = _container(device, bundle_id, folder, started, warn)
+        if copied is not None:
+            runs += only_models(copied[0][-1:], missing)
+            plans += copied[1]
     if not runs:
         reason = commands.first_error_line(result.tail) or (
             "the test printed no MOBILEONE_BENCH_REPORT line, and neither its result bundle nor the app's container "
             "holds a report of this run")
         raise MeasurementError(f"xcodebuild test (exit {result.returncode}) reported no model: {reason} "
                                f"(log: {collector.log_path})")
-    return PhoneRun(device, runs, result.returncode, collector.log_path)
+    return PhoneRun(device, runs, result.returncode, collector.log_path, plans=_first_plans(plans, staged))
 
 
 def test_several(project: Path, devices: list[Device], *, work: Path, logs: Path, team: str, bundle_id: str,
@@ -252,51 +379,45 @@ def test_several(project: Path, devices: list[Device], *, work: Path, logs: Path
     only phone whose model identifier and iOS version its report has (else it is left to the other channels); the
     result bundle's attachments go to the phone their ``manifest.json`` entry names (``deviceId``), or by the same
     rule as the marked lines; each phone's own ``Documents/reports`` is copied with ``devicectl`` into a folder of
-    its own.
+    its own. A compute plan goes to a phone by the same rules.
     """
     argv = _argv(project, devices, team, bundle_id, work / "test.xcresult")
     started = datetime.now(timezone.utc)
     collector = Collector(log_path(logs, "xcodebuild"), progress, warn)
     result = stream(argv, collector)
     per: list[list[dict[str, Any]]] = [[] for _ in devices]
-    for run in merge_runs(collector.reports):
+    per_plans: list[list[dict[str, Any]]] = [[] for _ in devices]
+    for run in _stdout(collector):
         owner = _owner(run["device"], devices)
         if owner is not None:
             per[owner].append(run)
+    for plan in ({**plan, "channel": CHANNEL_STDOUT} for plan in collector.plans):
+        owner = _owner(plan.get("device") or {}, devices)
+        if owner is not None:
+            per_plans[owner].append(plan)
     if any(missing_models(runs, staged) for runs in per):
-        folder = work / "attachments"
-        folder.mkdir(exist_ok=True)
-        if commands.run(commands.xcresult_attachments_argv(work / "test.xcresult", folder)).returncode == 0:
-            meta = attachment_devices(folder)
-            found: list[list[dict[str, Any]]] = [[] for _ in devices]
-            for path in sorted(folder.rglob("*.json")):
-                try:
-                    file_runs = reports_in_folder_file(path)
-                except ReportError as exc:
-                    warn(str(exc))
-                    continue
-                for run in file_runs:
-                    owner = _attachment_owner(meta.get(path.name), devices)
-                    owner = _owner(run["device"], devices) if owner is None else owner
-                    if owner is not None:
-                        found[owner].append(run)
-            for i, runs in enumerate(found):
-                missing = missing_models(per[i], staged)
-                if missing:
-                    per[i] += only_models(sorted(runs, key=lambda r: r["created"]), missing)
-        else:
-            warn("xcresulttool export attachments failed (it needs Xcode 16 or later); trying the apps' containers")
+        docs = _export_attachments(work, warn, "the apps' containers")
+        found: list[list[dict[str, Any]]] = [[] for _ in devices]
+        for item, kind, doc in docs or []:
+            owner = _attachment_owner({"id": item.device_id, "name": item.device_name}, devices)
+            owner = _owner(doc.get("device") or {}, devices) if owner is None else owner
+            if owner is not None:
+                (found if kind == "run" else per_plans)[owner].append(doc)
+        for i, runs in enumerate(found):
+            missing = missing_models(per[i], staged)
+            if missing:
+                per[i] += only_models(sorted(runs, key=lambda r: r["created"]), missing)
     for i, device in enumerate(devices):
         missing = missing_models(per[i], staged)
         if not missing:
             continue
         folder = work / "containers" / f"{i}-{device.udid or device.identifier}"
         folder.mkdir(parents=True, exist_ok=True)
-        copy = commands.devicectl_copy_reports_argv(device.identifier, bundle_id, folder)
-        if commands.run(copy).returncode == 0:
-            recent = [r for r in folder_runs(folder, warn) if created_since(r, started)]
-            per[i] += only_models(recent[-1:], missing)
+        copied = _container(device, bundle_id, folder, started, warn)
+        if copied is not None:
+            per[i] += only_models(copied[0][-1:], missing)
+            per_plans[i] += copied[1]
     general = commands.first_error_line(result.tail)
     return [PhoneRun(device, runs, result.returncode, collector.log_path,
-                     None if runs else (_about(result.tail, device) or general))
-            for runs, device in zip(per, devices)]
+                     None if runs else (_about(result.tail, device) or general), _first_plans(plans, staged))
+            for runs, plans, device in zip(per, per_plans, devices)]
