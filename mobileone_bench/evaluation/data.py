@@ -35,6 +35,7 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 #: Label files found by name in a folder of images (the ImageNet validation layout).
 LABEL_FILES = ("val.txt", "labels.txt", "LOC_val_solution.csv", "ILSVRC2012_validation_ground_truth.txt")
 _SYNSET = re.compile(r"^n\d{8}$")
+_NO_IMAGE = "no .jpg, .jpeg or .png image (nor .bmp, .webp)"
 
 
 @dataclass(frozen=True)
@@ -197,8 +198,7 @@ def open_images(folder: str | Path, *, labels: str | Path | None = None, what: s
         return ImageSet(root, "class-folders", tuple(p for p, _ in ordered), tuple(i for _, i in ordered),
                         len(per_class), mapping, None, len(ordered))
     if not loose:
-        raise UsageError(f"{what} {root} holds no image ({', '.join(IMAGE_SUFFIXES)}), neither in class sub-folders "
-                         f"nor beside a label file")
+        raise UsageError(f"{what} {root} holds {_NO_IMAGE}, neither in class sub-folders nor beside a label file")
     if label_file is None:
         raise UsageError(f"{what} {root} holds images but no class folders and no label file: put each class in a "
                          f"sub-folder, or pass the labels with --labels FILE ('<file> <label>' lines)")
@@ -223,8 +223,7 @@ def image_files(folder: str | Path, *, what: str = "calibration folder") -> list
     per_class = [[(p, 0) for p in _images_in(d, recursive=True)] for d in subdirs]
     files = [p for p, _ in _in_turns(per_class)]
     if not files:
-        raise UsageError(f"{what} {root} holds no image ({', '.join(IMAGE_SUFFIXES)}), neither in it nor in "
-                         f"class sub-folders")
+        raise UsageError(f"{what} {root} holds {_NO_IMAGE}, neither in it nor in class sub-folders")
     return files
 
 

@@ -4,7 +4,9 @@ PyTorch models use on iPhones and Android phones; fp32, or int8 by post-training
 fp32: ``torch.export`` -> ``executorch.exir.to_edge_transform_and_lower(..., partitioner=[XnnpackPartitioner()])``
 -> ``.to_executorch()``. int8: the model is first quantized with the XNNPACK quantizer (8-bit symmetric per-channel
 weights, 8-bit asymmetric per-tensor static activations) through torchao's ``prepare_pt2e`` / ``convert_pt2e``,
-calibrated on random inputs or on a folder of images (:func:`calibration_inputs`), then lowered the same way.
+calibrated on random inputs or on a folder of images (:func:`calibration_inputs`: the images in it, or a class per
+sub-folder as ``evaluate --data`` reads them, each preprocessed as the model is evaluated, timm's data config for a
+timm model and the paper's center crop otherwise), then lowered the same way.
 
 The manifest records how many graph nodes went to XNNPACK and which operators stayed outside (run by ExecuTorch's
 portable kernels), and the parity check: for fp32 the tool's tolerance against PyTorch, as ONNX; for int8 the error
@@ -30,6 +32,9 @@ from typing import TYPE_CHECKING, Any, Iterable
 from mobileone_bench.devices._executorch import INSTALL_HINT, load_method, native_quiet
 from mobileone_bench.devices._executorch import one_line as _one_line
 from mobileone_bench.errors import ExportError, MissingDependencyError, UsageError
+from mobileone_bench.evaluation.data import IMAGE_SUFFIXES
+from mobileone_bench.evaluation.data import image_files as _image_files
+from mobileone_bench.evaluation.preprocess import IMAGENET_MEAN, IMAGENET_STD, Preprocessing
 from mobileone_bench.formats._base import FormatOptions, FormatOutput
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -50,9 +55,6 @@ __all__ = [
     "INT8_SCHEME",
 ]
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 #: What ``--precision int8`` means here (recorded in the manifest).
 INT8_SCHEME = ("post-training static quantization, XNNPACKQuantizer (get_symmetric_quantization_config, "
                "per-channel): 8-bit symmetric per-channel weights, 8-bit asymmetric per-tensor activations; "
@@ -72,7 +74,8 @@ class Options(FormatOptions):
     """ExecuTorch's settings (int8 calibration; fp32 has none of its own).
 
     Attributes:
-        calibration_images: int8: a folder of .jpg/.png images to calibrate on (``None``: random inputs).
+        calibration_images: int8: a folder of images, or of class folders of images, to calibrate on (``None``:
+            random inputs).
         calibration_samples: int8: how many random inputs, or at most how many images (by name).
     """
 
@@ -98,7 +101,8 @@ class Options(FormatOptions):
         if not self.calibration_images:
             return {"source": "random", "samples": self.calibration_samples}
         files = image_files(self.calibration_images)[: self.calibration_samples]
-        return {"source": "images", "samples": len(files), "images_sha256": images_sha256(files)}
+        return {"source": "images", "samples": len(files), "images_sha256": images_sha256(files),
+                "preprocessing": "the model's own (timm data config, or the paper's center crop)"}
 
     def folder_flags(self, precision: str) -> list[str]:
         return ["imagecalib"] if precision == "int8" and self.calibration_images else []
@@ -150,20 +154,14 @@ def _quantization() -> tuple[Any, Any, Any, Any]:
 
 
 def image_files(folder: str | Path) -> list[Path]:
-    """The calibration images of a folder (``.jpg``, ``.jpeg``, ``.png``, any case; not recursive), sorted by name.
+    """The calibration images of a folder (:data:`IMAGE_SUFFIXES`, any case): the images in it sorted by name, or,
+    when it holds class folders (a sample of a training set), their images taken a class at a time in turns
+    (:func:`mobileone_bench.evaluation.data.image_files`), so the first N cover the classes.
 
     Raises:
-        UsageError: The folder does not exist, is a file, or holds no such image.
+        UsageError: The folder does not exist, is a file, or holds no image.
     """
-    root = Path(folder)
-    if not root.exists():
-        raise UsageError(f"calibration folder {root} does not exist")
-    if not root.is_dir():
-        raise UsageError(f"calibration images must be a folder of .jpg/.png files; {root} is a file")
-    files = sorted(p for p in root.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-    if not files:
-        raise UsageError(f"calibration folder {root} holds no .jpg, .jpeg or .png image")
-    return files
+    return _image_files(folder, what="calibration folder")
 
 
 def images_sha256(files: Iterable[Path]) -> str:
@@ -175,29 +173,15 @@ def images_sha256(files: Iterable[Path]) -> str:
     return h.hexdigest()
 
 
-def _preprocess(size: tuple[int, int]) -> tuple[Any, str]:
-    """The ImageNet evaluation transform for an ``(H, W)`` input, and its description."""
-    from torchvision import transforms
-
-    short = int(round(max(size) / 0.875))
-    transform = transforms.Compose([
-        transforms.Resize(short, interpolation=transforms.InterpolationMode.BILINEAR),
-        transforms.CenterCrop(size),
-        transforms.ToTensor(),
-        transforms.Normalize(IMAGENET_MEAN, IMAGENET_STD),
-    ])
-    text = (f"RGB; shorter side resized to {short} (bilinear, {max(size)}/0.875); center crop {size[0]}x{size[1]}; "
-            f"scaled to [0, 1]; ImageNet normalisation mean {list(IMAGENET_MEAN)}, std {list(IMAGENET_STD)}")
-    return transform, text
-
-
-def calibration_inputs(options: Options, input_shape: tuple[int, ...]) -> tuple[list[torch.Tensor], dict[str, Any]]:
+def calibration_inputs(options: Options, input_shape: tuple[int, ...], preprocessing: Preprocessing | None = None,
+                       ) -> tuple[list[torch.Tensor], dict[str, Any]]:
     """The inputs int8 calibration runs on, and what they were (for the manifest).
 
     Without ``options.calibration_images``: ``options.calibration_samples`` random N(0, 1) tensors (seeds 1000,
     1001...; the parity check's inputs use seeds 0-3, so the check never sees a calibration input). With a folder:
-    its first ``calibration_samples`` images by name, each converted to RGB, resized and center-cropped to the input
-    size and normalised with ImageNet's mean and std, as at evaluation time.
+    its first ``calibration_samples`` images (:func:`image_files`), each converted to RGB and preprocessed as the
+    model is evaluated (``preprocessing``, :func:`mobileone_bench.evaluation.preprocess.for_model`; default: the
+    paper's resize, center crop to the input size and ImageNet normalisation).
     """
     import torch
 
@@ -212,7 +196,11 @@ def calibration_inputs(options: Options, input_shape: tuple[int, ...]) -> tuple[
         from PIL import Image
     except ImportError:
         raise MissingDependencyError("calibration on images (Python module 'PIL')", "pip install pillow") from None
-    transform, text = _preprocess((shape[2], shape[3]))
+    if preprocessing is None:
+        from mobileone_bench.evaluation.preprocess import paper_transform
+
+        preprocessing = paper_transform((shape[2], shape[3]))
+    transform, text = preprocessing.transform, preprocessing.text
     xs = []
     for p in files:
         try:
@@ -221,8 +209,16 @@ def calibration_inputs(options: Options, input_shape: tuple[int, ...]) -> tuple[
         except Exception as exc:  # noqa: BLE001 - a broken file is one line naming it
             raise ExportError(f"calibration image {p} cannot be read: {_one_line(exc)}") from None
     return xs, {"source": "images", "folder": str(Path(options.calibration_images).resolve()),
-                "samples": len(xs), "files": [p.name for p in files], "images_sha256": images_sha256(files),
-                "preprocessing": text}
+                "samples": len(xs), "files": [_relative(p, options.calibration_images) for p in files],
+                "images_sha256": images_sha256(files), "preprocessing": text,
+                "preprocessing_source": preprocessing.source}
+
+
+def _relative(path: Path, root: str) -> str:
+    try:
+        return path.relative_to(root).as_posix()
+    except ValueError:
+        return path.name
 
 
 # ------------------------------------------------------------------------------------------------ lowering
@@ -403,6 +399,13 @@ def int8_parity(method: Any, model: torch.nn.Module, quantized: torch.nn.Module,
 # -------------------------------------------------------------------------------------------------- export
 
 
+def _preprocessing(prepared: Any) -> Preprocessing:
+    """The model's evaluation preprocessing (its train-time form carries timm's config when timm built it)."""
+    from mobileone_bench.evaluation.preprocess import for_model
+
+    return for_model(getattr(prepared, "train_model", None) or prepared.model, prepared.input_shape)
+
+
 def export(prepared: Any, workdir: Path, precision: str, options: Options, context: dict[str, Any]) -> FormatOutput:
     """Write ``workdir/model.pte`` (XNNPACK-delegated; int8 when ``precision == "int8"``) and check it."""
     import torch
@@ -415,7 +418,7 @@ def export(prepared: Any, workdir: Path, precision: str, options: Options, conte
     try:
         with _quiet():
             if precision == "int8":
-                calibration, calib_meta = calibration_inputs(options, prepared.input_shape)
+                calibration, calib_meta = calibration_inputs(options, prepared.input_shape, _preprocessing(prepared))
                 quantized = _quantize(model, x, calibration)
                 meta.update(quantization=INT8_SCHEME, calibration=calib_meta)
                 source = quantized
