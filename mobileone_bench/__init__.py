@@ -27,7 +27,7 @@ from mobileone_bench._version import __version__
 #: that ``import mobileone_bench`` imports nothing else: the API module loads on first use of one of these names.
 _API = ("list_models", "list_zoos", "create_model", "reparam", "profile", "export", "latency", "run", "ablate",
         "load_results", "correlate", "table", "plot", "roofline", "merge", "export_results", "report",
-        "evaluate")
+        "evaluate", "explain")
 
 __all__ = ["__version__", *_API]
 

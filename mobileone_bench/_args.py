@@ -296,7 +296,7 @@ class InputSize:
 
 _FLAGS = ("force", "check", "reparameterize", "progress", "as_frame", "dry_run", "latest", "compare", "all_rows",
           "include_contended", "ci", "remeasure", "remeasure_flagged", "sequential", "dynamic_batch", "cuda_graphs",
-          "yes")
+          "tf32", "yes")
 _NAMES = ("models", "exclude", "devices", "figures", "formats", "kinds", "runtimes", "against", "on", "destination")
 _TEXTS = ("pattern", "zoo", "runtime", "precision", "report", "protocol", "reference", "team", "bundle_id", "cluster",
           "deployment_target")
@@ -307,6 +307,7 @@ _REQUIRED_TEXTS = ("device", "ort_opt", "compute_units", "coreml_type", "coreml_
 RULES: dict[str, Rule] = {
     "warmup": Integer(min=0),
     "runs": Integer(min=1),
+    "profiled_runs": Integer(min=1, optional=False),
     "threads": Integer(min=1),
     "rounds": Integer(min=1),
     "seed": Integer(min=0, optional=False),
@@ -451,7 +452,7 @@ def select(models: str | Iterable[str] | None = None, zoo: str | None = None, *,
 
 def latency_job(device: str = "cpu", runtime: str | None = None, *, warmup: int | None = None,
                 runs: int | None = None, threads: int | None = None, precision: str | None = None,
-                report: str | None = None, ort_opt: str = "all", cuda_graphs: bool = True,
+                report: str | None = None, ort_opt: str = "all", cuda_graphs: bool = True, tf32: bool = False,
                 compute_units: str = "all", weights: str | None = None, input_size: tuple[int, int] | None = None,
                 reparameterize: bool = True, models_dir: str | Path = DEFAULT_MODELS_DIR,
                 protocol: str | None = None, rounds: int | None = None, seed: int = 0,
@@ -471,6 +472,7 @@ def latency_job(device: str = "cpu", runtime: str | None = None, *, warmup: int 
         options.update(cpu_runtime_options(runtime, graph_optimization=ort_opt, allow_spinning=spinning))
     elif device == "gpu":
         options["cuda_graphs"] = bool(cuda_graphs)
+        options["tf32"] = bool(tf32)  # fp32 layers on TF32 tensor cores (TensorRT: decided when the engine is built)
     elif device in ("iphone", "mac"):
         options["compute_units"] = compute_units
     job = pipeline.LatencyJob(device=device, runtime=runtime, precision=precision, warmup=warmup, runs=runs,

@@ -132,6 +132,7 @@ def test_every_argument_refuses_a_wrong_type_in_one_line_naming_it(name, arg, no
     (lambda: mb.export_results(out=3), "out must be a path"),
     (lambda: mb.run(on=5, cluster="auto"), "on must be a string or a list of strings"),
     (lambda: mb.table(compare="yes"), "compare must be True or False, not 'yes'"),
+    (lambda: mb.explain("mobileone_tiny", profiled_runs=0), "profiled_runs must be an integer >= 1, not 0"),
 ])
 def test_the_issue_s_bad_calls_are_one_typed_line(call, fragment, nothing_runs):
     with pytest.raises(UsageError) as info:

@@ -33,6 +33,7 @@ from mobileone_bench.analysis.results import rows_or_frame as _out
 from mobileone_bench.analysis.summary import RECORD_COLUMNS
 from mobileone_bench.analysis.summary import SUMMARY_COLUMNS  # noqa: F401 - run's "models" columns
 from mobileone_bench.api.evaluate import evaluate
+from mobileone_bench.api.explain import explain
 from mobileone_bench.api.report import report
 
 if TYPE_CHECKING:  # pragma: no cover - names for type hints only; nothing heavy is imported at run time
@@ -40,7 +41,7 @@ if TYPE_CHECKING:  # pragma: no cover - names for type hints only; nothing heavy
 
 __all__ = ["list_models", "list_zoos", "create_model", "reparam", "profile", "export", "latency", "run", "ablate",
            "load_results", "correlate", "table", "plot", "roofline", "merge", "export_results", "report",
-           "evaluate"]
+           "evaluate", "explain"]
 
 #: What the analysis functions read: one results folder, or several read as one (:mod:`mobileone_bench.store.merging`).
 Results = Union[str, Path, Sequence[Union[str, Path]]]
@@ -195,7 +196,7 @@ def export(models: str | Sequence[str] | None = None, *, zoo: str | None = None,
            input_size: tuple[int, int] | None = None, reparameterize: bool = True, force: bool = False,
            dynamic_batch: bool = False, opset: int = 18, coreml_type: str = "mlprogram",
            deployment_target: str | None = None, coreml_input: str = "tensor", trt_workspace_mb: int = 1024,
-           calibration_images: str | Path | None = None, calibration_samples: int = 16,
+           tf32: bool = False, calibration_images: str | Path | None = None, calibration_samples: int = 16,
            progress: bool = False, as_frame: bool = True, yes: bool = False) -> Any:
     """Export models to ONNX, Core ML, TensorRT and/or ExecuTorch with a parity check and a manifest each, as
     ``mobileone-bench export``; matching artifacts are reused unless ``force``.
@@ -215,7 +216,7 @@ def export(models: str | Sequence[str] | None = None, *, zoo: str | None = None,
 
     options = ExportOptions(precision=precision, opset=opset, dynamic_batch=dynamic_batch, coreml_type=coreml_type,
                             coreml_target=deployment_target, coreml_input=coreml_input,
-                            trt_workspace_mb=trt_workspace_mb,
+                            trt_workspace_mb=trt_workspace_mb, tf32=tf32,
                             calibration_images=None if calibration_images is None else str(calibration_images),
                             calibration_samples=calibration_samples)
     fmts = study.export_formats_checked(formats, options)
@@ -241,7 +242,7 @@ def latency(models: str | Sequence[str] | None = None, *, zoo: str | None = None
 
     Several models are measured in interleaved rounds (``protocol="blocked"``: one block each); an identical
     measurement already stored is reused unless ``force``. The CLI's other options are keywords (``OPTIONS``):
-    ``ort_opt``, ``cuda_graphs``, ``destination`` (iPhone: a name or UDID, a list, or ``"all"``), ``sequential``,
+    ``ort_opt``, ``cuda_graphs``, ``tf32`` (GPU), ``destination`` (iPhone: a name or UDID, a list, or ``"all"``), ``sequential``,
     ``compute_units``, ``from_reports``, ``team``, ``bundle_id``, ``harness``, ``weights``, ``input_size``,
     ``reparameterize``, ``wait_quiet``, ``ort_spinning``, ``on_warning``, ``yes`` (more than 50 models). More
     ``threads`` than logical cores is a :class:`~mobileone_bench.errors.BenchWarning` (the record keeps both).
