@@ -141,7 +141,15 @@ def build_report(store: Any, *, include_contended: bool = False) -> dict[str, An
             "generated": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "header": header(store, records, notes, include_contended), "missing": missing,
             "tables": sections, "figures": figures,
-            "models": model_sections(store, latency, profiles, explains)}
+            "models": model_sections(store, _shown(store, latency, by_record), profiles, explains)}
+
+
+def _shown(store: Any, latest: list[dict[str, Any]], used: Mapping[Any, Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """The newest record of each key, and the older ones the tables use instead of a newer contended one."""
+    ids = {r.get("record_id") for r in latest}
+    wanted = {str(r.get("record_id")) for r in used.values()} - ids
+    older = [r for r in store.records("latency") if r.get("record_id") in wanted] if wanted else []
+    return latest + older
 
 
 def render_html(context: Mapping[str, Any]) -> str:
