@@ -308,6 +308,7 @@ RULES: dict[str, Rule] = {
     "warmup": Integer(min=0),
     "runs": Integer(min=1),
     "profiled_runs": Integer(min=1, optional=False),
+    "top": Integer(min=0, optional=False),
     "threads": Integer(min=1),
     "rounds": Integer(min=1),
     "seed": Integer(min=0, optional=False),
