@@ -20,7 +20,7 @@ from mobileone_bench.formats._base import FormatOptions, FormatOutput
 if TYPE_CHECKING:  # pragma: no cover
     import torch
 
-__all__ = ["Options", "export", "run_parity", "INPUT_NAME", "OUTPUT_NAME", "OPSETS"]
+__all__ = ["Options", "export", "export_fp16", "run_parity", "INPUT_NAME", "OUTPUT_NAME", "OPSETS"]
 
 INPUT_NAME, OUTPUT_NAME = "input", "logits"
 #: ONNX opsets the exporters write.
@@ -93,6 +93,78 @@ def run_parity(path: Path, model: torch.nn.Module, x: torch.Tensor, atol: float,
     result["summary"] = (f"max abs {result['max_abs_err']:.2g}, rel {result['max_rel_err']:.2g}"
                          + ("" if result["passed"] else " (above tolerance)"))
     return result
+
+
+def _half_model(model: torch.nn.Module) -> torch.nn.Module:
+    """A half-precision copy of ``model`` (the caller's is untouched) that takes and returns float32: the graph
+    casts its input to fp16 first and its output to fp32 last, so its inputs and outputs stay fp32."""
+    import copy
+
+    import torch
+
+    class _HalfInside(torch.nn.Module):
+        def __init__(self, inner: torch.nn.Module):
+            super().__init__()
+            self.inner = copy.deepcopy(inner).eval().half()
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.inner(x.half()).float()
+
+    return _HalfInside(model).eval()
+
+
+def _elem_type(value_info: Any) -> str:
+    import onnx
+
+    return onnx.TensorProto.DataType.Name(value_info.type.tensor_type.elem_type).lower()
+
+
+def export_fp16(model: torch.nn.Module, input_shape: tuple[int, ...], path: Path, opset: int,
+                dynamic_batch: bool = False) -> dict[str, Any]:
+    """Write a half-precision ONNX graph of ``model`` to ``path``: weights and every operation in fp16, the input
+    and output float32 (a ``Cast`` at each end), for a strongly typed TensorRT build whose precision is the graph's.
+
+    Returns:
+        Facts for a manifest: the exporter, opset, input/output element types, and how many initializers are fp16.
+
+    Raises:
+        ExportError: Neither exporter could write the graph, or it is not a single file.
+    """
+    import onnx
+    import torch
+
+    half = _half_model(model)
+    x = torch.randn(input_shape, generator=torch.Generator().manual_seed(0))
+    path = Path(path)
+    exporter, first_error = "dynamo", None
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+        warnings.simplefilter("ignore")
+        try:
+            _export_dynamo(half, x, path, opset, dynamic_batch)
+        except Exception as exc:  # noqa: BLE001 - fall back to the TorchScript exporter, remember why
+            first_error = f"{type(exc).__name__}: {' '.join(str(exc).split())[:200]}"
+            exporter = "torchscript"
+            try:
+                _export_torchscript(half, x, path, opset, dynamic_batch)
+            except Exception as exc2:  # noqa: BLE001
+                raise ExportError(f"fp16 ONNX export failed (dynamo: {first_error}; torchscript: "
+                                  f"{type(exc2).__name__}: {' '.join(str(exc2).split())[:200]})") from exc2
+    extra = [p.name for p in path.parent.iterdir() if p.name.startswith(path.name) and p.name != path.name]
+    if extra:
+        raise ExportError(f"fp16 ONNX export wrote external data files ({', '.join(extra)})")
+    onnx.checker.check_model(str(path), full_check=True)
+    proto = onnx.load(str(path), load_external_data=False)
+    floats = [t for t in proto.graph.initializer if t.data_type in (onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16)]
+    return {
+        "exporter": exporter,
+        "exporter_fallback_reason": first_error,
+        "opset": next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), None),
+        "dtype": "float16",
+        "input_dtype": _elem_type(proto.graph.input[0]),
+        "output_dtype": _elem_type(proto.graph.output[0]),
+        "fp16_initializers": sum(t.data_type == onnx.TensorProto.FLOAT16 for t in floats),
+        "fp32_initializers": sum(t.data_type == onnx.TensorProto.FLOAT for t in floats),
+    }
 
 
 def export(prepared: Any, workdir: Path, precision: str, options: Options, context: dict[str, Any]) -> FormatOutput:
