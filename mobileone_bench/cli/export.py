@@ -43,6 +43,8 @@ __all__ = ["export_cmd", "COMMANDS"]
               help="Core ML input as a tensor, or as an image with the ImageNet scale/bias.")
 @click.option("--trt-workspace", type=click.IntRange(min=1), default=1024, show_default=True, metavar="MB",
               help="TensorRT builder workspace limit.")
+@click.option("--tf32/--no-tf32", default=False, show_default=True,
+              help="TensorRT: let fp32 layers use TF32 tensor cores (BuilderFlag.TF32).")
 @click.option("--calibration-images", "--calibration", "calibration_images", type=click.Path(), default=None,
               metavar="DIR",
               help="executorch int8: calibrate on the images of DIR (or of its class sub-folders, in turns), "
@@ -54,7 +56,7 @@ __all__ = ["export_cmd", "COMMANDS"]
 def export_cmd(models: tuple[str, ...], zoo: str | None, formats: str, out: str, precision: str | None,
                weights: str | None, input_size: tuple[int, int] | None, no_reparam: bool, force: bool,
                dynamic_batch: bool, opset: int, coreml_type: str, deployment_target: str | None, coreml_input: str,
-               trt_workspace: int, calibration_images: str | None, calibration_samples: int, as_json: bool,
+               trt_workspace: int, tf32: bool, calibration_images: str | None, calibration_samples: int, as_json: bool,
                yes: bool) -> None:
     """Export models to ONNX, Core ML, TensorRT and/or ExecuTorch, check each artifact against PyTorch, and write
     a manifest.json beside it. Matching artifacts are reused (cache); --force redoes them.
@@ -75,7 +77,7 @@ def export_cmd(models: tuple[str, ...], zoo: str | None, formats: str, out: str,
     rows = api.export(models, zoo=zoo, formats=formats, out=out, precision=precision, weights=weights,
                       input_size=input_size, reparameterize=not no_reparam, force=force, dynamic_batch=dynamic_batch,
                       opset=opset, coreml_type=coreml_type, deployment_target=deployment_target,
-                      coreml_input=coreml_input, trt_workspace_mb=trt_workspace,
+                      coreml_input=coreml_input, trt_workspace_mb=trt_workspace, tf32=tf32,
                       calibration_images=calibration_images, calibration_samples=calibration_samples, progress=True,
                       as_frame=False, yes=yes)
     if as_json:

@@ -150,7 +150,12 @@ def protocol_options(f: Any) -> Any:
               help="The statistic reported as the latency (default: median on CPU/GPU, min on iPhone/Mac).")
 @click.option("--ort-opt", type=click.Choice(["disable", "basic", "extended", "all"]), default="all",
               show_default=True, help="onnxruntime graph optimisation level.")
-@click.option("--no-cuda-graphs", is_flag=True, help="torch-cuda: launch eagerly instead of replaying a CUDA graph.")
+@click.option("--no-cuda-graphs", is_flag=True,
+              help="gpu: launch every run (TensorRT: execute_async_v3; torch-cuda: eagerly) instead of replaying a "
+                   "CUDA graph (the default, as trtexec --useCudaGraph).")
+@click.option("--tf32/--no-tf32", default=False, show_default=True,
+              help="gpu: let fp32 layers use TF32 tensor cores (TensorRT: BuilderFlag.TF32; torch-cuda: "
+                   "allow_tf32); recorded.")
 @click.option("--destination", "destinations", multiple=True, metavar="NAME|UDID|all",
               help="iphone: the device to run on; give it again for several (one xcodebuild runs them "
                    "concurrently), or 'all' for every connected one.")
@@ -178,7 +183,7 @@ def protocol_options(f: Any) -> Any:
 @yes_option()
 def latency_cmd(models: tuple[str, ...], zoo: str | None, device: str, runtime: str | None, warmup: int | None,
                 runs: int | None, threads: int | None, precision: str | None, report: str | None, ort_opt: str,
-                no_cuda_graphs: bool, destinations: tuple[str, ...], sequential: bool, compute_units: str,
+                no_cuda_graphs: bool, tf32: bool, destinations: tuple[str, ...], sequential: bool, compute_units: str,
                 reports: tuple[str, ...],
                 team: str | None, bundle_id: str | None, harness: str | None, weights: str | None,
                 input_size: tuple[int, int] | None, no_reparam: bool, results: str,
@@ -208,7 +213,7 @@ def latency_cmd(models: tuple[str, ...], zoo: str | None, device: str, runtime: 
     from mobileone_bench.pipeline import is_unavailable
 
     records = api.latency(models, zoo=zoo, device=device, runtime=runtime, warmup=warmup, runs=runs, threads=threads,
-                          precision=precision, report=report, ort_opt=ort_opt, cuda_graphs=not no_cuda_graphs,
+                          precision=precision, report=report, ort_opt=ort_opt, cuda_graphs=not no_cuda_graphs, tf32=tf32,
                           destination=list(destinations) or None, sequential=sequential, compute_units=compute_units,
                           from_reports=reports, team=team, bundle_id=bundle_id, harness=harness, weights=weights,
                           input_size=input_size, reparameterize=not no_reparam, results=results,

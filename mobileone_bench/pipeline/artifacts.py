@@ -8,7 +8,7 @@ handed over in the context, whatever the formats are.
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
@@ -62,7 +62,7 @@ def artifact_for(prepared: Prepared, job: LatencyJob, force: bool) -> tuple[Expo
     """
     from mobileone_bench.devices import get_runtime
     from mobileone_bench.errors import ExportError
-    from mobileone_bench.formats import FORMATS
+    from mobileone_bench.formats import FORMATS, format_module
     from mobileone_bench.formats import _base
 
     rt = get_runtime(job.device, job.runtime)
@@ -70,7 +70,9 @@ def artifact_for(prepared: Prepared, job: LatencyJob, force: bool) -> tuple[Expo
         return None, None
     fmt = FORMATS[rt.artifact]
     out = Path(job.models_dir)
-    options = _base.ExportOptions(precision=job.precision if job.precision in fmt.precisions else None)
+    declared = {f.name for f in fields(format_module(fmt).Options)}  # a runtime option the format builds in
+    options = _base.ExportOptions(precision=job.precision if job.precision in fmt.precisions else None,
+                                  **{k: v for k, v in job.runtime_options if k in declared})  # (TensorRT: tf32)
     context: dict[str, Any] = {"out": str(out)}
     _export_source(prepared, fmt, out, options, force, context)
     result = _base.export_one(prepared, fmt, out, options, force=force, context=context)
