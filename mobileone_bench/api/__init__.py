@@ -242,8 +242,8 @@ def latency(models: str | Sequence[str] | None = None, *, zoo: str | None = None
 
     Several models are measured in interleaved rounds (``protocol="blocked"``: one block each); an identical
     measurement already stored is reused unless ``force``. The CLI's other options are keywords (``OPTIONS``):
-    ``ort_opt``, ``cuda_graphs``, ``tf32`` (GPU), ``destination`` (iPhone: a name or UDID, a list, or ``"all"``), ``sequential``,
-    ``compute_units``, ``from_reports``, ``team``, ``bundle_id``, ``harness``, ``weights``, ``input_size``,
+    ``ort_opt``, ``cuda_graphs``, ``tf32`` (GPU), ``destination`` (iPhone: a name or UDID, a list, or ``"all"``),
+    ``sequential``, ``compute_units``, ``from_reports``, ``team``, ``bundle_id``, ``harness``, ``weights``, ``input_size``,
     ``reparameterize``, ``wait_quiet``, ``ort_spinning``, ``on_warning``, ``yes`` (more than 50 models). More
     ``threads`` than logical cores is a :class:`~mobileone_bench.errors.BenchWarning` (the record keeps both).
 
