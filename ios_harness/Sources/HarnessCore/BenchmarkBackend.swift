@@ -67,6 +67,10 @@ public protocol BenchmarkBackend: Sendable {
 
     /// Cleans up after a model (removes a temporary compiled copy).
     func discard(_ compiled: CompiledModel)
+
+    /// Where the framework would run each operation of the compiled model with `computeUnits`
+    /// (Core ML's `MLComputePlan`). Untimed, after the model's timed runs.
+    func computePlan(_ compiled: CompiledModel, computeUnits: ComputeUnits) async -> ComputePlanOutcome
 }
 
 extension BenchmarkBackend {
@@ -80,6 +84,11 @@ extension BenchmarkBackend {
 
     public func describe(_ error: Error) -> String {
         ErrorText.describe(error)
+    }
+
+    /// No compute plan by default.
+    public func computePlan(_ compiled: CompiledModel, computeUnits: ComputeUnits) async -> ComputePlanOutcome {
+        .unavailable("this backend reports no compute plan")
     }
 
     /// Removes ``CompiledModel/url`` when it is temporary.

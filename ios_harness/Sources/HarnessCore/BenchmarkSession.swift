@@ -82,11 +82,14 @@ public struct BenchmarkSession<Backend: BenchmarkBackend>: Sendable {
     ///   - onResult: called with each result as soon as it exists, and the report so far (the
     ///     headless test prints the first and saves the second, so that a crash later loses
     ///     nothing).
+    ///   - onPlan: when given, called with each model's compute plan (``BenchmarkBackend/computePlan(_:computeUnits:)``,
+    ///     asked after its timed runs, before its result is passed on).
     /// - Returns: the report with every result.
     public func run(
         only: [String]? = nil,
         hooks: BenchmarkHooks = .empty,
-        onResult: @Sendable (ModelResult, _ soFar: HarnessReport) async -> Void = { _, _ in }
+        onResult: @Sendable (ModelResult, _ soFar: HarnessReport) async -> Void = { _, _ in },
+        onPlan: (@Sendable (ComputePlanReport) async -> Void)? = nil
     ) async -> HarnessReport {
         var configuration = self.configuration
         if let only {
@@ -110,7 +113,14 @@ public struct BenchmarkSession<Backend: BenchmarkBackend>: Sendable {
                     model: location.name, file: location.fileName, configuration: configuration,
                     message: "cancelled before loading", clock: clock.identifier)
             } else {
-                result = await Self.benchmark(location, with: benchmark, backend: backend, hooks: hooks)
+                let outcome: ComputePlanOutcome?
+                (result, outcome) = await Self.benchmark(
+                    location, with: benchmark, backend: backend, hooks: hooks, wantsPlan: onPlan != nil)
+                if let onPlan, let outcome {
+                    await onPlan(ComputePlanReport(
+                        header: header, model: location.name, file: location.fileName,
+                        computeUnits: configuration.computeUnits, outcome: outcome))
+                }
             }
             report.results.append(result)
             await onResult(result, report)
@@ -129,24 +139,26 @@ public struct BenchmarkSession<Backend: BenchmarkBackend>: Sendable {
         _ location: ModelLocation,
         with benchmark: ModelBenchmark,
         backend: Backend,
-        hooks: BenchmarkHooks
-    ) async -> ModelResult {
+        hooks: BenchmarkHooks,
+        wantsPlan: Bool
+    ) async -> (ModelResult, ComputePlanOutcome?) {
         let compiled: CompiledModel
         do {
             compiled = try await backend.compile(location)
         } catch {
-            return ModelResult.failure(
+            return (ModelResult.failure(
                 model: location.name,
                 file: location.fileName,
                 configuration: benchmark.configuration,
                 message: "compile failed: \(backend.describe(error))",
                 clock: benchmark.loop.clock.identifier
-            )
+            ), nil)
         }
         let result = await TimingThread.run {
             benchmark.run(compiled, backend: backend, hooks: hooks)
         }
+        let plan = wantsPlan ? await backend.computePlan(compiled, computeUnits: benchmark.configuration.computeUnits) : nil
         backend.discard(compiled)
-        return result
+        return (result, plan)
     }
 }

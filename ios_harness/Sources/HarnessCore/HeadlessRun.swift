@@ -7,7 +7,9 @@ import Foundation
 /// report as an attachment named `mobileone-bench-<UTC>-<model>.json`, and the report so far
 /// saved to `reportsDirectory` (the app's `Documents/reports/`), so that the marked lines, the
 /// result bundle and the app's container each carry every finished model, whatever happens to
-/// the others. At the end the whole report is attached and saved again.
+/// the others. Its compute plan (``ComputePlanReport``) goes the same three ways just before it
+/// (`MOBILEONE_BENCH_COMPUTE_PLAN` line, `mobileone-bench-compute-plan-<UTC>-<model>.json`).
+/// At the end the whole report is attached and saved again.
 public enum HeadlessRun {
     /// How a headless run ended.
     public enum Outcome: Equatable, Sendable {
@@ -49,14 +51,20 @@ public enum HeadlessRun {
         }
 
         let fileName = ReportStore.fileName(for: session.header)
-        let report = await session.run(hooks: hooks) { result, soFar in
+        let report = await session.run(hooks: hooks, onResult: { result, soFar in
             output.progress("\(result.model): \(result.displayText)")
             emit(session.report(for: result), output: output)
             if let data = try? ReportCoding.encode(session.report(for: result), pretty: true) {
                 output.attach(name: ReportStore.fileName(for: session.header, model: result.model), data: data)
             }
             save(soFar, as: fileName, in: reportsDirectory, output: output, quiet: true)
-        }
+        }, onPlan: { plan in
+            emit(plan, output: output)
+            if let data = try? plan.encoded(pretty: true) {
+                output.attach(name: plan.fileName(), data: data)
+                save(data, as: plan.fileName(), in: reportsDirectory, output: output)
+            }
+        })
 
         if let data = try? ReportCoding.encode(report, pretty: true) {
             output.attach(name: fileName, data: data)
@@ -72,6 +80,26 @@ public enum HeadlessRun {
         } catch {
             let model = report.results.first?.model ?? "?"
             output.progress("\(model): cannot print the report: \(ErrorText.describe(error))")
+        }
+    }
+
+    /// Prints the marked line of a compute plan (or says why it cannot).
+    static func emit(_ plan: ComputePlanReport, output: some HarnessOutput) {
+        do {
+            output.output(try plan.markedLine())
+        } catch {
+            output.progress("\(plan.model): cannot print the compute plan: \(ErrorText.describe(error))")
+        }
+    }
+
+    /// Writes a compute plan's JSON to `directory/fileName` (quietly: a failure is said once).
+    static func save(_ data: Data, as fileName: String, in directory: URL?, output: some HarnessOutput) {
+        guard let directory else { return }
+        do {
+            try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+            try data.write(to: directory.appendingPathComponent(fileName), options: .atomic)
+        } catch {
+            output.progress("could not write \(fileName): \(ErrorText.describe(error))")
         }
     }
 

@@ -79,10 +79,12 @@ public enum MacRunner {
                 output.progress(line)
             }
         })
-        let report = await session.run(hooks: hooks) { result, _ in
+        let report = await session.run(hooks: hooks, onResult: { result, _ in
             if !quiet { output.progress("\(result.model): \(result.displayText)") }
             HeadlessRun.emit(session.report(for: result), output: output)
-        }
+        }, onPlan: { plan in
+            HeadlessRun.emit(plan, output: output)
+        })
 
         if let outputPath = options.outputPath {
             do {

@@ -35,18 +35,23 @@ final class EntryPointTests: XCTestCase {
         let fromLines = try ReportCoding.reports(inLog: output.outputLines.joined(separator: "\n"))
         XCTAssertEqual(try HarnessReport.merging(fromLines), report)
 
-        // One attachment per model as it finished, then the whole report.
+        // One attachment per model as it finished (its compute plan just before it), then the whole report.
         XCTAssertEqual(output.attachments.map(\.name), [
-            "mobileone-bench-20261128T120000Z-a.json", "mobileone-bench-20261128T120000Z-b.json",
+            "mobileone-bench-compute-plan-20261128T120000Z-a.json", "mobileone-bench-20261128T120000Z-a.json",
+            "mobileone-bench-compute-plan-20261128T120000Z-b.json", "mobileone-bench-20261128T120000Z-b.json",
             "mobileone-bench-20261128T120000Z.json",
         ])
-        XCTAssertEqual(try ReportCoding.decode(output.attachments[1].data).results.map(\.model), ["b"])
-        XCTAssertEqual(try ReportCoding.decode(output.attachments[2].data), report)
+        let reports = output.attachments.filter { !$0.name.contains("compute-plan") }
+        XCTAssertEqual(try ReportCoding.decode(reports[1].data).results.map(\.model), ["b"])
+        XCTAssertEqual(try ReportCoding.decode(reports[2].data), report)
 
         // The report file, replaced as models finish: the last version holds the run.
         let saved = try ReportCoding.decode(Data(contentsOf: directory.appendingPathComponent("mobileone-bench-20261128T120000Z.json")))
         XCTAssertEqual(saved, report)
-        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: directory.path), ["mobileone-bench-20261128T120000Z.json"])
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: directory.path).sorted(), [
+            "mobileone-bench-20261128T120000Z.json", "mobileone-bench-compute-plan-20261128T120000Z-a.json",
+            "mobileone-bench-compute-plan-20261128T120000Z-b.json",
+        ])
         XCTAssertTrue(output.logLines.contains("[mobileone-bench] report written to \(directory.lastPathComponent)/mobileone-bench-20261128T120000Z.json (2 models, 1 failed)"), "\(output.logLines)")
         XCTAssertTrue(output.logLines.contains { $0.hasPrefix("[mobileone-bench] b: error: load failed: fake: bad") })
     }
