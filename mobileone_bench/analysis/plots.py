@@ -38,6 +38,9 @@ FIGURES = {
                           "what": "Latency vs memory traffic"},
     "latency-vs-depth": {"paper": None, "x": "depth", "y": "latency_ms", "logx": False, "logy": True,
                          "xlabel": "Depth (longest chain of compute layers)", "what": "Latency vs depth"},
+    # drawn from explain records (mobileone_bench.analysis.operators)
+    "time-by-category": {"paper": None, "source": "explain", "what": "Share of the time per operator category"},
+    "time-vs-flop-share": {"paper": None, "source": "explain", "what": "Time share vs FLOP share per category"},
 }
 #: The paper's figures: what `plot` draws when no figure is named.
 PAPER_FIGURES = ("latency-vs-flops", "latency-vs-params", "accuracy-vs-latency")
@@ -122,6 +125,8 @@ def figure_panels(store: Any | None, figures: Sequence[str], *, devices: Sequenc
     panels = []
     for figure in figures:
         spec = FIGURES[figure]
+        if spec.get("source") == "explain":  # drawn from explain records (analysis.operators.operator_plots)
+            continue
         for device, rt in groups:
             points, skipped = [], []
             stat, hardware = None, None
@@ -373,7 +378,17 @@ def make_plots(store: Any | None, out_dir: str | Path | None = None, *, figures:
         the matplotlib Figure), and ``png`` / ``svg``, the files written, with ``out_dir``.
     """
     out = []
-    for panel in figure_panels(store, parse_figures(figures), devices=devices, runtime=runtime, models=models,
+    wanted = parse_figures(figures)
+    from_explain = [f for f in wanted if FIGURES[f].get("source") == "explain"]
+    if from_explain:
+        from mobileone_bench.analysis.operators import operator_plots
+
+        out += operator_plots(store, out_dir, figures=from_explain, devices=devices, runtime=runtime, models=models,
+                              exclude=exclude, save=save)
+        wanted = [f for f in wanted if f not in from_explain]
+        if not wanted:
+            return out
+    for panel in figure_panels(store, wanted, devices=devices, runtime=runtime, models=models,
                                exclude=exclude, reference=reference, include_contended=include_contended):
         fig = draw(panel)
         stem = f"{panel['figure']}_{panel['device']}" + (f"-{panel['runtime']}" if panel["runtime"] else "-paper")

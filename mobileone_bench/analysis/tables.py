@@ -65,7 +65,7 @@ def layout_models(layout: str) -> list[str]:
 def _check_layout(layout: str) -> str:
     key = str(layout).lower().replace("-", "").replace("_", "")
     if key not in LAYOUTS:
-        raise UsageError(f"unknown layout {layout!r}; choose from {', '.join(LAYOUTS)}")
+        raise UsageError(f"unknown layout {layout!r}; choose from {', '.join([*LAYOUTS, 'section32'])}")
     return key
 
 
@@ -180,6 +180,10 @@ def build_table(store: Any, layout: str = "table9", *, models: Sequence[str] | N
 
     from mobileone_bench.reference import paper_table
 
+    if str(layout).lower().replace("-", "").replace("_", "") == "section32":  # read through explain records
+        from mobileone_bench.analysis.operators import section32_table
+
+        return section32_table(store, models=models, runtimes=runtimes, threads=threads)
     layout = _check_layout(layout)
     spec = LAYOUTS[layout]
     paper_rows = paper_table(layout)["rows"]

@@ -236,7 +236,9 @@ def rich_agreement(table: dict[str, Any]) -> Any:
 @click.command("table")
 @models_argument()
 @zoo_option()
-@click.option("--layout", default="table9", show_default=True, help="table9 or table14.")
+@click.option("--layout", default="table9", show_default=True,
+              help="table9, table14, or section32 (Tables 2 and 3's ablation networks through their explain "
+                   "records: how much of each variant's time its activation, gate or branches take).")
 @click.option("--format", "fmt", default=None,
               help="rich (default), md, csv, latex or json; with --out, taken from the file's suffix if not given.")
 @click.option("--out", type=click.Path(dir_okay=False), default=None, metavar="FILE",
