@@ -192,7 +192,8 @@ class TensorRTEngine:
                 self.context.set_tensor_address(name, buf.data_ptr())
         self.graph: Any = None
         self.graph_error: str | None = None
-        self._enqueue()  # the first launch does the shape-dependent setup a capture must not contain
+        with torch.cuda.stream(self.stream):
+            self._enqueue()  # the first launch does the shape-dependent setup a capture must not contain
         if cuda_graph:
             self._capture()
         self.stream.synchronize()
