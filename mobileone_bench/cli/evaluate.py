@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import click
 
 from mobileone_bench.cli._common import (
     emit,
-    format_option,
     input_size_option,
     models_argument,
     warn,
@@ -67,12 +67,12 @@ def _rows(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
 @click.option("--models-dir", type=click.Path(file_okay=False), default="models", show_default=True,
               help="Root of the artifact tree (artifacts are exported there, or reused).")
 @click.option("--force", is_flag=True, help="Evaluate again even when an identical evaluation is stored.")
-@format_option(("table", "json", "csv"))
+@click.option("--json", "as_json", is_flag=True, help="Print the records as JSON.")
 @yes_option()
 def evaluate_cmd(models: tuple[str, ...], zoo: str | None, data: str, labels: str | None, weights: str | None,
                  formats: str | None, precision: str | None, limit: int | None, input_size: tuple[int, int] | None,
                  calibration: str | None, calibration_samples: int, threads: int | None, compute_units: str,
-                 results: str, models_dir: str, force: bool, fmt: str, yes: bool) -> None:
+                 results: str, models_dir: str, force: bool, as_json: bool, yes: bool) -> None:
     """Top-1 and top-5 accuracy of each model and of each of its artifacts (ONNX on onnxruntime, ExecuTorch fp32
     and int8, TensorRT on a GPU, Core ML on macOS) on a local labelled image folder, with 95% intervals and the
     share of images whose top-1 class agrees with PyTorch's. One accuracy record per (model, artifact, precision).
@@ -95,9 +95,11 @@ def evaluate_cmd(models: tuple[str, ...], zoo: str | None, data: str, labels: st
     for note in records.attrs.get("notes") or []:
         warn(note)
     rows = _rows(list(records))
-    emit(rows if fmt == "table" else list(records), fmt,
-         EVALUATE_TABLE if fmt == "table" else [(k, k) for k in (list(records[0]) if records else ["model"])],
-         title=f"Accuracy on {data} ({rows[0]['n'] if rows and rows[0].get('n') else '?'} images)")
+    if as_json:
+        click.echo(json.dumps(list(records), indent=2, default=str))
+    else:
+        n = next((r.get("n") for r in rows if r.get("n")), "?")
+        emit(rows, "table", EVALUATE_TABLE, title=f"Accuracy on {data} ({n} images)")
     bad = [r for r in records if r.get("status") != "ok"]
     if bad:
         click.echo(f"{len(bad)} of {len(records)} evaluations failed.", err=True)
