@@ -130,6 +130,8 @@ def test_every_argument_refuses_a_wrong_type_in_one_line_naming_it(name, arg, no
     (lambda: mb.plot(5), "figures must be a string or a list of strings"),
     (lambda: mb.merge(5, "into"), "sources must be a folder"),
     (lambda: mb.export_results(out=3), "out must be a path"),
+    (lambda: mb.report(results=[]), "results must be a folder (a str or pathlib.Path) or a list of folders, not an "
+                                    "empty list"),
     (lambda: mb.run(on=5, cluster="auto"), "on must be a string or a list of strings"),
     (lambda: mb.table(compare="yes"), "compare must be True or False, not 'yes'"),
     (lambda: mb.explain("mobileone_tiny", profiled_runs=0), "profiled_runs must be an integer >= 1, not 0"),

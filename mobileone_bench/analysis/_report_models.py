@@ -60,7 +60,7 @@ def flag_reason(record: Mapping[str, Any]) -> str | None:
         share = record.get("contended_share")
         return "contended" + (f" ({float(share):.0%} of the runs)" if isinstance(share, (int, float)) else "")
     if record.get("noise_warning") and int(record.get("n") or 0) >= MIN_RUNS_TO_JUDGE:
-        return f"unstable: {record['noise_warning']}"
+        return str(record["noise_warning"])
     return None
 
 

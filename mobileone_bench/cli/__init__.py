@@ -32,6 +32,7 @@ The MobileOne paper's study, for any backbone:
   table      the paper's Table 9 / Table 14 filled with your measurements
   plot       Figure 1 (top-1 vs latency) and Figure 2 (latency vs FLOPs/params)
   roofline   achieved GFLOP/s and fraction of this CPU's peak: compute- or overhead-bound?
+  report     the whole study as one HTML file that works offline (tables, figures, distributions)
   merge      copy results folders from other hosts into one (each record once, nothing overwritten)
   export-results  the store as CSV, Parquet or PyTorch OSS benchmark JSON, for dashboards
   run        the whole pipeline over a zoo: profile + export + latency + table
