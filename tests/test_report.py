@@ -310,3 +310,22 @@ def test_a_large_store_stays_a_page_of_a_few_megabytes(tmp_path):
     figures = sum(len(m) for m in re.findall(r'<figure id="fig-.*?</figure>', html, flags=re.S))
     per_record = (written["bytes"] - figures) / 120
     assert per_record < 12_000, per_record
+
+
+def test_the_template_and_assets_ship_with_the_package():
+    """``pip install mobileone-bench`` must carry the page's template, CSS and script: every file of
+    mobileone_bench/data/report/ matches a package_data pattern of setup.cfg."""
+    import configparser
+    import fnmatch
+
+    from mobileone_bench.analysis.report import ASSETS, TEMPLATE
+
+    root = Path(__file__).resolve().parents[1]
+    config = configparser.ConfigParser()
+    config.read(root / "setup.cfg", encoding="utf-8")
+    patterns = [p.strip() for p in re.split(r"[,\n]", config["options.package_data"]["mobileone_bench"]) if p.strip()]
+    folder = root / "mobileone_bench" / "data" / "report"
+    files = sorted(p.relative_to(folder.parent.parent).as_posix() for p in folder.iterdir())
+    assert {Path(f).name for f in files} == {TEMPLATE, *ASSETS}
+    assert all(any(fnmatch.fnmatch(f, p) for p in patterns) for f in files), (files, patterns)
+    assert "jinja2" in config["options"]["install_requires"].lower()
