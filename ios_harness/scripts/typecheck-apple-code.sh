@@ -2,9 +2,12 @@
 # Type-checks, on Linux, the Swift files that only Apple platforms compile: Sources/HarnessCoreML,
 # the Core ML branch of Sources/HarnessMacCLI, Tests/HarnessCoreMLTests, App/BenchmarkViewModel.swift
 # and AppTests/, against the stand-ins in scripts/apple-stubs/ (the shapes of the Core ML, CoreVideo,
-# SwiftUI and XCTest API these files use, written by hand). It catches code that no longer fits
-# HarnessCore or itself; it says nothing about the real SDKs, which only a Mac checks
-# (scripts/first-mac.sh). App/ContentView.swift (SwiftUI views) is not checked.
+# SwiftUI and XCTest API these files use, written by hand, each declaration after the Apple
+# documentation page its comment names: Objective-C enums keep unknown raw values as the real
+# import does, availability as documented, MLComputePlan and MLModelStructure included). It
+# catches code that no longer fits HarnessCore or itself, and uses of the SDK the documentation
+# does not allow; the real SDKs only a Mac checks (scripts/first-mac.sh, .github/workflows/macos.yml).
+# App/ContentView.swift (SwiftUI views) is not checked.
 #
 #   cd ios_harness && scripts/typecheck-apple-code.sh
 set -euo pipefail

@@ -38,7 +38,7 @@ public struct CoreMLBackend: BenchmarkBackend {
         for input in plan {
             switch input {
             case let .multiArray(name, shape, elementType, _):
-                let array = try MLMultiArray(shape: shape.map { NSNumber(value: $0) }, dataType: Self.dataType(elementType))
+                let array = try MLMultiArray(shape: shape.map { NSNumber(value: $0) }, dataType: Self.dataType(elementType, name: name))
                 array.withUnsafeMutableBytes { buffer, _ in input.fill(buffer) }
                 values[name] = MLFeatureValue(multiArray: array)
             case let .image(name, width, height, pixelFormat, _):
@@ -58,6 +58,23 @@ public struct CoreMLBackend: BenchmarkBackend {
 
     public func describe(_ error: Error) -> String {
         CoreMLErrorText.describe(error)
+    }
+
+    /// `MLComputePlan.load(contentsOf:configuration:)` with the run's compute units: where Core ML
+    /// would run each operation and its estimated cost (``ComputePlanReader``). Unavailable before
+    /// iOS 17.4 / macOS 14.4.
+    public func computePlan(_ compiled: CompiledModel, computeUnits: ComputeUnits) async -> ComputePlanOutcome {
+        guard #available(iOS 17.4, macOS 14.4, *) else {
+            return .unavailable(ComputePlanReport.olderOSMessage)
+        }
+        let configuration = MLModelConfiguration()
+        configuration.computeUnits = computeUnits.mlComputeUnits
+        do {
+            let plan = try await MLComputePlan.load(contentsOf: compiled.url, configuration: configuration)
+            return ComputePlanReader.outcome(of: plan)
+        } catch {
+            return .failed(CoreMLErrorText.describe(error))
+        }
     }
 
     static func kind(of feature: MLFeatureDescription) -> InputFeature.Kind {
@@ -80,13 +97,22 @@ public struct CoreMLBackend: BenchmarkBackend {
         }
     }
 
-    static func dataType(_ type: MultiArrayElementType) -> MLMultiArrayDataType {
+    /// The `MLMultiArrayDataType` of an element type. `int8` (raw value `0x20008`) exists from
+    /// iOS 26 / macOS 26 only: before, no model has such an input, and asking for one is an error
+    /// (never a silent `int32`, whose elements are four times as wide).
+    static func dataType(_ type: MultiArrayElementType, name: String) throws -> MLMultiArrayDataType {
         switch type {
         case .float16: return .float16
         case .float32: return .float32
         case .float64: return .double
         case .int32: return .int32
-        case .int8: return MLMultiArrayDataType(rawValue: 0x20008) ?? .int32
+        case .int8:
+            // By raw value: the `.int8` name is only in the iOS 26 / macOS 26 SDKs. An imported
+            // Objective-C enum keeps any raw value, so this `init?(rawValue:)` never returns nil.
+            guard #available(iOS 26.0, macOS 26.0, *), let int8 = MLMultiArrayDataType(rawValue: 0x20000 | 8) else {
+                throw InputPreparationError.unsupportedElementType(name: name, rawValue: 0x20000 | 8)
+            }
+            return int8
         }
     }
 

@@ -16,13 +16,31 @@ final class CoreMLMappingTests: XCTestCase {
         XCTAssertEqual(ComputeUnits.cpuAndNeuralEngine.mlComputeUnits, .cpuAndNeuralEngine)
     }
 
-    func testMultiArrayRawValuesMatchCoreML() {
+    func testMultiArrayRawValuesMatchCoreML() throws {
         XCTAssertEqual(MultiArrayElementType(coreMLRawValue: MLMultiArrayDataType.float32.rawValue), .float32)
         XCTAssertEqual(MultiArrayElementType(coreMLRawValue: MLMultiArrayDataType.float16.rawValue), .float16)
         XCTAssertEqual(MultiArrayElementType(coreMLRawValue: MLMultiArrayDataType.double.rawValue), .float64)
         XCTAssertEqual(MultiArrayElementType(coreMLRawValue: MLMultiArrayDataType.int32.rawValue), .int32)
-        for type in MultiArrayElementType.allCases {
-            XCTAssertEqual(MultiArrayElementType(coreMLRawValue: CoreMLBackend.dataType(type).rawValue), type, "\(type)")
+        for type in MultiArrayElementType.allCases where type != .int8 {
+            XCTAssertEqual(MultiArrayElementType(coreMLRawValue: try CoreMLBackend.dataType(type, name: "x").rawValue), type, "\(type)")
+        }
+        // An imported Objective-C enum keeps a raw value it has no name for.
+        XCTAssertEqual(MLMultiArrayDataType(rawValue: 0x20000 | 8)?.rawValue, 0x20000 | 8)
+        if #available(iOS 26.0, macOS 26.0, *) {
+            XCTAssertEqual(try CoreMLBackend.dataType(.int8, name: "x").rawValue, 0x20000 | 8)
+        } else {
+            XCTAssertThrowsError(try CoreMLBackend.dataType(.int8, name: "x"))  // never a silent int32
+        }
+    }
+
+    func testComputePlanOfAModelThatDoesNotLoad() async throws {
+        let missing = URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent("harness-\(UUID().uuidString).mlmodelc")
+        let location = try XCTUnwrap(ModelLocation(url: missing))
+        let outcome = await CoreMLBackend().computePlan(.asIs(location), computeUnits: .all)
+        if #available(iOS 17.4, macOS 14.4, *) {
+            guard case .failed = outcome else { return XCTFail("\(outcome)") }
+        } else {
+            XCTAssertEqual(outcome, .unavailable(ComputePlanReport.olderOSMessage))
         }
     }
 
