@@ -124,12 +124,15 @@ def test_make_runner_replays_by_default_and_enqueues_when_asked(monkeypatch, eng
 
 def test_a_job_asking_other_tf32_than_its_engine_was_built_with_is_refused(monkeypatch, engine_file):
     install(monkeypatch, VERSIONS[-1])
-    (engine_file.parent / "manifest.json").write_text(json.dumps({"format_meta": {"builder": {"tf32": False}}}))
+    (engine_file.parent / "manifest.json").write_text(json.dumps({"format_meta": {"builder": {
+        "tf32": False, "typing": "strong", "onnx_dtype": "float32"}}}))
     with pytest.raises(MeasurementError, match="--tf32"):
         trt_runtime.make_runner("tensorrt", artifact=engine_file, model=None, input_shape=(1, 3, 8, 8),
                                 precision="fp32", threads=None, options={"tf32": True})
-    trt_runtime.make_runner("tensorrt", artifact=engine_file, model=None, input_shape=(1, 3, 8, 8),
-                            precision="fp32", threads=None, options={"tf32": False})
+    runner = trt_runtime.make_runner("tensorrt", artifact=engine_file, model=None, input_shape=(1, 3, 8, 8),
+                                     precision="fp32", threads=None, options={"tf32": False})
+    settings = runner.settings()  # what every record's runtime_settings holds
+    assert (settings["tf32"], settings["typing"], settings["onnx_dtype"]) == (False, "strong", "float32")
 
 
 @pytest.mark.parametrize("version", VERSIONS)

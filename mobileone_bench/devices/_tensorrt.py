@@ -157,14 +157,16 @@ class TensorRTEngine:
     Args:
         path: Serialized engine file.
         cuda_graph: Replay a captured CUDA graph instead of enqueueing every run.
+        facts: How the engine was built (typing, ONNX dtype, TF32: its manifest's), added to :meth:`settings`.
     """
 
-    def __init__(self, path: Path, *, cuda_graph: bool = True):
+    def __init__(self, path: Path, *, cuda_graph: bool = True, facts: dict[str, Any] | None = None):
         torch = require_cuda()
         import tensorrt as trt
 
         self._torch, self._trt = torch, trt
         self.version = str(trt.__version__)
+        self.facts = dict(facts or {})
         logger = trt.Logger(trt.Logger.WARNING)
         self.runtime = trt.Runtime(logger)
         self.engine = self.runtime.deserialize_cuda_engine(Path(path).read_bytes())
@@ -247,7 +249,7 @@ class TensorRTEngine:
                 "clock": "cuda-events", "launch": self.mode, "cuda_graph_error": self.graph_error,
                 "gpu": self._torch.cuda.get_device_name(0),
                 "io": {n: [str(b.dtype), list(b.shape)] for n, b in {**self.inputs, **self.outputs}.items()},
-                "layer_precisions": precision_counts(self.layers())}
+                "layer_precisions": precision_counts(self.layers()), **self.facts}
 
     def time(self, warmup: int, runs: int) -> list[float]:
         return time_cuda(self, warmup, runs, self.stream)

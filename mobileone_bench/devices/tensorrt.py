@@ -23,14 +23,16 @@ def engine_manifest(artifact: Path) -> dict[str, Any]:
         return {}
 
 
-def _check_tf32(artifact: Path, options: dict[str, Any]) -> None:
-    """TF32 is decided when the engine is built: a job asking otherwise than its engine was built is refused."""
-    built = ((engine_manifest(artifact).get("format_meta") or {}).get("builder") or {}).get("tf32")
-    wanted = options.get("tf32")
+def _built_with(artifact: Path, options: dict[str, Any]) -> dict[str, Any]:
+    """How the engine was built (its manifest: typing, ONNX dtype, TF32), for the record. TF32 is decided when the
+    engine is built: a job asking otherwise than its engine was built is refused."""
+    builder = (engine_manifest(artifact).get("format_meta") or {}).get("builder") or {}
+    built, wanted = builder.get("tf32"), options.get("tf32")
     if built is not None and wanted is not None and bool(built) != bool(wanted):
         raise MeasurementError(f"the engine {artifact} was built with TF32 {'on' if built else 'off'}, and the job "
                                f"asks for it {'on' if wanted else 'off'}: export it again with "
                                f"{'--tf32' if wanted else '--no-tf32'}")
+    return {"tf32": built, "typing": builder.get("typing"), "onnx_dtype": builder.get("onnx_dtype")}
 
 
 def make_runner(runtime: str, *, artifact: Path | None, model: Any, input_shape: tuple[int, ...], precision: str,
@@ -39,8 +41,8 @@ def make_runner(runtime: str, *, artifact: Path | None, model: Any, input_shape:
     false."""
     if artifact is None:
         raise MeasurementError("the tensorrt runtime needs the TensorRT engine artifact")
-    _check_tf32(Path(artifact), options)
-    return TensorRTEngine(Path(artifact), cuda_graph=bool(options.get("cuda_graphs", True)))
+    facts = _built_with(Path(artifact), options)
+    return TensorRTEngine(Path(artifact), cuda_graph=bool(options.get("cuda_graphs", True)), facts=facts)
 
 
 def profile_operators(*, artifact: Path | None, model: Any, input_shape: tuple[int, ...], precision: str,
