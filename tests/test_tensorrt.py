@@ -238,3 +238,30 @@ def test_real_engine_build_and_parity(tmp_path, precision):
     if precision == "fp16":
         assert meta["layer_precisions"].get("fp16", 0) > 0  # fp16 really ran
     assert result.manifest["settings"]["tensorrt"] == meta["tensorrt"]
+
+
+def test_tf32_flows_from_the_job_to_the_engines_export(monkeypatch, tmp_path):
+    """``--tf32`` on a GPU latency job is a runtime option, in the record's identity, and TensorRT's export gets it."""
+    from mobileone_bench import _args
+    from mobileone_bench.formats import FORMATS
+    from mobileone_bench.formats import _base
+    from mobileone_bench.pipeline import artifacts
+
+    job = _args.latency_job(device="gpu", tf32=True, models_dir=tmp_path, check_available=False)
+    assert dict(job.runtime_options)["tf32"] is True and dict(job.runtime_options)["cuda_graphs"] is True
+    seen = {}
+
+    def export_one(prepared, fmt, out, options, force=False, context=None):
+        seen[fmt.name] = options.for_format(fmt)
+        return _base.ExportResult("m", fmt.name, "fp16", _base.EXPORTED, str(tmp_path / fmt.name), {})
+
+    monkeypatch.setattr(_base, "export_one", export_one)
+    artifacts.artifact_for(types.SimpleNamespace(), job, force=False)
+    assert seen["tensorrt"].tf32 is True and not hasattr(seen["onnx"], "tf32")
+    assert _base.ExportOptions(tf32=True).for_format(FORMATS["tensorrt"]).settings()["tf32"] is True
+
+
+def test_the_cli_offers_tf32_for_latency_and_export(runner, cli):
+    for command in ("latency", "export"):
+        out = runner.invoke(cli, [command, "--help"])
+        assert out.exit_code == 0 and "--tf32 / --no-tf32" in out.output
