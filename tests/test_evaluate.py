@@ -12,7 +12,7 @@ import json
 import pytest
 
 import mobileone_bench as mb
-from mobileone_bench.errors import DeviceUnavailableError, UsageError
+from mobileone_bench.errors import AnalysisError, DeviceUnavailableError, UsageError
 
 MODEL = "evaltest-colours"
 COLOURS = {0: (210, 40, 40), 1: (40, 210, 40), 2: (40, 40, 210)}
@@ -88,7 +88,7 @@ def test_every_artifact_here_agrees_with_pytorch_and_the_metrics_are_the_referen
     assert [r["record_id"] for r in again] == [r["record_id"] for r in rows]  # stored: not evaluated again
 
 
-def test_limit_the_cli_table_and_json(runner, cli, folder, tmp_path):
+def test_limit_the_cli_table_json_and_the_analysis_of_the_records(runner, cli, folder, tmp_path, quiet_machine):
     base = ["evaluate", MODEL, "--data", str(folder), "--results", str(tmp_path / "r"), "--models-dir",
             str(tmp_path / "m"), "--threads", "1"]
     result = runner.invoke(cli, [*base, "--format", "pytorch,onnx", "--limit", "6"])
@@ -100,6 +100,28 @@ def test_limit_the_cli_table_and_json(runner, cli, folder, tmp_path):
                  if json.loads(line).get("artifact") == "onnx"]
     assert record["n"] == 6 and record["data_total"] == 12 and record["label_mapping"] == "numbers"
     assert record["top1"] == 100.0  # the first six, two of each class in turns, are all in their right folder
+    # the analysis reads the records: the accuracy table and Figure 1 with the measured top-1
+    results, models = tmp_path / "r", tmp_path / "m"
+    mb.latency(MODEL, runtime="onnxruntime", warmup=0, runs=3, threads=1, results=results, models_dir=models)
+    table = mb.table("accuracy", results=results, as_frame=False)
+    rows = {(r["artifact"], r["precision"]): r for r in table["groups"][0]["rows"]}
+    assert set(rows) == {("pytorch", "fp32"), ("onnx", "fp32")} and rows[("onnx", "fp32")]["top1"] == 100.0
+    assert rows[("onnx", "fp32")]["latency_ms"] > 0 and rows[("onnx", "fp32")]["latency_of"] == "cpu onnxruntime"
+    assert rows[("pytorch", "fp32")]["latency_ms"] is None  # no torch latency stored: '-'
+    from mobileone_bench.analysis.plots import figure_panels
+    from mobileone_bench.analysis.tables import render
+    from mobileone_bench.store.frames import open_store
+
+    assert "Top-1 95% CI" in render(table, "md")
+    figures = mb.plot("top1-vs-latency", results=results)
+    (panel,) = figures.attrs["panels"]
+    assert panel["figure"] == "accuracy-vs-latency" and panel["points"] == 1  # no paper top-1: the measured one
+    assert any("top-1 measured by `evaluate` for 1 model(s)" in n for n in panel["notes"])
+    (data,) = figure_panels(open_store(results), ["accuracy-vs-latency"])
+    (point,) = data["points"]
+    assert point["y"] == 100.0 and point["top1_source"] == "measured"
+    with pytest.raises(AnalysisError, match="no accuracy records"):
+        mb.table("accuracy", results=results, models=["mobileone_tiny"], as_frame=False)
 
 
 @pytest.mark.parametrize("args, fragment", [

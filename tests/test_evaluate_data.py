@@ -71,7 +71,8 @@ def test_the_imagenet_validation_layout_with_its_label_files(tmp_path):
                                   f"ILSVRC2012_val_00000003.JPEG {synset}\n")
     images = open_images(root)
     assert images.layout == "imagenet-val" and images.label_file.name == "val.txt"
-    assert [p.name[-7:] for p in images.files] == ["01.JPEG", "02.JPEG", "03.JPEG"] and list(images.labels) == [65, 0, 3]
+    assert [p.name[-7:] for p in images.files] == ["01.JPEG", "02.JPEG", "03.JPEG"]
+    assert list(images.labels) == [65, 0, 3]
     assert images.label_mapping == "label-file-indices + label-file-synsets"
     (root / "val.txt").unlink()
     kaggle = tmp_path / "LOC_val_solution.csv"  # given with --labels; image ids without their extension

@@ -57,8 +57,10 @@ def parse_figures(values: str | Iterable[str] | None) -> list[str]:
     Raises:
         UsageError: An unknown figure.
     """
-    from mobileone_bench.store.frames import parse_choices
+    from mobileone_bench.store.frames import parse_choices, parse_list
 
+    aliases = {"top1-vs-latency": "accuracy-vs-latency"}  # Figure 1 by what it plots (measured top-1 where evaluated)
+    values = [aliases.get(v.lower(), v) for v in parse_list(values)]
     return parse_choices(values, FIGURES, problem="unknown figure", default=PAPER_FIGURES)
 
 
@@ -122,6 +124,9 @@ def figure_panels(store: Any | None, figures: Sequence[str], *, devices: Sequenc
     else:
         groups = sorted({(str(d), str(r)) for d, r in zip(frame["device"], frame["runtime"])})
     ref = reference_frame("table9", models=models, exclude=exclude) if reference == "paper" else None
+    from mobileone_bench.analysis.accuracy import accuracy_records, top1_for
+
+    measured = accuracy_records(store) if store is not None and "accuracy-vs-latency" in figures else []
     panels = []
     for figure in figures:
         spec = FIGURES[figure]
@@ -142,15 +147,19 @@ def figure_panels(store: Any | None, figures: Sequence[str], *, devices: Sequenc
                     hardware = f"{hardware or 'CPU'}, {'/'.join(map(str, thr))} thread(s)"
                 for _, r in sub.iterrows():
                     info = _paper_info(str(r["model"]))
+                    top1, top1_source = top1_for(measured, str(r["model"]), device, rt, r.get("precision"),
+                                                 info["top1"])
                     values = {"latency_ms": r.get("latency_ms"), "flops_m": r.get("flops_m"),
-                              "params_m": r.get("params_m"), "top1": info["top1"],
+                              "params_m": r.get("params_m"), "top1": top1,
                               **{k: r.get(k) for k in ("activations_m", "memory_mb", "depth")}}
                     x, y = values[spec["x"]], values[spec["y"]]
                     if not _positive(x) or not _positive(y):
                         skipped.append(str(r["model"]))
                         continue
-                    points.append({"model": str(r["model"]), "label": info["label"], "group": info["group"],
-                                   "x": float(x), "y": float(y)})
+                    marked = figure == "accuracy-vs-latency" and measured and top1_source == "paper"
+                    points.append({"model": str(r["model"]), "label": info["label"] + (" †" if marked else ""),
+                                   "group": info["group"], "x": float(x), "y": float(y),
+                                   **({"top1_source": top1_source} if figure == "accuracy-vs-latency" else {})})
             ref_points = []
             if ref is not None:
                 for _, r in ref[ref["device"] == device].iterrows():
@@ -166,6 +175,13 @@ def figure_panels(store: Any | None, figures: Sequence[str], *, devices: Sequenc
                 why = "no top-1 in the paper" if figure == "accuracy-vs-latency" else "no profile record"
                 panel_notes.append(f"{len(skipped)} model(s) not plotted ({why}): {', '.join(sorted(skipped)[:6])}"
                                    f"{' ...' if len(skipped) > 6 else ''}")
+            ylabel = _ylabel(figure, device)
+            if figure == "accuracy-vs-latency" and measured:
+                ours = sum(1 for p in points if p.get("top1_source") != "paper")
+                panel_notes.append(f"top-1 measured by `evaluate` for {ours} model(s) (the artifact's own where it "
+                                   f"was evaluated, else the PyTorch model's); the paper's ImageNet top-1 for "
+                                   f"{len(points) - ours} (marked †)")
+                ylabel = "Top-1 (%): measured by evaluate; † the paper's ImageNet top-1"
             if reference == "paper" and not ref_points:
                 panel_notes.append(f"the paper has no {DEVICE_LABELS.get(device, device)} figures to overlay")
             if not points and not ref_points:
@@ -182,7 +198,7 @@ def figure_panels(store: Any | None, figures: Sequence[str], *, devices: Sequenc
                                  f"{PAPER_STATISTIC.get(device, '?')}")
             panels.append({"figure": figure, "device": device, "runtime": rt, "statistic": stat,
                            "title": title, "subtitle": "; ".join(sub_title), "xlabel": _xlabel(figure, device),
-                           "ylabel": _ylabel(figure, device), "logx": spec["logx"], "logy": spec["logy"],
+                           "ylabel": ylabel, "logx": spec["logx"], "logy": spec["logy"],
                            "points": points, "reference_points": ref_points, "notes": panel_notes})
     return panels
 

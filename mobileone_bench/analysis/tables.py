@@ -65,7 +65,7 @@ def layout_models(layout: str) -> list[str]:
 def _check_layout(layout: str) -> str:
     key = str(layout).lower().replace("-", "").replace("_", "")
     if key not in LAYOUTS:
-        raise UsageError(f"unknown layout {layout!r}; choose from {', '.join([*LAYOUTS, 'section32'])}")
+        raise UsageError(f"unknown layout {layout!r}; choose from {', '.join([*LAYOUTS, 'section32', 'accuracy'])}")
     return key
 
 
@@ -184,6 +184,10 @@ def build_table(store: Any, layout: str = "table9", *, models: Sequence[str] | N
         from mobileone_bench.analysis.operators import section32_table
 
         return section32_table(store, models=models, runtimes=runtimes, threads=threads)
+    if str(layout).lower() == "accuracy":  # top-1 per artifact next to latency, from evaluate's accuracy records
+        from mobileone_bench.analysis.accuracy import accuracy_table
+
+        return accuracy_table(store, models=models, precision=precision, ci=ci)
     layout = _check_layout(layout)
     spec = LAYOUTS[layout]
     paper_rows = paper_table(layout)["rows"]

@@ -237,8 +237,9 @@ def rich_agreement(table: dict[str, Any]) -> Any:
 @models_argument()
 @zoo_option()
 @click.option("--layout", default="table9", show_default=True,
-              help="table9, table14, or section32 (Tables 2 and 3's ablation networks through their explain "
-                   "records: how much of each variant's time its activation, gate or branches take).")
+              help="table9, table14, section32 (Tables 2 and 3's ablation networks through their explain "
+                   "records: how much of each variant's time its activation, gate or branches take), or accuracy "
+                   "(top-1 of each evaluated artifact next to its latency: `evaluate` records).")
 @click.option("--format", "fmt", default=None,
               help="rich (default), md, csv, latex or json; with --out, taken from the file's suffix if not given.")
 @click.option("--out", type=click.Path(dir_okay=False), default=None, metavar="FILE",
@@ -317,7 +318,9 @@ def table_cmd(models: tuple[str, ...], zoo: str | None, layout: str, fmt: str | 
 
 @click.command("plot")
 @click.option("--figure", "figures", multiple=True, metavar="NAME",
-              help="latency-vs-flops, latency-vs-params, accuracy-vs-latency (the paper's three, the default), or "
+              help="latency-vs-flops, latency-vs-params, accuracy-vs-latency (alias top1-vs-latency: measured "
+                   "top-1 where `evaluate` stored one, the paper's otherwise, marked; the paper's three, the "
+                   "default), or "
                    "latency-vs-activations, latency-vs-memory, latency-vs-depth (repeatable).")
 @click.option("--device", "devices", multiple=True, metavar="DEVICE",
               help="cpu, gpu, iphone or mac (repeatable; default: every device with records).")

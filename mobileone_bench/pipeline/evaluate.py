@@ -309,7 +309,8 @@ def evaluate_model(spec: ModelSpec, store: ResultsStore, images: ImageSet, targe
                                                              calibration_samples, force)
                         plan["export_status"] = status  # type: ignore[index]
                         plan["artifact_sha256"] = manifest.get("sha256")  # type: ignore[index]
-                        plan["calibration_used"] = (manifest.get("format_meta") or {}).get("calibration")  # type: ignore[index]
+                        meta = manifest.get("format_meta") or {}
+                        plan["calibration_used"] = meta.get("calibration")  # type: ignore[index]
                     loaded[t] = load_predictor(t, prepared, artifact, manifest, threads, compute_units)
                 except UsageError:
                     raise
