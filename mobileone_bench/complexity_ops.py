@@ -392,6 +392,7 @@ def structural_categories(nodes: Sequence[GraphNode], graph_outputs: Iterable[st
         group: list[GraphNode] = [node]
         applies: list[GraphNode] = []
         frontier = list(node.outputs)
+        inside = set(node.outputs)  # the tensors the reduction's path computed
         seen = {node.name}
         while frontier:
             tensor = frontier.pop()
@@ -399,11 +400,12 @@ def structural_categories(nodes: Sequence[GraphNode], graph_outputs: Iterable[st
                 if c.name in seen:
                     continue
                 seen.add(c.name)
-                activations = [t for t in c.inputs if t not in c.constants and t in shapes]
-                if any(not is_small(t) for t in activations):
+                others = [t for t in c.inputs if t not in c.constants and t not in inside and t in shapes]
+                if any(not is_small(t) for t in others):  # meets a feature map from outside the path
                     applies.append(c)
                     continue
                 group.append(c)
+                inside.update(c.outputs)
                 frontier.extend(t for t in c.outputs if t not in outputs)
         if not applies:
             continue
@@ -500,10 +502,12 @@ def categorize_row(row: Mapping[str, Any], modules: ModuleMap | None = None) -> 
     convolution module's geometry, else :func:`op_category` of its type and shapes."""
     if row.get("category"):
         return str(row["category"])
-    if row.get("structural"):
-        return str(row["structural"])
     module = row.get("module")
     context = modules.context(module) if (modules is not None and module) else None
+    if context in ("gating", "dynamic-activation"):
+        return context
+    if row.get("structural"):
+        return str(row["structural"])
     op = normalize_op(row.get("op_type") or "")
     if context not in ("gating", "dynamic-activation") and modules is not None and module in modules.conv and (
             op in _CONV or op.startswith("conv")):
