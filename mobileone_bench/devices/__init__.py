@@ -13,8 +13,8 @@ device    runtime         artifact     module          notes
 cpu       onnxruntime     onnx         onnxruntime     default; threads and graph optimisation level recorded
 cpu       torch           (none)       torch_cpu       PyTorch eager on the inference-time model
 cpu       executorch      executorch   executorch      ExecuTorch + XNNPACK (fp32 or int8); needs the executorch extra
-gpu       tensorrt        tensorrt     tensorrt        default, as the paper (fp16, batch 1); needs the tensorrt extra
-gpu       torch-cuda      (none)       torch_cuda      fp16 + CUDA graphs; any NVIDIA machine with PyTorch
+gpu       tensorrt        tensorrt     tensorrt        default, as the paper (fp16, batch 1), CUDA-graph replay; tensorrt extra
+gpu       torch-cuda      (none)       torch_cuda      fp16 copy + CUDA graphs; any NVIDIA machine with PyTorch
 iphone    coreml          coreml       apple           the ios_harness app, driven by xcodebuild (macOS + Xcode)
 mac       coreml          coreml       apple           the harness's macOS runner, or coremltools on this Mac
 ========  ==============  ===========  ==============  =======================================================
