@@ -41,7 +41,7 @@ SCHEMA_VERSION = 1
 MARKER = "MOBILEONE_BENCH_COMPUTE_PLAN"
 _MARKED = re.compile(re.escape(MARKER) + r" (\{.*)$")
 
-#: The harness's device names -> the ``device`` of an operator row.
+#: The harness's device names -> the ``device`` of an operator row (a name a later Core ML adds is kept as it is).
 DEVICES = {"cpu": "cpu", "gpu": "gpu", "neural_engine": "neural-engine"}
 
 #: Core ML MIL operation types (without their ``iosNN.`` opset prefix) -> :data:`CATEGORIES`. A ``conv`` is a
@@ -120,8 +120,8 @@ def parse_plan(doc: Any, where: str) -> dict[str, Any]:
     for i, op in enumerate(operations):
         if not isinstance(op, Mapping) or not isinstance(op.get("operator"), str):
             raise ReportError(f"{where}: /operations/{i}: an operation needs its operator")
-        if op.get("preferred") is not None and op["preferred"] not in DEVICES:
-            raise ReportError(f"{where}: /operations/{i}/preferred: unknown device {op['preferred']!r}")
+        if op.get("preferred") is not None and not isinstance(op["preferred"], str):
+            raise ReportError(f"{where}: /operations/{i}/preferred: {op['preferred']!r} is not a device name")
         cost = op.get("cost")
         if cost is not None and (not isinstance(cost, (int, float)) or not math.isfinite(cost) or cost < 0):
             raise ReportError(f"{where}: /operations/{i}/cost: {cost!r} is not a cost (a number >= 0)")
@@ -183,7 +183,7 @@ def operator_rows(plan: Mapping[str, Any], conv_kinds: Mapping[str, str] | None 
             category=category(str(op["operator"]), structure=structure,
                               conv_kind=(conv_kinds or {}).get(name)),
             share=(float(cost) / total) if cost is not None and total > 0 else None,
-            device=DEVICES[op["preferred"]],
+            device=DEVICES.get(op["preferred"], str(op["preferred"])),
             supported_devices=[DEVICES.get(d, str(d)) for d in op.get("supported") or []],
             cost=float(cost) if cost is not None else None))
     return rows
