@@ -22,7 +22,6 @@ Two things every per-operator profile (``explain``) needs, whatever the runtime:
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping, Sequence
 
@@ -468,21 +467,23 @@ def assign_flops(rows: list[dict[str, Any]], modules: ModuleMap) -> int:
         for path, macs in modules.dynamic.items():
             mine = [r for r in with_module if r["module"] == path or str(r["module"]).startswith(path + ".")]
             if mine:
-                for r in mine:
-                    r["flops"] += macs / len(mine)
+                _spread(mine, macs)
                 placed += macs
         left = dyn_total - placed
         if left:
             merges = [r for r in rows if r.get("category") == "dynamic-activation" and not r.get("module")
                       and normalize_op(r.get("op_type") or "") in _MERGES]
-            for r in merges:
-                r["flops"] += left / len(merges)
             if merges:
+                _spread(merges, left)
                 placed += left
-    for r in rows:
-        if isinstance(r["flops"], float) and math.isfinite(r["flops"]):
-            r["flops"] = int(round(r["flops"]))
     return int(modules.total - sum(int(r["flops"] or 0) for r in rows))
+
+
+def _spread(rows: list[dict[str, Any]], macs: int) -> None:
+    """Add ``macs`` to ``rows`` in equal integer parts (the remainder to the first ones): the sum is exact."""
+    base, extra = divmod(int(macs), len(rows))
+    for i, r in enumerate(rows):
+        r["flops"] = int(r["flops"] or 0) + base + (1 if i < extra else 0)
 
 
 def shapes_of(values: Iterable[Mapping[str, Any]] | None) -> list[list[int] | None]:
