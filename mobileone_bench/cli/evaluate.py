@@ -31,8 +31,10 @@ def _rows(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
         if rec.get("status") == "ok" and rec.get("top1") is not None:
             row["top1_text"] = f"{rec['top1']:.2f} ({rec['top1_ci_low']:.2f}-{rec['top1_ci_high']:.2f})"
         row["state"] = "ok" if rec.get("status") == "ok" else f"failed: {rec.get('error')}"
-        if rec.get("calibration_used") and isinstance(rec.get("calibration_used"), dict):
-            row["state"] += f" (calibrated on {rec['calibration_used'].get('source')})"
+        used = rec.get("calibration_used")  # lists and dicts are stored as compact JSON
+        used = json.loads(used) if isinstance(used, str) and used.startswith("{") else used
+        if isinstance(used, dict) and used.get("source"):
+            row["state"] += f" (int8 calibrated on {used['source']})"
         rows.append(row)
     return rows
 
