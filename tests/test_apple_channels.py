@@ -294,3 +294,26 @@ def test_measured_plans_arrive_on_the_marked_lines_and_in_the_bundle(monkeypatch
     explains = store.records(operators.KIND)
     assert [(e["model"], e["report_channel"], e["device_id"]) for e in explains] == [
         ("mobileone_s0", "stdout", JANE), ("mobileone_s1", "attachment", JANE)]
+
+
+def test_convolution_kinds_come_from_the_exported_program(tmp_path):
+    """The compute plan names operations only; the exported ML program says which convolution is depthwise,
+    pointwise, grouped or dense (read with coremltools, on any host)."""
+    torch = pytest.importorskip("torch")
+    ct = pytest.importorskip("coremltools")
+    model = torch.nn.Sequential(
+        torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.ReLU(), torch.nn.Conv2d(8, 8, 3, padding=1, groups=8),
+        torch.nn.Conv2d(8, 16, 1), torch.nn.Conv2d(16, 16, 3, padding=1, groups=4)).eval()
+    x = torch.randn(1, 3, 16, 16)
+    program = ct.convert(torch.jit.trace(model, x), inputs=[ct.TensorType(name="input", shape=x.shape)],
+                         convert_to="mlprogram", minimum_deployment_target=ct.target.iOS16)
+    package = tmp_path / "tiny.mlpackage"
+    program.save(str(package))
+    kinds = placement.conv_kinds(package)
+    assert sorted(kinds.values()) == ["dense-conv", "depthwise-conv", "grouped-conv", "pointwise-conv"]
+    # a plan naming those outputs gets their categories
+    operations = [{"function": "main", "name": name, "operator": "ios16.conv", "preferred": "neural_engine",
+                   "supported": ["neural_engine"], "cost": 0.25} for name in kinds]
+    rows = placement.operator_rows(_plan(operations=operations, conv_kinds=kinds))
+    assert sorted(r["category"] for r in rows) == sorted(kinds.values())
+    assert placement.conv_kinds(tmp_path / "missing.mlpackage") == {}

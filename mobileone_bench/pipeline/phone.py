@@ -414,9 +414,12 @@ class _Target:
             for result in run["results"]:
                 if result["model"] in exports:
                     spec, export = exports[result["model"]]
+                    plan = by_model.get(result["model"])
+                    if plan is not None and plan.get("status") == "ok":  # the convolutions' kinds, from the package
+                        plan = {**plan, "conv_kinds": placement.conv_kinds(export.path)}
                     self.done[spec.name] = self.records.result(run, result, spec=spec, where=where,
                                                                runner=self.runner, extra=_artifact_fields(export),
-                                                               plan=by_model.get(result["model"]))
+                                                               plan=plan)
 
 
 def _pending(specs: list[ModelSpec], targets: list[_Target], progress: Progress) -> dict[str, tuple[ModelSpec, Any]]:

@@ -32,7 +32,7 @@ from mobileone_bench.errors import ReportError
 from mobileone_bench.store.operators import CATEGORIES, operator_row
 
 __all__ = ["SCHEMA_NAME", "SCHEMA_VERSION", "MARKER", "DEVICES", "MIL_CATEGORIES", "NN_CATEGORIES", "category",
-           "parse_plan", "plan_in_line", "plans_in_text", "plans_in_folder", "read_files", "operator_rows",
+           "conv_kinds", "parse_plan", "plan_in_line", "plans_in_text", "plans_in_folder", "read_files", "operator_rows",
            "summary", "unavailable_summary"]
 
 SCHEMA_NAME = "mobileone-bench/compute-plan"
@@ -170,8 +170,10 @@ def operator_rows(plan: Mapping[str, Any], conv_kinds: Mapping[str, str] | None 
     the plan places on a device (``const`` and other unplaced operations are left out), ``device`` its preferred
     device, ``supported_devices`` the others it could run on, ``cost`` the plan's estimate and ``share`` the cost
     over the placed operations' total. ``conv_kinds`` maps an operation's name to the kind of its convolution
-    (from the exported program, when known)."""
+    (from the exported program, :func:`conv_kinds`; default: the plan's own ``conv_kinds`` entry, when the
+    executor added one)."""
     structure = str(plan.get("structure") or "program")
+    conv_kinds = conv_kinds if conv_kinds is not None else plan.get("conv_kinds")
     placed = [op for op in plan.get("operations") or [] if op.get("preferred") is not None]
     total = sum(float(op.get("cost") or 0.0) for op in placed)
     rows = []
@@ -265,3 +267,62 @@ def read_files(paths: list[str], channel: str) -> tuple[list[tuple[str, dict[str
             continue
         runs += [(str(path), {**run, "channel": channel}) for run in read_reports(path)]
     return runs, plans
+
+
+def _conv_kind(weight_shape: list[int | None], groups: int) -> str:
+    """The category of a convolution from its weight shape ``[C_out, C_in / groups, kH, kW]`` and ``groups``."""
+    per_group = weight_shape[1] if len(weight_shape) > 1 else None
+    kernel = [d for d in weight_shape[2:]]
+    if groups > 1:
+        return "depthwise-conv" if per_group == 1 else "grouped-conv"
+    if kernel and all(d == 1 for d in kernel):
+        return "pointwise-conv"
+    return "dense-conv"
+
+
+def conv_kinds(package: Any) -> dict[str, str]:
+    """The kind of every convolution of an exported ML program (``.mlpackage``), by the name of its output (what
+    the compute plan names an operation by): depthwise, grouped, pointwise or dense, from its weight's shape and
+    its ``groups``, read from the package's MIL program with ``coremltools`` (no Core ML prediction needed, so it
+    works on any host). Empty when the package cannot be read or is not an ML program: the plan's convolutions then
+    stay dense."""
+    try:
+        import coremltools
+
+        spec = coremltools.utils.load_spec(str(package))
+    except Exception:  # noqa: BLE001 - no package, no coremltools, not a program: the kinds are unknown
+        return {}
+    out: dict[str, str] = {}
+    if not spec.HasField("mlProgram"):
+        return out
+    for function in spec.mlProgram.functions.values():
+        for block in function.block_specializations.values():
+            _block_conv_kinds(block, out)
+    return out
+
+
+def _block_conv_kinds(block: Any, out: dict[str, str]) -> None:
+    shapes: dict[str, list[int | None]] = {}
+    ints: dict[str, list[int]] = {}
+    for op in block.operations:
+        for output in op.outputs:
+            dims = output.type.tensorType.dimensions
+            shapes[output.name] = [int(d.constant.size) if d.HasField("constant") else None for d in dims]
+        if op.type == "const" and op.outputs and "val" in op.attributes:
+            value = op.attributes["val"]
+            if value.HasField("immediateValue") and value.immediateValue.HasField("tensor"):
+                ints[op.outputs[0].name] = [int(v) for v in value.immediateValue.tensor.ints.values]
+        if op.type in ("conv", "conv_transpose") and op.outputs and "weight" in op.inputs:
+            weight = op.inputs["weight"].arguments[0]
+            shape = shapes.get(weight.name) if weight.HasField("name") else None
+            groups = 1
+            if "groups" in op.inputs:
+                binding = op.inputs["groups"].arguments[0]
+                if binding.HasField("name"):
+                    groups = (ints.get(binding.name) or [1])[0]
+                elif binding.value.HasField("immediateValue"):
+                    groups = ([int(v) for v in binding.value.immediateValue.tensor.ints.values] or [1])[0]
+            if shape:
+                out[op.outputs[0].name] = _conv_kind(shape, groups)
+        for inner in op.blocks:
+            _block_conv_kinds(inner, out)
