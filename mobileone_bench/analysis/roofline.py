@@ -12,8 +12,10 @@ floating-point operations each), and its fraction of the peak says where the tim
 * a small fraction (< :data:`OVERHEAD_BOUND`): time goes elsewhere (memory traffic of depthwise and 1x1
   convolutions, many small kernels, framework overhead per operator, synchronisation): FLOPs under-predict its
   latency, the paper's point about mobile-friendly designs;
-* above 100%: the runtime did fewer operations than counted (e.g. Winograd convolutions) or the GEMM probe is a
-  weak reference for this runtime's kernels.
+* above 100%: the runtime did fewer operations than counted (e.g. Winograd convolutions), or its kernels beat every
+  probe of the peak. The peak is the best of several probes (a GEMM, a 1x1 convolution through oneDNN and through
+  onnxruntime: :mod:`mobileone_bench.pipeline.peak`), shown beside the theoretical peak of the ISA, cores and clock;
+  every row above the peak it is held against carries a note saying so and why it can be.
 
 These thresholds are rules of thumb, not a model of the memory hierarchy (a full roofline would also need the
 memory bandwidth and each model's bytes moved).
@@ -39,6 +41,9 @@ __all__ = [
     "roofline",
     "ROOFLINE_COLUMNS",
 ]
+
+#: The method of a peak measured by a GEMM alone (before the peak was the best of several probes).
+PEAK_GEMM_ONLY = "torch.matmul float32"
 
 COMPUTE_BOUND = 0.40
 OVERHEAD_BOUND = 0.15
@@ -75,12 +80,15 @@ def _num(v: Any) -> float | None:
     return f if math.isfinite(f) else None
 
 
-def roofline_rows(frame: Any, peaks: dict[tuple[str, int], float]) -> list[dict[str, Any]]:
+def roofline_rows(frame: Any, peaks: dict[tuple[str, int], float],
+                  about: dict[tuple[str, int], dict[str, Any]] | None = None) -> list[dict[str, Any]]:
     """Achieved GFLOP/s and fraction of peak for every CPU row of a long frame.
 
     Args:
         frame: :func:`~mobileone_bench.store.frames.measurements` output (CPU rows are used).
         peaks: ``(machine, threads) -> peak GFLOP/s``.
+        about: ``(machine, threads) -> the peak's entry`` (its ``winner`` probe and ``theoretical_gflops``), for
+            the note of a row above the peak.
 
     Returns:
         One row per CPU record: ``model``, ``runtime``, ``threads``, ``machine``, ``flops_m``, ``latency_ms``,
@@ -110,7 +118,13 @@ def roofline_rows(frame: Any, peaks: dict[tuple[str, int], float]) -> list[dict[
                 row["fraction"] = row["achieved_gflops"] / float(peak)
                 row["verdict"] = verdict(row["fraction"])
                 if row["fraction"] > 1:
-                    row["note"] = "above the GEMM peak: fewer operations than counted (e.g. Winograd)?"
+                    info = (about or {}).get((str(row["machine"]), threads)) or {}
+                    won = f" ({info['winner']} won)" if info.get("winner") else ""
+                    theory = _num(info.get("theoretical_gflops"))
+                    row["note"] = (f"above the measured peak{won}: the runtime did fewer operations than counted "
+                                   f"(e.g. Winograd) or its kernels beat every probe" +
+                                   (f"; above the theoretical {theory:.0f} GFLOP/s too, so fewer operations than "
+                                    f"counted" if theory and row["achieved_gflops"] > theory else ""))
             else:
                 row["note"] = "no peak for this machine and thread count (measured elsewhere?)"
         rows.append(row)
@@ -157,11 +171,21 @@ def report(frame: Any, peaks: Iterable[dict[str, Any]], notes: Iterable[str] = (
     peaks = list(peaks)
     notes = list(notes)
     by_pair = {(str(p["machine"]), int(p["threads"])): float(p["gflops"]) for p in peaks}
+    about = {(str(p["machine"]), int(p["threads"])): p for p in peaks}
+    for p in peaks:
+        theory = _num(p.get("theoretical_gflops"))
+        if theory and float(p["gflops"]) > theory:
+            notes.append(f"the measured peak ({float(p['gflops']):.1f} GFLOP/s at {p['threads']} thread(s)) is above "
+                         f"the theoretical {theory:.1f}: the clock read is below the boost clock, or the core is not "
+                         f"the one the CPU reports (a virtual machine)")
+        if p.get("source") == "stored" and p.get("method") and str(p["method"]).startswith(PEAK_GEMM_ONLY):
+            notes.append(f"the stored peak at {p['threads']} thread(s) is a GEMM alone (measured before the peak "
+                         f"took the best of several kernels): `roofline --remeasure` measures it again")
     for machine, t in machines_and_threads(frame):
         if (machine, t) not in by_pair:
             notes.append(f"records of machine {machine} ({t} threads) were measured on another machine and no "
                          f"peak is stored for it: run `mobileone-bench roofline` there")
-    return {"rows": roofline_rows(frame, by_pair), "peaks": peaks, "notes": notes, "columns": ROOFLINE_COLUMNS,
+    return {"rows": roofline_rows(frame, by_pair, about), "peaks": peaks, "notes": notes, "columns": ROOFLINE_COLUMNS,
             "thresholds": {"compute_bound": COMPUTE_BOUND, "overhead_bound": OVERHEAD_BOUND}}
 
 

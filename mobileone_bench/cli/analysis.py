@@ -392,7 +392,9 @@ def roofline_cmd(patterns: tuple[str, ...], exclude: tuple[str, ...], zoo: str |
     """Is each model compute-bound or overhead-bound on this CPU? For every CPU latency record: the achieved
     GFLOP/s (2 x FLOPs / latency: the paper's FLOPs are multiply-adds) and its fraction of this CPU's peak.
 
-    The peak is this machine's best float32 matrix multiply (torch.matmul, 2048x2048, a few seconds) at the thread
+    The peak is this machine's best float32 rate of the fastest kernels installed (torch.matmul 2048x2048, a large
+    1x1 convolution through oneDNN and through onnxruntime; the winner is named, a few seconds in all), shown beside
+    the theoretical peak of the ISA, FMA units, cores and clock, at the thread
     count of the records, measured once and stored in the results folder (kind 'peak', per machine and threads;
     --remeasure to redo it, --peak-gflops to give one). With several --results folders (records from other hosts),
     each machine's records use the peak stored for that machine in any of them; a peak measured now goes into the
@@ -426,10 +428,13 @@ def roofline_cmd(patterns: tuple[str, ...], exclude: tuple[str, ...], zoo: str |
         return
     shown = dict(result, rows=[{**r, "fraction": None if r["fraction"] is None else 100.0 * r["fraction"]}
                                for r in result["rows"]])
-    peaks = [f"peak {p['gflops']:.1f} GFLOP/s at {p['threads']} thread(s) ({p['method']}, {p['source']}"
-             f"{', ' + p['cpu'] if p.get('cpu') else ''})" for p in result["peaks"]]
+    peaks = [f"peak {p['gflops']:.1f} GFLOP/s at {p['threads']} thread(s) ({p['method']}"
+             f"{'; ' + p['winner'] + ' won' if p.get('winner') else ''}, {p['source']}"
+             f"{', ' + p['cpu'] if p.get('cpu') else ''})"
+             + (f"; theoretical {p['theoretical_gflops']:.1f} GFLOP/s (ISA x FMA units x cores x clock)"
+                if p.get("theoretical_gflops") else "") for p in result["peaks"]]
     shown["notes"] = peaks + result["notes"]
-    stdout().print(_noted_table(shown, "Achieved GFLOP/s and fraction of this CPU's float32 GEMM peak",
+    stdout().print(_noted_table(shown, "Achieved GFLOP/s and fraction of this CPU's measured float32 peak",
                                 {"flops_m": 0, "latency_ms": 2, "achieved_gflops": 1, "peak_gflops": 1,
                                  "fraction": 1}))
     _print_notes(shown["notes"])

@@ -1,23 +1,41 @@
-"""This CPU's arithmetic peak, for ``roofline``: the best float32 GEMM rate at a thread count, measured once and
-stored as a record of kind ``peak`` (keyed by machine fingerprint and threads), reused until asked again.
+"""This CPU's arithmetic peak, for ``roofline`` and ``explain``: the best float32 rate of the fastest kernels the
+installed runtimes have, at a thread count, measured once and stored as a record of kind ``peak`` (keyed by machine
+fingerprint and threads), reused until asked again.
 
-The peak is measured, not looked up: ``torch.matmul`` of two large square matrices, the best of a few repetitions
-within a couple of seconds. The analysis (:mod:`mobileone_bench.analysis.roofline`) only reads: the API asks
-:func:`peaks` for the peaks of the (machine, threads) pairs its records have, then hands them to the analysis.
+The peak is measured, not looked up, and it is the best of several probes (:data:`PROBES`), because no single
+library is fastest everywhere: MKL's GEMM (``torch.matmul``) takes a slower path on AMD CPUs while oneDNN's
+convolutions do not, so a GEMM-only peak put RepVGG-B1 at 154% of "peak" on a Zen CPU. The probes: ``torch.matmul``
+of two large square matrices (MKL or OpenBLAS), a large 1x1 convolution in PyTorch (oneDNN), and the same
+convolution in onnxruntime (MLAS) when it is installed; each the best of a few repetitions within its share of the
+time budget. The record keeps every probe's rate, which one won, and the theoretical peak of the ISA, cores and
+clock (:func:`mobileone_bench.environment.theoretical_peak`) with where each factor comes from.
+
+The analysis (:mod:`mobileone_bench.analysis.roofline`) only reads: the API asks :func:`peaks` for the peaks of the
+(machine, threads) pairs its records have, then hands them to the analysis.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from typing import TYPE_CHECKING, Any, Callable, Iterable
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
 
 if TYPE_CHECKING:  # pragma: no cover
     from mobileone_bench.store.records import ResultsStore
 
-__all__ = ["PEAK_METHOD", "measure_peak_gflops", "find_peak", "peak_gflops", "peaks"]
+__all__ = ["PEAK_METHOD", "PROBES", "measure_peak_gflops", "probe_conv_torch", "probe_conv_onnxruntime",
+           "measure_peak", "find_peak", "peak_gflops", "peaks"]
 
 PEAK_METHOD = "torch.matmul float32"
+
+#: The peak probes, in the order they run: name -> what it times.
+PROBES = {"gemm": "torch.matmul float32 (MKL / OpenBLAS GEMM)",
+          "conv1x1-torch": "torch conv2d 1x1 float32 (oneDNN)",
+          "conv1x1-onnxruntime": "onnxruntime Conv 1x1 float32 (MLAS)"}
+
+#: The 1x1 convolution of the convolution probes: 512 -> 512 channels on a 56x56 map (822 M multiply-adds, the
+#: shape of a wide pointwise layer of a large CNN: big enough for a blocked kernel's steady rate).
+CONV_SHAPE = (512, 512, 56)
 
 
 def measure_peak_gflops(threads: int, *, size: int = 2048, budget_s: float = 2.0, min_reps: int = 3,
@@ -68,6 +86,119 @@ def measure_peak_gflops(threads: int, *, size: int = 2048, budget_s: float = 2.0
             "reps": reps, "best_s": best, "method": f"{PEAK_METHOD} {size}x{size}"}
 
 
+def _best_rate(step: Callable[[], Any], flop: float, budget_s: float, min_reps: int,
+               clock: Callable[[], float]) -> tuple[float, int, float]:
+    """(GFLOP/s, reps, best seconds) of the fastest of repeated ``step`` calls after one warm-up."""
+    step()
+    best, reps, start = math.inf, 0, clock()
+    while True:
+        t0 = clock()
+        step()
+        best = min(best, clock() - t0)
+        reps += 1
+        if (reps >= min_reps and clock() - start >= budget_s) or reps >= 50:
+            break
+    return (flop / best / 1e9 if best > 0 else math.inf), reps, best
+
+
+def probe_conv_torch(threads: int, *, budget_s: float = 1.0, min_reps: int = 3, shape: tuple[int, int, int] = CONV_SHAPE,
+                     clock: Callable[[], float] = time.perf_counter) -> dict[str, Any]:
+    """The rate of a large float32 1x1 convolution in PyTorch (oneDNN on x86), ``inference_mode``."""
+    import torch
+
+    cin, cout, side = shape
+    before = torch.get_num_threads()
+    torch.set_num_threads(int(threads))
+    try:
+        g = torch.Generator().manual_seed(0)
+        x = torch.randn(1, cin, side, side, generator=g)
+        w = torch.randn(cout, cin, 1, 1, generator=g)
+        with torch.inference_mode():
+            rate, reps, best = _best_rate(lambda: torch.nn.functional.conv2d(x, w), 2.0 * cin * cout * side * side,
+                                          budget_s, min_reps, clock)
+    finally:
+        torch.set_num_threads(before)
+    return {"name": "conv1x1-torch", "gflops": rate, "reps": reps, "best_s": best,
+            "method": f"{PROBES['conv1x1-torch']} {cin}->{cout} {side}x{side}"}
+
+
+def probe_conv_onnxruntime(threads: int, *, budget_s: float = 1.0, min_reps: int = 3,
+                           shape: tuple[int, int, int] = CONV_SHAPE,
+                           clock: Callable[[], float] = time.perf_counter) -> dict[str, Any]:
+    """The rate of the same 1x1 convolution as a one-node ONNX graph in onnxruntime (its CPU provider)."""
+    import numpy as np
+    import onnxruntime as ort
+    from onnx import TensorProto, helper, numpy_helper
+
+    cin, cout, side = shape
+    rng = np.random.default_rng(0)
+    weight = numpy_helper.from_array(rng.standard_normal((cout, cin, 1, 1)).astype(np.float32), "w")
+    graph = helper.make_graph([helper.make_node("Conv", ["x", "w"], ["y"])], "peak",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, cin, side, side])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, cout, side, side])], [weight])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = min(model.ir_version, 8)
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = int(threads)
+    options.inter_op_num_threads = 1
+    options.log_severity_level = 3
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    feed = {"x": rng.standard_normal((1, cin, side, side)).astype(np.float32)}
+    rate, reps, best = _best_rate(lambda: session.run(["y"], feed), 2.0 * cin * cout * side * side, budget_s,
+                                  min_reps, clock)
+    return {"name": "conv1x1-onnxruntime", "gflops": rate, "reps": reps, "best_s": best,
+            "method": f"{PROBES['conv1x1-onnxruntime']} {cin}->{cout} {side}x{side}"}
+
+
+def measure_peak(threads: int, *, size: int = 2048, budget_s: float = 2.0, min_reps: int = 3,
+                 clock: Callable[[], float] = time.perf_counter,
+                 probes: Sequence[str] | None = None) -> dict[str, Any]:
+    """The best float32 rate of every probe (:data:`PROBES`) at ``threads`` threads: the machine's measured peak.
+
+    Args:
+        threads: Intra-op threads.
+        size: Side of the GEMM probe's matrices.
+        budget_s: Time for all probes together (each gets an equal share, at least ``min_reps`` repetitions).
+        min_reps: Fewest timed repetitions of each probe.
+        clock: Seconds clock (tests).
+        probes: Names of the probes to run (default: all; a probe whose library is missing is skipped, said).
+
+    Returns:
+        ``{"gflops", "winner", "method", "probes": [{"name", "gflops", "reps", "best_s", "method"} or
+        {"name", "error"}], "threads", "size", "reps", "best_s", "theoretical"}`` (``theoretical``:
+        :func:`mobileone_bench.environment.theoretical_peak`).
+    """
+    from mobileone_bench.environment import theoretical_peak
+    from mobileone_bench.errors import UsageError
+
+    names = list(probes or PROBES)
+    unknown = [n for n in names if n not in PROBES]
+    if unknown:
+        raise UsageError(f"unknown peak probe(s) {', '.join(unknown)}; choose from {', '.join(PROBES)}")
+    share = budget_s / max(1, len(names))
+    results: list[dict[str, Any]] = []
+    for name in names:
+        try:
+            if name == "gemm":
+                r = measure_peak_gflops(threads, size=size, budget_s=share, min_reps=min_reps, clock=clock)
+                r = {"name": "gemm", **{k: r[k] for k in ("gflops", "reps", "best_s", "method")}}
+            elif name == "conv1x1-torch":
+                r = probe_conv_torch(threads, budget_s=share, min_reps=min_reps, clock=clock)
+            else:
+                r = probe_conv_onnxruntime(threads, budget_s=share, min_reps=min_reps, clock=clock)
+        except ImportError as exc:
+            r = {"name": name, "error": f"not installed: {exc.name or exc}"}
+        results.append(r)
+    timed = [r for r in results if r.get("gflops")]
+    if not timed:
+        raise UsageError("no peak probe could run")
+    best = max(timed, key=lambda r: r["gflops"])
+    return {"gflops": best["gflops"], "winner": best["name"], "method": f"best of {', '.join(names)}",
+            "probes": results, "threads": int(threads), "size": size, "reps": best["reps"], "best_s": best["best_s"],
+            "theoretical": theoretical_peak(int(threads))}
+
+
 def find_peak(store: ResultsStore, machine: str, threads: int) -> dict[str, Any] | None:
     """The newest stored peak of a machine at a thread count, or ``None``."""
     found = None
@@ -104,12 +235,14 @@ def peak_gflops(store: ResultsStore, threads: int, *, remeasure: bool = False, s
     check = getattr(store, "check_writable", None)
     if check is not None:
         check()  # before the peak is measured, not after
-    result = (measure or measure_peak_gflops)(threads, size=size, budget_s=budget_s)
+    result = (measure or measure_peak)(threads, size=size, budget_s=budget_s)
     env = {k: v for k, v in collect().items() if k in ("env_cpu", "env_cores_logical", "env_cores_physical",
                                                         "env_cpu_flags", "env_torch", "env_os", "env_tool")}
     identity = {"machine": machine, "threads": int(threads), "method": result["method"], "torch": env.get("env_torch")}
     fields = {"status": "ok", "gflops": result["gflops"], "reps": result["reps"], "best_s": result["best_s"],
-              "size": result["size"]}
+              "size": result["size"], "winner": result.get("winner"), "probes": result.get("probes"),
+              "theoretical_gflops": (result.get("theoretical") or {}).get("gflops"),
+              "theoretical": result.get("theoretical")}
     return append_record(store, "peak", identity, fields, env)
 
 
@@ -161,5 +294,6 @@ def peaks(store: ResultsStore, pairs: Iterable[tuple[str, int]], *, remeasure: b
             source = "measured now"
         if rec is not None:
             found.append({"machine": machine, "threads": threads, "gflops": float(rec["gflops"]),
-                          "method": rec.get("method"), "source": source, "cpu": rec.get("env_cpu")})
+                          "method": rec.get("method"), "source": source, "cpu": rec.get("env_cpu"),
+                          "winner": rec.get("winner"), "theoretical_gflops": rec.get("theoretical_gflops")})
     return found
