@@ -331,7 +331,7 @@ RULES: dict[str, Rule] = {
     **{name: Names() for name in _NAMES},
     **{name: Text() for name in _TEXTS},
     **{name: Text(optional=False) for name in _REQUIRED_TEXTS},
-    "kind": Text(choices=("latency", "profile", "peak")),
+    "kind": Text(choices=("latency", "profile", "peak", "accuracy")),
     "results": Folders(),
     "sources": Folders(),
     "into": PathArg(optional=False, what="a folder"),

@@ -383,8 +383,8 @@ def load_results(results: Results = DEFAULT_RESULTS, kind: str | None = "latency
                  as_frame: bool = True) -> Any:
     """The stored records, one row per record.
 
-    ``kind``: ``latency``, ``profile``, ``peak``, or ``None`` for every kind; ``latest``: only the newest record per
-    key (what the analysis uses), ``False`` for the whole history.
+    ``kind``: ``latency``, ``profile``, ``peak``, ``accuracy`` (:func:`evaluate`'s), or ``None`` for every kind;
+    ``latest``: only the newest record per key (what the analysis uses), ``False`` for the whole history.
 
     Example:
         >>> import mobileone_bench as mb
