@@ -235,6 +235,7 @@ def fingerprint(images: ImageSet | Iterable[Path], labels: Iterable[int] | None 
     else:
         files = list(images)
         root = files[0].parent if files else Path(".")
+        labels = None if labels is None else list(labels)
     h = hashlib.sha256()
     for i, p in enumerate(files):
         try:
