@@ -14,7 +14,8 @@ import UIKit
 /// Hosted by the app, so `Bundle.main` is the app bundle with its `Models/` and
 /// `run_config.json`, and `Documents/` is the app's. The body is HarnessCore's `HeadlessRun`:
 /// per model, one marked line on stdout (one `write` call), its report as an attachment of the
-/// result bundle, and the report so far in `Documents/reports/`. A model that fails is data
+/// result bundle, and the report so far in `Documents/reports/`; its compute plan
+/// (`MLComputePlan`, iOS 17.4) goes the same three ways just before. A model that fails is data
 /// (status "error"); the test fails only when the configuration is invalid or no model is
 /// bundled. The screen is kept on (idle timer disabled) for the whole run, as the app does.
 final class HeadlessBenchmarkTests: XCTestCase {

@@ -7,8 +7,10 @@ module knows the order of the steps: skip what is stored, export Core ML (fp16 b
 record each result (statistics recomputed from ``samples_ms``, the harness's summary only checked) or a failed record
 for a model that produced none. :func:`import_reports` records reports made by hand (``--from-report``) the same way.
 
-Records have the fields of the CPU/GPU path plus ``load_ms``, ``first_run_ms``, ``compute_units`` and where the
-report came from. Their ``env_*`` fields describe the phone (or Mac) that ran the model, and the identity's
+Records have the fields of the CPU/GPU path plus ``load_ms``, ``first_run_ms``, ``compute_units``, where the
+report came from and the channel that delivered it (``report_channel``), and the placement summary of the model's
+Core ML compute plan (:mod:`mobileone_bench.pipeline.phone_placement`, which stores the plan itself as an ``explain``
+record). Their ``env_*`` fields describe the phone (or Mac) that ran the model, and the identity's
 ``machine`` is its model identifier (``iPhone13,2``); a measured iPhone's identity also holds ``device_id``, its UDID
 (the CoreDevice identifier when ``devicectl`` gives no UDID), so that two phones of one model never share a key
 (imported reports carry no UDID and have none). A result of an existing key is not stored again unless forced.

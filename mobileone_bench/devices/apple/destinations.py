@@ -56,6 +56,7 @@ class Device:
             not: a reachable phone that is not connected, or without developer services, is idle or locked.
         detail: ``devicectl``'s own words about its state (``tunnelState disconnected, ddiServicesAvailable false,
             transportType localNetwork``), for messages.
+        developer_mode_off: ``developerModeStatus`` is ``disabled``.
     """
 
     udid: str | None
