@@ -96,12 +96,16 @@ else
   fi
   marked=$(grep -c 'MOBILEONE_BENCH_REPORT {' "$out/simulator-test.log" || true)
   echo "    marked lines in the xcodebuild output: $marked (expected: 1 with the tiny model, 0 without)"
+  plans=$(grep -c 'MOBILEONE_BENCH_COMPUTE_PLAN {' "$out/simulator-test.log" || true)
+  echo "    compute-plan lines: $plans (expected: 1 with the tiny model; its status says whether MLComputePlan ran)"
   rm -rf "$out/attachments" && mkdir -p "$out/attachments"
   if xcrun xcresulttool export attachments --path "$out/test.xcresult" --output-path "$out/attachments" \
       >"$out/attachments.log" 2>&1; then
     reports=$(grep -rl '"schema" *: *"mobileone-bench/harness-report"' "$out/attachments" | wc -l | tr -d ' ')
     echo "    result-bundle attachments holding a report: $reports" \
          "(expected: 2 with the tiny model: one per model and the whole report)"
+    echo "    manifest.json (the Python CLI reads the attachments through it; keep it as a fixture):"
+    head -c 2000 "$out/attachments/manifest.json" 2>/dev/null | sed 's/^/      /'
   else
     echo "    xcresulttool export attachments failed (Xcode 16 needed; see $out/attachments.log)"
   fi

@@ -395,7 +395,8 @@ def test_several(project: Path, devices: list[Device], *, work: Path, logs: Path
         owner = _owner(plan.get("device") or {}, devices)
         if owner is not None:
             per_plans[owner].append(plan)
-    if any(missing_models(runs, staged) for runs in per):
+    plans_missing = any(len(_first_plans(plans, staged)) < len(staged) for plans in per_plans)
+    if plans_missing or any(missing_models(runs, staged) for runs in per):
         docs = _export_attachments(work, warn, "the apps' containers")
         found: list[list[dict[str, Any]]] = [[] for _ in devices]
         for item, kind, doc in docs or []:
