@@ -27,7 +27,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 __all__ = ["ModuleMap", "module_map", "conv_category", "op_category", "normalize_op", "shape_macs",
            "structural_categories", "GraphNode", "is_gate_class", "assign_flops", "shapes_of", "categorize_row",
-           "trace_modules"]
+           "trace_modules", "trace_in_order"]
 
 # ------------------------------------------------------------------------------------------------ operator names
 
@@ -48,13 +48,14 @@ _ACTIVATION = {"relu", "relu_", "relu6", "clip", "clamp", "clamp_min", "hardtanh
                "biasgelu", "silu", "silu_", "swish", "sigmoid", "sigmoid_", "hardswish", "hardswish_", "hardsigmoid",
                "hardsigmoid_", "tanh", "leakyrelu", "leaky_relu", "prelu", "elu", "selu", "celu", "mish", "softplus",
                "softsign", "erf", "quickgelu", "activation", "threshold", "gelu_", "_prelu_kernel"}
-_ELEMENTWISE = {"add", "add_", "sub", "sub_", "mul", "mul_", "div", "div_", "sum", "max", "min", "maximum", "minimum",
-                "elementwise", "pointwise", "pow", "sqrt", "reciprocal", "neg", "abs", "exp", "log", "where",
-                "rsub", "addcmul", "fma", "bitshift", "equal", "greater", "less", "scale"}
+_ELEMENTWISE = {"add", "add_", "sub", "sub_", "mul", "mul_", "multiply", "subtract", "divide", "squareddifference",
+                "div", "div_", "sum", "max", "min", "maximum", "minimum", "elementwise", "pointwise", "pow", "sqrt",
+                "reciprocal", "neg", "abs", "exp", "log", "where", "rsub", "addcmul", "fma", "equal", "scale"}
 _POOLING = {"averagepool", "maxpool", "globalaveragepool", "globalmaxpool", "reducemean", "reducemax", "reducesum",
             "adaptive_avg_pool2d", "_adaptive_avg_pool2d", "avg_pool2d", "max_pool2d", "max_pool2d_with_indices",
             "mean", "amax", "pooling", "reduce", "lppool", "adaptive_max_pool2d", "mkldnn_adaptive_avg_pool2d",
-            "mkldnn_max_pool2d", "nchwcmaxpool", "nchwcaveragepool", "nchwcglobalaveragepool", "global_avg_pool"}
+            "mkldnn_max_pool2d", "nchwcmaxpool", "nchwcaveragepool", "nchwcglobalaveragepool", "global_avg_pool",
+            "globalaveragepooling", "averagepooling", "maxpooling", "argmaxpooling"}
 _DATA = {"reshape", "_reshape_alias", "view", "_unsafe_view", "transpose", "permute", "concat", "cat", "split",
          "split_with_sizes", "slice", "gather", "index_select", "flatten", "squeeze", "unsqueeze", "contiguous",
          "copy_", "clone", "pad", "constant_pad_nd", "reflection_pad2d", "reorderinput", "reorderoutput", "reorder",
@@ -64,7 +65,8 @@ _DATA = {"reshape", "_reshape_alias", "view", "_unsafe_view", "transpose", "perm
          "alias", "detach", "empty", "empty_like", "zeros", "ones", "fill_", "constant", "constantofshape",
          "unfold", "im2col", "channel_shuffle", "native_channel_shuffle", "resize", "upsample_nearest2d",
          "upsample_bilinear2d", "interpolate", "upsample", "layout", "transposeconv", "scatter", "gathernd",
-         "nonzero", "size", "as_strided", "t", "numpy_t"}
+         "nonzero", "size", "as_strided", "t", "numpy_t", "convert", "staticreshape", "concatenate", "evensplit",
+         "staticslice", "staticconstantpad", "staticresizebilinear2d", "depthtospace2d", "copy"}
 
 
 def normalize_op(op_type: str) -> str:
@@ -114,6 +116,8 @@ def op_category(op_type: str, *, weight_shape: Sequence[int] | None = None, inpu
     op = normalize_op(op_type)
     if context in ("gating", "dynamic-activation"):
         return context
+    if op == "dwconv":  # XNNPACK's depthwise convolution
+        return "depthwise-conv"
     if op in _CONV or op.startswith("conv"):
         if weight_shape is not None and len(weight_shape) >= 3 and input_shape is not None and len(input_shape) >= 2:
             per_group = max(1, int(weight_shape[1]))
@@ -447,7 +451,7 @@ def assign_flops(rows: list[dict[str, Any]], modules: ModuleMap) -> int:
         if row.get("flops") is not None:
             continue
         op = normalize_op(row.get("op_type") or "")
-        heavy = op in _CONV or op.startswith("conv") or op in _LINEAR or op in _ATTENTION
+        heavy = _is_heavy(op) or op in _ATTENTION
         module = row.get("module")
         macs: int | None = 0
         if heavy:
@@ -511,7 +515,7 @@ def categorize_row(row: Mapping[str, Any], modules: ModuleMap | None = None) -> 
         return str(row["structural"])
     op = normalize_op(row.get("op_type") or "")
     if context not in ("gating", "dynamic-activation") and modules is not None and module in modules.conv and (
-            op in _CONV or op.startswith("conv")):
+            _is_heavy(op)):
         groups, in_ch, kernel, _ = modules.conv[module]
         return conv_category(groups, in_ch, kernel)
     shapes = row.get("input_shapes") or []
@@ -551,3 +555,45 @@ def trace_modules(rows: list[dict[str, Any]], modules: ModuleMap) -> None:
                 row["module"] = path
                 del free[i]
                 break
+
+
+def _is_heavy(op_type: str) -> bool:
+    op = normalize_op(op_type)
+    return op in _CONV or op.startswith("conv") or op in _LINEAR or op == "dwconv"
+
+
+_GATE_BEFORE = _REDUCTIONS | {"globalaveragepooling", "averagepooling"}
+_GATE_AFTER = {"sigmoid", "hardsigmoid", "multiply", "mul"}
+_DYNAMIC_AFTER = _MERGES | {"sigmoid", "hardsigmoid", "multiply", "subtract", "maximum", "minimum", "clamp",
+                            "staticslice", "evensplit", "staticreshape", "copy", "concatenate"}
+
+
+def trace_in_order(rows: list[dict[str, Any]], modules: ModuleMap) -> None:
+    """Trace the rows of a runtime that names no module (``trace == "order"``: ExecuTorch's XNNPACK operators) to
+    the modules by their order, in place: the i-th convolution or matrix product is the i-th convolution or linear
+    module in execution order; the pooling rows just before a gate's (or dynamic activation's) first layer, and the
+    sigmoid / multiply rows just after its last one (a dynamic activation: the merges up to the max), get that
+    module too, so they take its context."""
+    heavy = list(modules.flops)
+    i = 0
+    for row in rows:
+        if row.get("trace") != "order" or row.get("module") or not _is_heavy(row.get("op_type") or ""):
+            continue
+        if i < len(heavy):
+            row["module"] = heavy[i]
+            i += 1
+    for idx, row in enumerate(rows):
+        if row.get("trace") != "order" or not row.get("module") or not _is_heavy(row.get("op_type") or ""):
+            continue
+        context = modules.context(row["module"])
+        if context not in ("gating", "dynamic-activation"):
+            continue
+        j = idx - 1
+        while j >= 0 and not rows[j].get("module") and normalize_op(rows[j].get("op_type") or "") in _GATE_BEFORE:
+            rows[j]["module"] = row["module"]
+            j -= 1
+        after = _GATE_AFTER if context == "gating" else _DYNAMIC_AFTER
+        j = idx + 1
+        while j < len(rows) and not rows[j].get("module") and normalize_op(rows[j].get("op_type") or "") in after:
+            rows[j]["module"] = row["module"]
+            j += 1

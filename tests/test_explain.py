@@ -56,9 +56,7 @@ def _check(rows, left, modules, result, runs):
     assert len(result["profiled_ms"]) == runs and all(v > 0 for v in result["profiled_ms"])
     cats = {r["category"] for r in rows}
     assert {"dense-conv", "depthwise-conv", "pointwise-conv", "gating", "linear"} <= cats
-    # FLOPs per operator sum to the model's total, as `profile` counts it
-    from mobileone_bench.pipeline.preparing import profile
-
+    # FLOPs per operator sum to the model's total, as `profile` counts it (test_module_map_counts_what_profile_counts)
     assert sum(r["flops"] for r in rows) == modules.total
     assert left == 0
 
@@ -209,3 +207,28 @@ def test_a_bad_runtime_is_one_line(runner, cli, tmp_path):
     out = runner.invoke(cli, ["explain", MODEL, "--runtime", "nope", "--results", str(tmp_path)])
     assert out.exit_code != 0 and "Traceback" not in out.output
     assert "runtime 'nope' does not run on cpu" in out.output
+
+
+def test_executorch_etdump_is_read_and_traced_by_order(prepared, modules, tmp_path):
+    """ExecuTorch's ETDump through the devtools Inspector: XNNPACK's own operators, traced to the modules by order;
+    the delegate call that holds them is not counted twice."""
+    pytest.importorskip("executorch.devtools")
+    from mobileone_bench.complexity_ops import trace_in_order
+    from mobileone_bench.devices import executorch as et_runtime
+    from mobileone_bench.pipeline.artifacts import artifact_for
+    from mobileone_bench.pipeline.job import LatencyJob
+
+    job = LatencyJob(runtime="executorch", models_dir=str(tmp_path), threads=1).resolved()
+    _, path = artifact_for(prepared, job, False)
+    result = et_runtime.profile_operators(artifact=path, model=prepared.model, input_shape=prepared.input_shape,
+                                          precision="fp32", threads=1, options={"warmup": 1}, runs=2)
+    rows = [dict(r) for r in result["rows"]]
+    assert sum(r["name"] == "DELEGATE_CALL (outside its operators)" for r in rows) == 1
+    assert not any(r["name"] == "DELEGATE_CALL" for r in rows)
+    trace_in_order(rows, modules)
+    for r in rows:
+        r["category"] = categorize_row(r, modules)
+    assert sum(assign_flops(rows, modules) for _ in [0]) == 0 and sum(r["flops"] for r in rows) == modules.total
+    cats = {r["category"] for r in rows}
+    assert {"dense-conv", "depthwise-conv", "pointwise-conv", "linear"} <= cats
+    assert any(r["op_type"] == "DWConv" for r in rows)

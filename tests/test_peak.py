@@ -97,7 +97,7 @@ def _store_with(tmp_path, latency_ms, peak_fields):
 
 
 def test_no_row_above_the_peak_without_a_note_naming_the_winner(tmp_path):
-    store = _store_with(tmp_path, 5.0, {"gflops": 200.0, "winner": "conv1x1-torch", "theoretical_gflops": 300.0})
+    _store_with(tmp_path, 5.0, {"gflops": 200.0, "winner": "conv1x1-torch", "theoretical_gflops": 300.0})
     result = __import__("mobileone_bench").roofline(results=tmp_path, as_frame=False)
     (row,) = result["rows"]
     assert row["achieved_gflops"] == pytest.approx(400.0) and row["fraction"] > 1

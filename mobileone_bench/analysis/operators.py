@@ -174,8 +174,8 @@ def operator_plots(store: Any, out_dir: Any = None, *, figures: Sequence[str] = 
                    devices: Sequence[str] | None = None, runtime: str | None = None,
                    models: Iterable[str] | None = None, exclude: Iterable[str] | None = None,
                    save: Any = None) -> list[dict[str, Any]]:
-    """Draw the explain figures, one per figure, device and runtime (as :func:`mobileone_bench.analysis.plots.make_plots`
-    returns them: ``{"figure", "device", "runtime", "name", "points", "reference_points", "notes", "fig"}``, and
+    """Draw the explain figures, one per figure, device and runtime (as
+    :func:`mobileone_bench.analysis.plots.make_plots` returns them: ``{"figure", "device", "runtime", "name", "points", "reference_points", "notes", "fig"}``, and
     ``png`` / ``svg`` with ``out_dir``; ``save(fig, out_dir, stem)`` writes them)."""
     records = explain_records(store, models=models, exclude=exclude, runtime=runtime, devices=devices)
     groups: dict[tuple[str, str], list[dict[str, Any]]] = {}

@@ -34,7 +34,8 @@ def _session(path: Path, threads: int, options: dict[str, Any], workdir: Path) -
 
     level = options.get("graph_optimization", "all")
     if level not in GRAPH_OPTIMIZATION_LEVELS:
-        raise UsageError(f"unknown graph optimisation level {level!r}; choose from {', '.join(GRAPH_OPTIMIZATION_LEVELS)}")
+        raise UsageError(f"unknown graph optimisation level {level!r}; "
+                         f"choose from {', '.join(GRAPH_OPTIMIZATION_LEVELS)}")
     so = ort.SessionOptions()
     so.intra_op_num_threads = threads
     so.inter_op_num_threads = 1

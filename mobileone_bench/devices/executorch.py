@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from mobileone_bench.devices._cpu import default_threads
+from mobileone_bench.devices._profile_executorch import profile_operators  # noqa: F401 - explain's profiler
 from mobileone_bench.errors import MeasurementError, UsageError
 
 __all__ = ["make_runner", "ExecuTorchRunner", "XNNPACK_SPIN_POLICY"]

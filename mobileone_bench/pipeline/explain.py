@@ -71,13 +71,14 @@ def operator_fields(result: dict[str, Any], modules: Any, e2e_ms: float | None,
         e2e_ms: The unprofiled end-to-end median (``None``: no coverage or overhead).
         peak_gflops: The peak the achieved GFLOP/s are held against (a note counts the operators above it).
     """
-    from mobileone_bench.complexity_ops import assign_flops, categorize_row, trace_modules
+    from mobileone_bench.complexity_ops import assign_flops, categorize_row, trace_in_order, trace_modules
     from mobileone_bench.store.operators import COVERAGE_RANGE, category_totals, operator_row
 
     rows = [dict(r) for r in result.get("rows") or []]
     notes = list(result.get("notes") or [])
     unmapped = None
     if modules is not None:
+        trace_in_order(rows, modules)
         trace_modules(rows, modules)
     for row in rows:
         row["category"] = categorize_row(row, modules)
@@ -197,7 +198,11 @@ def explain_model(spec: ModelSpec, job: LatencyJob, store: ResultsStore, *, runs
         from mobileone_bench.complexity_ops import module_map
 
         modules = module_map(prepared.model, prepared.input_shape)
-        fields.update(operator_fields(result, modules, statistics.median(samples), _peak(store, job)))
+        peak = _peak(store, job)
+        fields.update(operator_fields(result, modules, statistics.median(samples), peak))
+        if peak is None and job.device == "cpu":
+            fields["notes"].append(f"no peak stored for this machine at {job.threads} thread(s): `mobileone-bench "
+                                   f"roofline` measures one; the achieved GFLOP/s are not held against a peak")
     except UsageError:
         raise
     except Exception as exc:  # noqa: BLE001 - one model's failure is data; the sweep goes on

@@ -101,8 +101,8 @@ def _best_rate(step: Callable[[], Any], flop: float, budget_s: float, min_reps: 
     return (flop / best / 1e9 if best > 0 else math.inf), reps, best
 
 
-def probe_conv_torch(threads: int, *, budget_s: float = 1.0, min_reps: int = 3, shape: tuple[int, int, int] = CONV_SHAPE,
-                     clock: Callable[[], float] = time.perf_counter) -> dict[str, Any]:
+def probe_conv_torch(threads: int, *, budget_s: float = 1.0, min_reps: int = 3,
+                     shape: tuple[int, int, int] = CONV_SHAPE, clock: Callable[[], float] = time.perf_counter) -> dict[str, Any]:
     """The rate of a large float32 1x1 convolution in PyTorch (oneDNN on x86), ``inference_mode``."""
     import torch
 
