@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping, Sequence
 
 __all__ = ["ModuleMap", "module_map", "conv_category", "op_category", "normalize_op", "shape_macs",
-           "structural_categories", "GraphNode", "is_gate_class", "assign_flops", "shapes_of", "categorize_row",
+           "structural_categories", "GraphNode", "is_gate_class", "assign_flops", "categorize_row",
            "trace_modules", "trace_in_order"]
 
 # ------------------------------------------------------------------------------------------------ operator names
@@ -230,13 +230,15 @@ class ModuleMap:
     def context(self, path: str | None) -> str | None:
         """The context of a module path: the outermost enclosing module that is a dynamic activation, a gate or an
         attention block."""
-        if not path:
-            return None
-        parts = path.split(".")
+        root = self.context_root(path) if path else None
+        return self.contexts[root] if root is not None else None
+
+    def context_root(self, path: str | None) -> str | None:
+        """The outermost enclosing module of ``path`` that is a gate, dynamic activation or attention block."""
+        parts = (path or "").split(".")
         for i in range(1, len(parts) + 1):
-            found = self.contexts.get(".".join(parts[:i]))
-            if found:
-                return found
+            if self.contexts.get(".".join(parts[:i])):
+                return ".".join(parts[:i])
         return None
 
     def owner(self, names: Iterable[str]) -> str | None:
@@ -490,18 +492,6 @@ def _spread(rows: list[dict[str, Any]], macs: int) -> None:
         r["flops"] = int(r["flops"] or 0) + base + (1 if i < extra else 0)
 
 
-def shapes_of(values: Iterable[Mapping[str, Any]] | None) -> list[list[int] | None]:
-    """onnxruntime's ``input_type_shape`` / ``output_type_shape`` (``[{"float": [1, 3, 224, 224]}]``) as shapes."""
-    out: list[list[int] | None] = []
-    for item in values or []:
-        if isinstance(item, Mapping) and item:
-            shape = next(iter(item.values()))
-            out.append([int(d) for d in shape] if isinstance(shape, (list, tuple)) else None)
-        else:
-            out.append(None)
-    return out
-
-
 def categorize_row(row: Mapping[str, Any], modules: ModuleMap | None = None) -> str:
     """A row's category: the one its reader gave, else its graph's (``structural``), else its module's context or a
     convolution module's geometry, else :func:`op_category` of its type and shapes."""
@@ -582,6 +572,13 @@ def trace_in_order(rows: list[dict[str, Any]], modules: ModuleMap) -> None:
         if i < len(heavy):
             row["module"] = heavy[i]
             i += 1
+    traced = [i for i, r in enumerate(rows) if r.get("trace") == "order" and r.get("module")]
+    for a, b in zip(traced, traced[1:]):  # between two layers of one gate (its ReLU): the gate's
+        ra, rb = modules.context_root(rows[a]["module"]), modules.context_root(rows[b]["module"])
+        if ra is not None and ra == rb:
+            for j in range(a + 1, b):
+                rows[j].setdefault("module", None)
+                rows[j]["module"] = rows[j]["module"] or rows[a]["module"]
     for idx, row in enumerate(rows):
         if row.get("trace") != "order" or not row.get("module") or not _is_heavy(row.get("op_type") or ""):
             continue

@@ -232,3 +232,48 @@ def test_executorch_etdump_is_read_and_traced_by_order(prepared, modules, tmp_pa
     cats = {r["category"] for r in rows}
     assert {"dense-conv", "depthwise-conv", "pointwise-conv", "linear"} <= cats
     assert any(r["op_type"] == "DWConv" for r in rows)
+
+
+def test_a_gpu_runtime_s_profiler_is_called_through_the_runtimes_table(monkeypatch, tmp_path, prepared):
+    """torch-cuda's rows (aten operators, no module names: the shape of devices/torch_cuda.profile_operators'
+    result) are traced to the modules by order, categorised and given their FLOPs; no GPU needed."""
+    from types import SimpleNamespace
+
+    from mobileone_bench import devices
+    from mobileone_bench.models import registry
+    from mobileone_bench.pipeline.explain import explain_model
+    from mobileone_bench.pipeline.job import LatencyJob
+    from mobileone_bench.store.operators import operator_rows
+    from mobileone_bench.store.records import ResultsStore
+
+    torch_rows = [r for r in mb.explain(MODEL, runtime="torch", threads=1, warmup=0, runs=2, profiled_runs=1,
+                                        input_size=SIZE, results=tmp_path / "cpu", as_frame=False)
+                  .attrs["records"][0]["operators"]]
+    calls = []
+
+    def profile_operators(**kw):
+        calls.append(kw)
+        return {"rows": [{"name": r["name"].split("/")[-1], "op_type": r["op_type"], "time_ms": 0.01,
+                          "precision": "fp16"} for r in torch_rows], "profiled_ms": [1.0], "notes": ["fake"]}
+
+    class Runner:
+        def time(self, warmup, runs):
+            return [1.0] * runs
+
+        def settings(self):
+            return {"clock": "cuda-events"}
+
+        def close(self):
+            pass
+
+    fake = SimpleNamespace(profile_operators=profile_operators, make_runner=lambda *a, **k: Runner())
+    monkeypatch.setattr(devices, "load_runtime", lambda spec: fake)
+    job = LatencyJob(device="gpu", runtime="torch-cuda", precision="fp16", warmup=0, runs=3,
+                     input_size=SIZE).resolved()
+    rec, reused = explain_model(registry.resolve(MODEL), job, ResultsStore(tmp_path / "gpu"), runs=2,
+                                prepared=prepared)
+    assert rec["status"] == "ok" and not reused and calls[0]["runs"] == 2 and calls[0]["precision"] == "fp16"
+    rows = operator_rows(rec)
+    assert [r["category"] for r in rows] == [r["category"] for r in torch_rows]
+    assert sum(r["flops"] for r in rows) == rec["flops"] and rec["coverage"] == pytest.approx(
+        0.01 * len(rows) / 1.0)

@@ -16,12 +16,12 @@ import statistics
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable, Mapping
 
 from mobileone_bench.devices._cpu import default_threads, require_fp32
 from mobileone_bench.errors import MeasurementError, UsageError
 
-__all__ = ["profile_operators", "read_profile", "read_graph"]
+__all__ = ["profile_operators", "read_profile", "read_graph", "shapes_of"]
 
 #: ``--ort-opt`` values and onnxruntime's levels: the runner's table (``devices.onnxruntime``, which re-exports this
 #: module's profiler, so it cannot be imported from here without a circle); a test holds the two equal.
@@ -54,6 +54,18 @@ def _session(path: Path, threads: int, options: dict[str, Any], workdir: Path) -
         raise MeasurementError(f"onnxruntime cannot load {path}: {' '.join(str(exc).split())[:200]}") from exc
 
 
+def shapes_of(values: Iterable[Mapping[str, Any]] | None) -> list[list[int] | None]:
+    """onnxruntime's ``input_type_shape`` / ``output_type_shape`` (``[{"float": [1, 3, 224, 224]}]``) as shapes."""
+    out: list[list[int] | None] = []
+    for item in values or []:
+        if isinstance(item, Mapping) and item:
+            shape = next(iter(item.values()))
+            out.append([int(d) for d in shape] if isinstance(shape, (list, tuple)) else None)
+        else:
+            out.append(None)
+    return out
+
+
 def read_graph(path: Path) -> tuple[dict[str, dict[str, Any]], list[str]]:
     """The nodes of a saved (optimised) ONNX graph by name: ``{"inputs", "outputs", "constants"}``, and the graph's
     output names."""
@@ -75,8 +87,6 @@ def read_profile(events: list[dict[str, Any]], runs: int) -> tuple[list[dict[str
         ``(rows, run_ms)``: one row per node in execution order (``name``, ``op_type``, ``time_ms``,
         ``input_shapes``, ``output_shapes``, ``provider``), and each run's ``model_run`` duration (ms).
     """
-    from mobileone_bench.complexity_ops import shapes_of
-
     model_runs = sorted((e for e in events if e.get("cat") == "Session" and e.get("name") == "model_run"),
                         key=lambda e: e["ts"])[-runs:]
     if not model_runs:

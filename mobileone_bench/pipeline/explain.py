@@ -78,6 +78,10 @@ def operator_fields(result: dict[str, Any], modules: Any, e2e_ms: float | None,
     notes = list(result.get("notes") or [])
     unmapped = None
     if modules is not None:
+        if rows and all(str(r.get("op_type") or "").startswith("aten::") and not r.get("module")
+                        and not r.get("params") for r in rows):
+            for r in rows:  # PyTorch eager without module names (torch-cuda): operators run in the modules' order
+                r["trace"] = "order"
         trace_in_order(rows, modules)
         trace_modules(rows, modules)
     for row in rows:
