@@ -259,3 +259,34 @@ def test_core_ml_is_not_profiled_here_and_says_where_its_view_comes_from():
 
     with pytest.raises(UsageError, match="compute plan"):
         profiler_of(LatencyJob(device="iphone", runtime="coreml"))
+
+
+def _explain_record(model, rows, e2e):
+    from mobileone_bench.store.records import new_record
+
+    ops = [operator_row(name=f"n{i}", category=c, time_ms=t, share=t / sum(x[1] for x in rows))
+           for i, (c, t) in enumerate(rows)]
+    return new_record("explain", {"model": model, "device": "cpu", "runtime": "torch", "threads": 1},
+                      {"status": "ok", "source": "profiler", "operators": ops, "categories": category_totals(ops),
+                       "e2e_ms": e2e, "coverage": 1.0, "coverage_ok": True}, {})
+
+
+def test_section32_reads_tables_2_and_3_through_the_explain_records(tmp_path):
+    import mobileone_bench as mb
+    from mobileone_bench.analysis.table_text import render
+    from mobileone_bench.store.records import ResultsStore
+
+    store = ResultsStore(tmp_path)
+    store.append(_explain_record("ablation30-relu", [("pointwise-conv", 8.0), ("activation", 2.0)], 10.0))
+    store.append(_explain_record("ablation30-se", [("pointwise-conv", 8.0), ("gating", 3.0), ("activation", 1.0)],
+                                 12.0))
+    store.append(_explain_record("ablation30-skip", [("pointwise-conv", 8.0), ("elementwise", 2.0)], 10.5))
+    table = mb.table("section32", results=tmp_path, as_frame=False)
+    groups = {g["name"]: {r["model"]: r for r in g["rows"]} for g in table["groups"]}
+    blocks = groups["Table 3: architectural blocks"]
+    assert blocks["ablation30-se"]["gating_share"] == 25.0 and blocks["ablation30-se"]["vs_baseline_ms"] == 2.0
+    assert blocks["ablation30-skip"]["branch_share"] == pytest.approx(100 * 2 / 10)
+    assert groups["Table 2: activation functions"]["ablation30-relu"]["activation_share"] == 20.0
+    assert "Gating / SE (%)" in render(table, "md")
+    frame = mb.table("section32", results=tmp_path)
+    assert set(frame["model"]) == {"ablation30-relu", "ablation30-se", "ablation30-skip"}
