@@ -321,7 +321,8 @@ def table_cmd(models: tuple[str, ...], zoo: str | None, layout: str, fmt: str | 
               help="latency-vs-flops, latency-vs-params, accuracy-vs-latency (alias top1-vs-latency: measured "
                    "top-1 where `evaluate` stored one, the paper's otherwise, marked; the paper's three, the "
                    "default), or "
-                   "latency-vs-activations, latency-vs-memory, latency-vs-depth (repeatable).")
+                   "latency-vs-activations, latency-vs-memory, latency-vs-depth; from explain records: "
+                   "time-by-category, time-vs-flop-share (repeatable).")
 @click.option("--device", "devices", multiple=True, metavar="DEVICE",
               help="cpu, gpu, iphone or mac (repeatable; default: every device with records).")
 @click.option("--runtime", default=None, help="Only records of this runtime.")
