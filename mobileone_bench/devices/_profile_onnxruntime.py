@@ -19,39 +19,17 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from mobileone_bench.devices._cpu import default_threads, require_fp32
-from mobileone_bench.errors import MeasurementError, UsageError
+from mobileone_bench.devices._ort import open_session, session_options
+from mobileone_bench.errors import MeasurementError
 
 __all__ = ["profile_operators", "read_profile", "read_graph", "shapes_of"]
 
-#: ``--ort-opt`` values and onnxruntime's levels: the runner's table (``devices.onnxruntime``, which re-exports this
-#: module's profiler, so it cannot be imported from here without a circle); a test holds the two equal.
-GRAPH_OPTIMIZATION_LEVELS = {"disable": "ORT_DISABLE_ALL", "basic": "ORT_ENABLE_BASIC",
-                             "extended": "ORT_ENABLE_EXTENDED", "all": "ORT_ENABLE_ALL"}
-
-
 def _session(path: Path, threads: int, options: dict[str, Any], workdir: Path) -> Any:
-    import onnxruntime as ort
-
-    level = options.get("graph_optimization", "all")
-    if level not in GRAPH_OPTIMIZATION_LEVELS:
-        raise UsageError(f"unknown graph optimisation level {level!r}; "
-                         f"choose from {', '.join(GRAPH_OPTIMIZATION_LEVELS)}")
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = threads
-    so.inter_op_num_threads = 1
-    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    so.graph_optimization_level = getattr(ort.GraphOptimizationLevel, GRAPH_OPTIMIZATION_LEVELS[level])
-    so.log_severity_level = 3
-    spinning = options.get("allow_spinning")
-    if spinning is not None:
-        so.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
+    so = session_options(threads, options.get("graph_optimization", "all"), options.get("allow_spinning"))
     so.enable_profiling = True
     so.profile_file_prefix = str(workdir / "ort_profile")
     so.optimized_model_filepath = str(workdir / "optimized.onnx")
-    try:
-        return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
-    except Exception as exc:  # noqa: BLE001 - a bad artifact is a measurement failure with its reason
-        raise MeasurementError(f"onnxruntime cannot load {path}: {' '.join(str(exc).split())[:200]}") from exc
+    return open_session(path, so)
 
 
 def shapes_of(values: Iterable[Mapping[str, Any]] | None) -> list[list[int] | None]:

@@ -6,15 +6,11 @@ from pathlib import Path
 from typing import Any
 
 from mobileone_bench.devices._cpu import default_threads, require_fp32
+from mobileone_bench.devices._ort import GRAPH_OPTIMIZATION_LEVELS, open_session, session_options
 from mobileone_bench.devices._profile_onnxruntime import profile_operators  # noqa: F401 - explain's profiler
-from mobileone_bench.errors import MeasurementError, UsageError
+from mobileone_bench.errors import MeasurementError
 
 __all__ = ["make_runner", "OnnxRuntimeRunner", "GRAPH_OPTIMIZATION_LEVELS"]
-
-#: ``--ort-opt`` values and the onnxruntime level each one sets.
-GRAPH_OPTIMIZATION_LEVELS = {"disable": "ORT_DISABLE_ALL", "basic": "ORT_ENABLE_BASIC",
-                             "extended": "ORT_ENABLE_EXTENDED", "all": "ORT_ENABLE_ALL"}
-
 
 class OnnxRuntimeRunner:
     """An onnxruntime CPU session with a preallocated input; calling it runs ``session.run`` once.
@@ -33,22 +29,8 @@ class OnnxRuntimeRunner:
         import numpy as np
         import onnxruntime as ort
 
-        if graph_optimization not in GRAPH_OPTIMIZATION_LEVELS:
-            raise UsageError(f"unknown graph optimisation level {graph_optimization!r}; "
-                             f"choose from {', '.join(GRAPH_OPTIMIZATION_LEVELS)}")
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        options.graph_optimization_level = getattr(ort.GraphOptimizationLevel,
-                                                   GRAPH_OPTIMIZATION_LEVELS[graph_optimization])
-        options.log_severity_level = 3
-        if allow_spinning is not None:
-            options.add_session_config_entry("session.intra_op.allow_spinning", "1" if allow_spinning else "0")
-        try:
-            self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-        except Exception as exc:  # noqa: BLE001 - a bad artifact is a measurement failure with its reason
-            raise MeasurementError(f"onnxruntime cannot load {path}: {' '.join(str(exc).split())[:200]}") from exc
+        options = session_options(threads, graph_optimization, allow_spinning)
+        self.session = open_session(path, options)
         inp = self.session.get_inputs()[0]
         self.feed = {inp.name: np.random.default_rng(0).standard_normal(input_shape).astype(np.float32)}
         self.outputs = [o.name for o in self.session.get_outputs()]
