@@ -32,14 +32,33 @@ def library_versions(names: tuple[str, ...] = _LIBRARIES) -> dict[str, str | Non
             out[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
             out[name] = None
-    if out.get("onnxruntime") is None:
-        for alt in ("onnxruntime-gpu", "onnxruntime-silicon"):
-            try:
-                out["onnxruntime"] = metadata.version(alt)
-                break
-            except metadata.PackageNotFoundError:
-                pass
+    for name in DISTRIBUTIONS:
+        if name in out and out[name] is None:
+            found = installed_distribution(name)
+            out[name] = found["version"] if found else None
     return out
+
+
+#: The distributions that provide an importable library under another name: ``import onnxruntime`` from
+#: ``onnxruntime-gpu``; ``import tensorrt`` from ``tensorrt-cu12`` (no ``tensorrt`` distribution then) or from its
+#: bindings/libs wheels. The library's own name is tried first.
+DISTRIBUTIONS: dict[str, tuple[str, ...]] = {
+    "onnxruntime": ("onnxruntime", "onnxruntime-gpu", "onnxruntime-silicon"),
+    "tensorrt": ("tensorrt", "tensorrt-cu13", "tensorrt-cu12", "tensorrt-cu11", "tensorrt-cu13-bindings",
+                 "tensorrt-cu12-bindings", "tensorrt-cu11-bindings", "tensorrt-bindings", "tensorrt-cu13-libs",
+                 "tensorrt-cu12-libs", "tensorrt-cu11-libs", "tensorrt-libs"),
+}
+
+
+def installed_distribution(library: str) -> dict[str, str] | None:
+    """``{"distribution", "version"}`` of the first installed distribution that provides ``library``
+    (:data:`DISTRIBUTIONS`; the library's own name otherwise), or ``None``."""
+    for name in DISTRIBUTIONS.get(library, (library,)):
+        try:
+            return {"distribution": name, "version": metadata.version(name)}
+        except metadata.PackageNotFoundError:
+            continue
+    return None
 
 
 @functools.lru_cache(maxsize=1)

@@ -140,9 +140,13 @@ def test_the_version_comes_from_whichever_distribution_provides_it(monkeypatch, 
             raise metadata.PackageNotFoundError(name)
         return dists[name]
 
-    monkeypatch.setattr(_tensorrt.metadata, "version", version)
+    from mobileone_bench import environment
+
+    monkeypatch.setattr(environment.metadata, "version", version)
     found = _tensorrt.installed_tensorrt()
     assert (None if found is None else (found["distribution"], found["version"])) == expected
+    # every record's library versions say the same (environment.library_versions)
+    assert environment.library_versions(("tensorrt",))["tensorrt"] == (expected[1] if expected else None)
     settings = trt_format.Options().settings()  # what the manifest and the cache key hold
     assert settings["tensorrt_distribution"] == (expected[0] if expected else None)
     if expected:

@@ -22,12 +22,13 @@ from __future__ import annotations
 
 import json
 import statistics
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 from mobileone_bench.devices._cuda import require_cuda, time_cuda
 from mobileone_bench.errors import ExportError, MeasurementError
+from mobileone_bench.environment import DISTRIBUTIONS as _DISTRIBUTIONS
+from mobileone_bench.environment import installed_distribution
 
 __all__ = ["TensorRTEngine", "DISTRIBUTIONS", "ONNX_OPSETS", "installed_tensorrt", "major_version", "typing_mode",
            "check_opset", "torch_dtype", "layer_precision", "engine_layers", "precision_counts", "median_rows",
@@ -35,9 +36,7 @@ __all__ = ["TensorRTEngine", "DISTRIBUTIONS", "ONNX_OPSETS", "installed_tensorrt
 
 #: The PyPI distributions that provide the ``tensorrt`` module, in the order they are looked for: the meta package,
 #: the per-CUDA packages, then their ``-bindings`` / ``-libs`` halves (installed alone they still import).
-DISTRIBUTIONS = ("tensorrt", "tensorrt-cu13", "tensorrt-cu12", "tensorrt-cu11", "tensorrt-cu13-bindings",
-                 "tensorrt-cu12-bindings", "tensorrt-cu11-bindings", "tensorrt-bindings", "tensorrt-cu13-libs",
-                 "tensorrt-cu12-libs", "tensorrt-cu11-libs", "tensorrt-libs")
+DISTRIBUTIONS = _DISTRIBUTIONS["tensorrt"]
 
 #: ONNX opsets each major version's ONNX parser reads (inclusive). 8.6: opset 17 is the newest it knows (ONNX 1.13);
 #: 10.x: onnx-tensorrt's 10.x operator matrix, opsets 9..22; 11.x: NVIDIA's ONNX opset guide for 11.x, 9..25.
@@ -55,12 +54,7 @@ _DTYPES = (("FLOAT", "float32"), ("HALF", "float16"), ("BF16", "bfloat16"), ("IN
 def installed_tensorrt() -> dict[str, str] | None:
     """``{"distribution", "version"}`` of the installed TensorRT (the first of :data:`DISTRIBUTIONS` found), or
     ``None``. ``pip install tensorrt-cu12`` gives no ``tensorrt`` distribution, yet ``import tensorrt`` works."""
-    for name in DISTRIBUTIONS:
-        try:
-            return {"distribution": name, "version": metadata.version(name)}
-        except metadata.PackageNotFoundError:
-            continue
-    return None
+    return installed_distribution("tensorrt")
 
 
 def major_version(version: str | None) -> int:
