@@ -116,6 +116,12 @@ def test_every_record_the_fixtures_make_is_valid_and_old_records_without_a_versi
     ("profile", {"flops_m": "275"}, (), 'flops_m is "275" (a string), not a number'),
     ("profile", {}, ("model",), "no model"),
     ("peak", {"gflops": None}, (), "gflops is null, not a number"),
+    ("explain", {"coverage": float("nan")}, (), "coverage is NaN, not a finite number"),
+    ("explain", {"coverage": -0.5}, (), "coverage is -0.5 (a number), below 0"),
+    ("explain", {}, ("model",), "no model"),
+    ("accuracy", {"top1": 101.0}, (), "top1 is 101.0 (a number), above 100"),
+    ("accuracy", {"agreement": "all"}, (), 'agreement is "all" (a string), not a number'),
+    ("accuracy", {"n": 2.5}, (), "n is 2.5 (a number), not an integer"),
 ])
 def test_check_record_names_the_field_and_what_is_wrong(kind, change, drop, reason):
     if kind == "peak":
@@ -123,6 +129,13 @@ def test_check_record_names_the_field_and_what_is_wrong(kind, change, drop, reas
     elif kind == "profile":
         rec = new_record("profile", {"model": "m", "input_shape": [1, 3, 64, 64]},
                          {"status": "ok", "flops_m": 1.0, "params_m": 1.0}, {})
+    elif kind == "explain":
+        rec = new_record("explain", {"model": "m", "runtime": "onnxruntime"},
+                         {"status": "ok", "source": "profiler", "operators": [], "coverage": 1.02, "e2e_ms": 2.0,
+                          "total_op_ms": 2.04, "profiler_overhead": 0.03}, {})
+    elif kind == "accuracy":
+        rec = new_record("accuracy", {"model": "m", "artifact": "onnx"},
+                         {"status": "ok", "n": 100, "top1": 71.0, "top5": 90.0, "agreement": 100.0}, {})
     else:
         rec = new_record("latency", {"model": "m", "threads": 1}, {"status": "ok", "latency_ms": 1.0,
                                                                    "median_ms": 1.0, "std_ms": 0.1}, {})

@@ -97,7 +97,8 @@ def merge_cmd(sources: tuple[str, ...], into: str, dry_run: bool, fmt: str) -> N
               help="Write to FILE instead of stdout: .csv, .parquet (or .pq), or .json (pytorch-benchmark); any "
                    "other suffix, or one that names another format than --format, is refused.")
 @click.option("--kind", "kinds", multiple=True, metavar="KIND",
-              help="Only records of this kind: latency, profile, peak (repeat or comma-separate; default: all).")
+              help="Only records of this kind: latency, profile, peak, explain, accuracy (repeat or comma-separate; "
+                   "default: all).")
 @click.option("--latest", is_flag=True,
               help="Only the newest successful record per key (what the analyses use), not the whole history.")
 @results_option("Results folder to export; repeat it to export several as one (a record in two counts once).")

@@ -72,7 +72,8 @@ FORMATS: dict[str, FormatSpec] = {
         "pip install mobileone-bench (onnx and onnxruntime are core dependencies)", False, ("cpu", "gpu"),
         "ONNX graph, static 1x3xHxW input (optional dynamic batch), checked with onnx.checker and onnxruntime",
         libraries=("torch", "onnx", "onnxruntime"),
-        refusal_note="fp16 is applied when TensorRT or Core ML builds from the fp32 ONNX graph"),
+        refusal_note="fp16 belongs to the format that runs it: TensorRT 10/11 writes its own half-precision ONNX graph, "
+                     "Core ML converts from PyTorch at fp16"),
     "coreml": FormatSpec(
         "coreml", ".mlpackage", ("fp16", "fp32"), "fp16", ("coremltools",), "pip install coremltools", False,
         ("iphone", "mac"), "Core ML ML program (.mlpackage) or neural network (.mlmodel)",

@@ -140,7 +140,8 @@ def summary_fields(samples: list[float], report: str) -> dict[str, Any]:
 
 def append_record(store: ResultsStore, kind: str, identity: dict[str, Any], fields: dict[str, Any],
                   env: dict[str, Any], samples: list[float] | None = None) -> dict[str, Any]:
-    """Make a record of ``kind`` (``latency``, ``profile``, ``peak``) and append it; returns the stored record."""
+    """Make a record of ``kind`` (``latency``, ``profile``, ``peak``, ``explain``, ``accuracy``) and append it; returns
+    the stored record."""
     from mobileone_bench.store.records import new_record
 
     return store.append(new_record(kind, identity, fields, env), samples or None)

@@ -95,6 +95,8 @@ def _describe(error: Any) -> str:
         return f"{field} is empty"
     if error.validator == "minimum":
         return f"{field} is {_what(value)}, below {wanted}"
+    if error.validator == "maximum":
+        return f"{field} is {_what(value)}, above {wanted}"
     return f"{field}: {' '.join(str(error.message).split())[:80]}"
 
 
