@@ -26,12 +26,14 @@ The MobileOne paper's study, for any backbone:
   list       models and zoos the tool knows (own, timm:<name>, torchvision:<name>, paper row names)
   profile    params and FLOPs of the inference-time (re-parameterized) model
   reparam    re-parameterize a model and check it still computes the same thing
-  export     ONNX, Core ML and TensorRT artifacts with parity checks          (models/)
+  export     ONNX, Core ML, TensorRT, ExecuTorch artifacts with parity checks (models/)
   latency    latency on cpu, gpu, iphone or mac, with full statistics        (results/)
   correlate  Spearman rank correlation of latency vs FLOPs and params (Table 1)
   table      the paper's Table 9 / Table 14 filled with your measurements
   plot       Figure 1 (top-1 vs latency) and Figure 2 (latency vs FLOPs/params)
   roofline   achieved GFLOP/s and fraction of this CPU's peak: compute- or overhead-bound?
+  explain    where the time goes: each operator's time, category and FLOPs (the runtime's profiler)
+  evaluate   top-1 / top-5 of the model and of each artifact on your own labelled images
   report     the whole study as one HTML file that works offline (tables, figures, distributions)
   merge      copy results folders from other hosts into one (each record once, nothing overwritten)
   export-results  the store as CSV, Parquet or PyTorch OSS benchmark JSON, for dashboards
