@@ -155,7 +155,9 @@ def test_the_page_holds_every_part_of_the_study(full):
     written = full["written"]
     assert written["out"] == str(full["out"]) and written["bytes"] == len(full["html"].encode("utf-8"))
     assert written["tables"] == ["table-1", "proxy-ranking", "table9", "table14"]
-    assert written["figures"] == 6  # one CPU onnxruntime panel per figure: Figures 1, 2 (x2) and three proxies
+    # one CPU onnxruntime panel per figure: Figures 1, 2 (x2) and three proxies; and where the time goes (stacked
+    # bars, time share vs FLOP share) for each device and runtime with explain records: cpu onnxruntime, iphone coreml
+    assert written["figures"] == 6 + 2 * 2
     page = parse(full["html"])
     for section in ("measured", "conditions", "table-1", "proxy-ranking", "table9", "table9-agreement", "table14",
                     "figures", "models"):
@@ -239,6 +241,10 @@ def test_the_operator_breakdowns_show_where_the_time_goes_and_the_core_ml_placem
     text = " ".join(re.sub(r"<[^>]+>", " ", plan).split())
     assert "compute-plan, cost shares" in text and "Compute placement" in text
     assert "neural-engine 1 50.0%" in text and "gpu 1 30.0%" in text and "cpu 1 20.0%" in text
+    labels = {a.get("aria-label") for tag, a in parse(html).tags if tag == "svg" and "figure-svg" in a.get("class", "")}
+    for title in ("Where the time goes: cpu onnxruntime", "Where the time goes: iphone coreml",
+                  "Time share vs FLOP share per category: cpu onnxruntime"):
+        assert title in labels, sorted(x for x in labels if x)
 
 
 def test_the_cli_writes_the_page_and_says_what_it_wrote(runner, cli, full, tmp_path):

@@ -55,10 +55,9 @@ def _figures(store: Any, by_record: Mapping[tuple[str, str, str], Mapping[str, A
     # the scatter panels of latency records (figures drawn from other kinds of record have no x and y)
     scatter = [name for name, spec in FIGURES.items() if "x" in spec and "y" in spec and not spec.get("source")]
     panels, why = tables.safe(figure_panels, store, scatter, reference="paper", include_contended=include_contended)
-    if panels is None:
-        return [], [f"figures: {why}"]
+    missing = [] if panels is not None else [f"figures: {why}"]
     out = []
-    for i, panel in enumerate(panels):
+    for i, panel in enumerate(panels or []):
         if panel["runtime"] is None:  # the paper's points alone: not this store's figure
             continue
         spec = FIGURES[panel["figure"]]
@@ -71,12 +70,30 @@ def _figures(store: Any, by_record: Mapping[tuple[str, str, str], Mapping[str, A
         fig = draw(panel)
         label = panel["title"]
         notes = [n for n in panel["notes"] if spec.get("paper") or not n.startswith("the paper has no")]
-        out.append({"id": f"fig-{i}", "figure": panel["figure"], "paper": spec.get("paper"),
+        out.append({"id": f"fig-{i}", "figure": panel["figure"], "paper": spec.get("paper"), "kind": "scatter",
                     "device": DEVICE_LABELS.get(panel["device"], panel["device"]), "runtime": panel["runtime"],
                     "title": label, "notes": notes, "points": len(ours),
                     "svg": to_svg(fig, f"f{i}-", {OURS_GID: ours, PAPER_GID: theirs}, label=label)})
         fig.clear()
-    return out, []
+    return out + _operator_figures(store, len(out)), missing
+
+
+def _operator_figures(store: Any, start: int) -> list[dict[str, Any]]:
+    """Where the time goes, per device and runtime (``plot --figure time-by-category`` and ``time-vs-flop-share``),
+    when the store holds ``explain`` records."""
+    from mobileone_bench.analysis.operators import operator_plots
+
+    drawn, _ = tables.safe(operator_plots, store)
+    out = []
+    for i, entry in enumerate(drawn or [], start=start):
+        fig = entry["fig"]
+        label = fig.axes[0].get_title() if fig.axes else entry["name"]
+        out.append({"id": f"fig-{i}", "figure": entry["figure"], "paper": None, "kind": "operators",
+                    "device": DEVICE_LABELS.get(entry["device"], entry["device"]), "runtime": entry["runtime"],
+                    "title": label, "notes": entry["notes"], "points": entry["points"],
+                    "svg": to_svg(fig, f"f{i}-", None, label=label)})
+        fig.clear()
+    return out
 
 
 def build_report(store: Any, *, include_contended: bool = False) -> dict[str, Any]:
