@@ -351,6 +351,8 @@ RULES: dict[str, Rule] = {
 
 #: ``results`` of the commands that write the store (``latency``, ``run``, ``ablate``): one folder.
 ONE_FOLDER = PathArg(optional=False, what="a folder")
+#: ``results`` where storing is a choice (``profile``): one folder, or ``None`` to store nothing.
+ONE_FOLDER_OR_NONE = PathArg(optional=True, what="a folder")
 
 
 def check(arguments: Mapping[str, Any], *, options: Mapping[str, Any] | None = None,

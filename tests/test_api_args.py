@@ -108,6 +108,7 @@ def test_every_argument_refuses_a_wrong_type_in_one_line_naming_it(name, arg, no
     (lambda: mb.profile("mobileone_tiny", input_size=(64,)), "input_size must be (height, width)"),
     (lambda: mb.profile("mobileone_tiny", input_size=("a", 1)), "input_size must be (height, width)"),
     (lambda: mb.profile("mobileone_tiny", input_size=(4, 4)), "two integers from 8 to 4096"),
+    (lambda: mb.profile("mobileone_tiny", results=3), "results must be a folder"),
     (lambda: mb.export("mobileone_tiny", input_size=(64, 64.0)), "input_size must be (height, width)"),
     (lambda: mb.export("mobileone_tiny", opset=6), "opset must be an integer >= 7"),
     (lambda: mb.latency(123), "models must be a string or a list of strings"),

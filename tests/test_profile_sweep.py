@@ -91,3 +91,25 @@ def test_the_progress_bar_names_each_model_and_its_phase(monkeypatch, broken_mod
                         broken_model, f"{broken_model}: build + re-parameterize",
                         f"{broken_model}: count params and FLOPs", broken_model]  # it fails while counting
     assert sum(advance for _, advance in seen) == 2  # one step per model, failed or not
+
+
+def test_profile_with_results_stores_the_records_roofline_and_correlate_read(runner, cli, tmp_path, broken_model):
+    """``latency`` stores no profile; ``profile --results`` does (as ``run``), once per identity, failures too."""
+    from mobileone_bench.store.records import ResultsStore
+
+    results = tmp_path / "results"
+    args = ["profile", "mobileone_tiny", broken_model, "--input-size", "64", "64", "--results", str(results),
+            "--format", "json"]
+    first = runner.invoke(cli, args)
+    assert first.exit_code == 1, first.output  # the broken model is a failed row
+    rows = {r["model"]: r for r in json.loads(first.stdout)}
+    stored = [r for r in ResultsStore(results).records() if r["kind"] == "profile"]
+    ok = [r for r in stored if r["model"] == "mobileone_tiny"]
+    assert len(ok) == 1 and ok[0]["status"] == "ok" and ok[0]["flops"] == rows["mobileone_tiny"]["flops"]
+    assert rows["mobileone_tiny"]["record_id"] == ok[0]["record_id"]
+    assert "record_id" not in rows[broken_model]  # nothing stored for a model that did not profile
+    again = json.loads(runner.invoke(cli, args).stdout)  # the same identity: the stored record is reused
+    assert {r["model"]: r.get("record_id") for r in again}["mobileone_tiny"] == ok[0]["record_id"]
+    assert len([r for r in ResultsStore(results).records() if r["kind"] == "profile"]) == 1
+    without = runner.invoke(cli, ["profile", "mobileone_tiny", "--input-size", "64", "64", "--format", "json"])
+    assert without.exit_code == 0 and "record_id" not in json.loads(without.stdout)[0]

@@ -107,7 +107,7 @@ def roofline_rows(frame: Any, peaks: dict[tuple[str, int], float],
                                "achieved_gflops": None, "peak_gflops": None, "fraction": None, "verdict": None,
                                "note": None}
         if row["flops_m"] is None:
-            row["note"] = "no profile record: run `mobileone-bench profile` on it"
+            row["note"] = "no profile record: `mobileone-bench profile MODEL --results DIR` stores one (`run` does too)"
         elif not row["latency_ms"]:
             row["note"] = "no latency"
         else:

@@ -165,9 +165,11 @@ PROFILE_COLUMNS = ("model", "input", "params_m", "flops_m", "activations_m", "me
 
 def profile(models: str | Sequence[str] | None = None, *, zoo: str | None = None,
             input_size: tuple[int, int] | None = None, weights: str | None = None, progress: bool = False,
-            as_frame: bool = True, yes: bool = False) -> Any:
+            as_frame: bool = True, yes: bool = False, results: str | Path | None = None) -> Any:
     """Params and FLOPs of the inference-time model (1 FLOP = 1 multiply-add, BatchNorm folded), as
-    ``mobileone-bench profile``, with the paper's figures beside them where it has the row.
+    ``mobileone-bench profile``, with the paper's figures beside them where it has the row. With ``results`` (a
+    results folder) each model's profile is also stored there as a ``profile`` record (``record_id`` in its row), as
+    ``run`` stores it: what ``correlate``, ``table`` and ``roofline`` read the FLOPs and params from.
 
     A model that fails is a row with ``status == "failed"`` and its error, and the others are still profiled;
     only a bad argument raises. The bar (``progress``) names each model's phase. A wildcard or zoo that selects more
@@ -180,11 +182,16 @@ def profile(models: str | Sequence[str] | None = None, *, zoo: str | None = None
         >>> row["status"], bool(row["flops"] > 0)
         ('ok', True)
     """
-    _args.check(locals())
+    _args.check(locals(), results=_args.ONE_FOLDER_OR_NONE)
     from mobileone_bench.pipeline import study
 
+    store = None
+    if results is not None:
+        from mobileone_bench.store.records import ResultsStore
+
+        store = ResultsStore(results)
     rows = study.profile_rows(select(models, zoo, yes=yes), weights=weights, input_size=input_size,
-                              progress=progress)
+                              progress=progress, store=store)
     return _out(rows, as_frame, PROFILE_COLUMNS)
 
 

@@ -52,8 +52,11 @@ def list_cmd(pattern: str | None, zoo: str | None, show_zoos: bool, fmt: str) ->
 @weights_option()
 @format_option(("table", "json", "csv"))
 @yes_option()
+@click.option("--results", type=click.Path(file_okay=False), default=None, metavar="DIR",
+              help="Also store each model's profile in this results folder (as `run` does), where `correlate`, "
+                   "`table` and `roofline` read FLOPs and params from.")
 def profile_cmd(models: tuple[str, ...], zoo: str | None, input_size: tuple[int, int] | None, weights: str | None,
-                fmt: str, yes: bool) -> None:
+                fmt: str, yes: bool, results: str | None) -> None:
     """Params and FLOPs of the inference-time (re-parameterized) model, in the paper's convention: one
     multiply-add = one FLOP, BatchNorm folded, at each model's default input size (or --input-size).
 
@@ -64,11 +67,12 @@ def profile_cmd(models: tuple[str, ...], zoo: str | None, input_size: tuple[int,
     Examples:
       mobileone-bench profile mobileone_s0 mobilenetv2-x1.0
       mobileone-bench profile --zoo paper-table9 --format csv
+      mobileone-bench profile repvgg-b1 --results results    # FLOPs for records `latency` made
     """
     from mobileone_bench import api
 
     rows = api.profile(models, zoo=zoo, input_size=input_size, weights=weights, progress=True, as_frame=False,
-                       yes=yes)
+                       yes=yes, results=results)
     failed = [str(r["model"]) for r in rows if r.get("status") == "failed"]
     emit(rows, fmt, [("model", "Model"), ("input", "Input"), ("params_m", "Params (M)"), ("flops_m", "FLOPs (M)"),
                      ("activations_m", "Activations (M)"), ("memory_mb_fp32", "Memory fp32 (MB)"),

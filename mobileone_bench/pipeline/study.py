@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from mobileone_bench._progress import Step, bar, console
 from mobileone_bench.pipeline.measure import measure_models
-from mobileone_bench.pipeline.preparing import prepare, profile
+from mobileone_bench.pipeline.preparing import prepare, profile, profile_record
 from mobileone_bench.pipeline.recording import failure_message, flagged, is_unavailable
 from mobileone_bench.pipeline.run import run_models
 
@@ -109,8 +109,9 @@ def _paper_figures(name: str) -> dict[str, Any]:
 
 
 def _profile_row(spec: ModelSpec, *, weights: str | None, input_size: tuple[int, int] | None,
-                 step: Step) -> dict[str, Any]:
-    """One model's profile row: its figures, or its failure as the row's status and error (a bad argument raises)."""
+                 step: Step, store: ResultsStore | None = None) -> dict[str, Any]:
+    """One model's profile row: its figures, or its failure as the row's status and error (a bad argument raises);
+    with a ``store``, the profile record too (``record_id``), as ``run`` stores it."""
     from mobileone_bench.errors import UsageError
     from mobileone_bench.models import registry
 
@@ -124,6 +125,9 @@ def _profile_row(spec: ModelSpec, *, weights: str | None, input_size: tuple[int,
         prepared = prepare(spec, weights=weights, input_size=input_size, check=False)
         step(f"{spec.name}: count params and FLOPs")
         row.update(profile(prepared), status="ok", error=None)
+        if store is not None:
+            record, _ = profile_record(spec, store, input_size=input_size, weights=weights, prepared=prepared)
+            row["record_id"] = record.get("record_id")
     except UsageError:
         raise
     except Exception as exc:  # noqa: BLE001 - one model's failure is data; the sweep goes on, as in run and latency
@@ -132,14 +136,14 @@ def _profile_row(spec: ModelSpec, *, weights: str | None, input_size: tuple[int,
 
 
 def profile_rows(specs: list[ModelSpec], *, weights: str | None = None, input_size: tuple[int, int] | None = None,
-                 progress: bool = False) -> Rows:
-    """Params, FLOPs and the other proxies of every model (not stored), beside the paper's figures; the bar names
-    each model's phase (build + re-parameterize, count)."""
+                 progress: bool = False, store: ResultsStore | None = None) -> Rows:
+    """Params, FLOPs and the other proxies of every model, beside the paper's figures (stored as profile records in
+    ``store`` when one is given); the bar names each model's phase (build + re-parameterize, count)."""
     rows: Rows = []
     with bar(progress, len(specs), "profile") as step:
         for spec in specs:
             step(spec.name)
-            rows.append(_profile_row(spec, weights=weights, input_size=input_size, step=step))
+            rows.append(_profile_row(spec, weights=weights, input_size=input_size, step=step, store=store))
             step(spec.name, advance=1)
     return rows
 
