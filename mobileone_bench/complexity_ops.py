@@ -189,8 +189,12 @@ def shape_macs(op_type: str, input_shapes: Sequence[Sequence[int] | None],
             a, b = (shapes[1], shapes[2]) if op == "baddbmm" else (shapes[0], shapes[1])
             if a is None or b is None or len(a) < 2 or len(b) < 2:
                 return None
-            batch = outs[0][:-2] if outs and outs[0] is not None else a[:-2]
-            return _prod(batch) * int(a[-2]) * int(a[-1]) * int(b[-1])
+            out = outs[0] if outs and outs[0] is not None and len(outs[0]) >= 2 else None
+            if out is not None:  # from the output: right for a transposed operand too (FusedMatMul transA/transB)
+                m = int(out[-2])
+                k = int(a[-1]) if int(a[-2]) == m else int(a[-2])
+                return _prod(out) * k
+            return _prod(a[:-2]) * int(a[-2]) * int(a[-1]) * int(b[-1])
         if op in ("scaled_dot_product_attention", "_scaled_dot_product_flash_attention_for_cpu",
                   "_scaled_dot_product_flash_attention", "_scaled_dot_product_efficient_attention"):
             q, k, v = shapes[0], shapes[1], shapes[2]
@@ -461,7 +465,12 @@ def assign_flops(rows: list[dict[str, Any]], modules: ModuleMap) -> int:
                 macs = modules.flops[module]
                 used.add(module)
             elif module and module in modules.flops:
-                macs = 0
+                # a second operator of one module: its part of the module's count (attention's two products) was
+                # given to the first; but a node that reads its own weights (an ONNX Gemm/Conv) is one module's only
+                # operator, so sharing a module means the trace went wrong (identical initializers, e.g. the zero
+                # biases of a randomly initialised transformer, deduplicated into one name): its own shapes count it
+                macs = (shape_macs(row.get("op_type") or "", row.get("input_shapes") or [],
+                                   row.get("output_shapes") or []) or 0) if row.get("params") else 0
             else:
                 macs = shape_macs(row.get("op_type") or "", row.get("input_shapes") or [],
                                   row.get("output_shapes") or [])

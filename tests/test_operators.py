@@ -79,6 +79,11 @@ def test_op_names_are_normalised_across_runtimes():
 def test_shape_macs_counts_a_convolution_and_a_matrix_product():
     assert shape_macs("Conv", [[1, 32, 8, 8], [32, 1, 3, 3]], [[1, 32, 8, 8]]) == 32 * 8 * 8 * 9
     assert shape_macs("MatMul", [[1, 4, 16, 8], [1, 4, 8, 16]], [[1, 4, 16, 16]]) == 4 * 16 * 8 * 16
+    # onnxruntime's FusedMatMul with a transposed operand (its inputs' shapes are before the transpose): q @ k^T of
+    # 6 tokens against 196 positions, 24 channels, 4 heads; and transA: a stored [K, M]
+    assert shape_macs("FusedMatMul", [[1, 4, 6, 24], [1, 4, 196, 24]], [[1, 4, 6, 196]]) == 4 * 6 * 196 * 24
+    assert shape_macs("FusedMatMul", [[1, 24, 6], [1, 24, 196]], [[1, 6, 196]]) == 6 * 196 * 24
+    assert shape_macs("MatMul", [[197, 192], [192, 576]], [[197, 576]]) == 197 * 192 * 576  # a 2-D product
     assert shape_macs("Relu", [[1, 8]], [[1, 8]]) is None
 
 
@@ -290,3 +295,23 @@ def test_section32_reads_tables_2_and_3_through_the_explain_records(tmp_path):
     assert "Gating / SE (%)" in render(table, "md")
     frame = mb.table("section32", results=tmp_path)
     assert set(frame["model"]) == {"ablation30-relu", "ablation30-se", "ablation30-skip"}
+
+
+def test_a_weighted_node_traced_to_a_module_already_counted_is_counted_by_its_own_shapes():
+    """Random-init transformers have identical (zero) biases, which the ONNX export keeps as one initializer: every
+    block's qkv node then reads block 0's name. The second node is not given 0 FLOPs: its shapes count it, so the
+    rows still sum to the model's total; a node without weights (attention's second product) stays at 0."""
+    from mobileone_bench.complexity_ops import ModuleMap, assign_flops
+
+    modules = ModuleMap(total=2 * 197 * 192 * 576 + 1000, flops={"blocks.0.qkv": 197 * 192 * 576,
+                                                                 "blocks.1.qkv": 197 * 192 * 576, "attn": 1000})
+    gemm = {"op_type": "Gemm", "input_shapes": [[197, 192], [192, 576]], "output_shapes": [[197, 576]],
+            "module": "blocks.0.qkv", "params": ["blocks.0.qkv.bias"]}
+    rows = [dict(gemm), dict(gemm),
+            {"op_type": "MatMul", "input_shapes": [[1, 3, 4, 5], [1, 3, 5, 4]], "output_shapes": [[1, 3, 4, 4]],
+             "module": "attn"},
+            {"op_type": "MatMul", "input_shapes": [[1, 3, 4, 4], [1, 3, 4, 5]], "output_shapes": [[1, 3, 4, 5]],
+             "module": "attn"}]
+    left = assign_flops(rows, modules)
+    assert [r["flops"] for r in rows] == [197 * 192 * 576, 197 * 192 * 576, 1000, 0]
+    assert left == 0
