@@ -274,3 +274,26 @@ def test_a_gpu_runtime_s_profiler_is_called_through_the_runtimes_table(monkeypat
     assert [r["category"] for r in rows] == [r["category"] for r in torch_rows]
     assert sum(r["flops"] for r in rows) == rec["flops"] and rec["coverage"] == pytest.approx(
         0.01 * len(rows) / 1.0)
+
+
+def test_the_profilers_c_plus_plus_logger_prints_nothing_between_the_tools_lines():
+    """Kineto (torch.profiler's C++ logger) prints ``USDT: ... profiler_start`` (and, without a GPU, a GPU-count
+    ERROR line) to stderr at its default level; the torch profiler raises that level before its first profile, and a
+    level the user set is kept. Run in a child process: the level is read once per process."""
+    import os
+    import subprocess
+    import sys
+
+    code = ("import torch\n"
+            "from mobileone_bench.devices._profile_torch import profile_operators\n"
+            "m = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.ReLU())\n"
+            "out = profile_operators(artifact=None, model=m, input_shape=(1, 3, 16, 16), precision='fp32', threads=1,"
+            " options={'warmup': 1}, runs=2)\n"
+            "print(len(out['rows']))\n")
+    env = {k: v for k, v in os.environ.items() if k != "KINETO_LOG_LEVEL"}
+    quiet = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    assert quiet.returncode == 0, quiet.stderr
+    assert int(quiet.stdout.strip()) >= 2 and "USDT" not in quiet.stderr and "profiler_start" not in quiet.stderr
+    loud = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                          env={**env, "KINETO_LOG_LEVEL": "3"})
+    assert loud.returncode == 0 and "profiler_start" in loud.stderr  # the user's own level wins

@@ -96,6 +96,15 @@ def read_events(events: Any) -> tuple[list[dict[str, Any]], int]:
     return rows, len(runs)
 
 
+def quiet_kineto() -> None:
+    """Keep torch.profiler's C++ logger (Kineto) from printing its own lines (``USDT: ... profiler_start``, and
+    ``ERROR: ... gpuGetDeviceCount failed`` on a machine without a GPU) between the tool's messages: its level is
+    read when the first profile starts. A user's own ``KINETO_LOG_LEVEL`` is kept."""
+    import os
+
+    os.environ.setdefault("KINETO_LOG_LEVEL", "6")  # above USDT (5), Kineto's highest level
+
+
 def profile_operators(*, artifact: Path | str | None, model: Any, input_shape: tuple[int, ...], precision: str,
                       threads: int | None, options: dict[str, Any], runs: int) -> dict[str, Any]:
     """Profile PyTorch eager inference of ``model`` with ``torch.profiler`` (CPU activities, input shapes).
@@ -109,6 +118,8 @@ def profile_operators(*, artifact: Path | str | None, model: Any, input_shape: t
     from torch.profiler import ProfilerActivity, profile, record_function
 
     from mobileone_bench.devices._cpu import require_fp32
+
+    quiet_kineto()
 
     require_fp32(precision)
     threads = threads or default_threads()

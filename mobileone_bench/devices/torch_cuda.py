@@ -117,6 +117,9 @@ def profile_operators(*, artifact: Path | None, model: Any, input_shape: tuple[i
     torch = require_cuda()
     from torch.profiler import ProfilerActivity, profile
 
+    from mobileone_bench.devices._profile_torch import quiet_kineto
+
+    quiet_kineto()
     before = tf32_state(torch)
     tf32 = bool(options.get("tf32", False))
     _set_tf32(torch, {"matmul": tf32, "cudnn": tf32})
