@@ -14,10 +14,9 @@ Two things every per-operator profile (``explain``) needs, whatever the runtime:
   multiply is a gate, applied by several operators a dynamic activation; a reduction that reaches the output
   without being applied back is the classifier's pooling).
 * **FLOPs**, by the counting rules of ``profile`` (:mod:`mobileone_bench.complexity`: multiply-adds of convolutions
-  and matrix products, and the per-element work of dynamic activations). :class:`ModuleMap` counts them per module
-  of the inference-time model; a runtime's operator gets its module's count when it can be traced to it (onnxruntime:
-  the parameter names a node reads; PyTorch: the module it runs in), else a count from its own shapes
-  (:func:`shape_macs`); what no operator can be given is reported as unmapped, never spread silently.
+  and matrix products, and the per-element work of dynamic activations), per module (:class:`ModuleMap`); an operator
+  traced to its module (onnxruntime: the parameters a node reads; PyTorch: the module it runs in) gets its count, else
+  its own shapes' (:func:`shape_macs`); what no operator can be given is reported as unmapped, never spread.
 """
 
 from __future__ import annotations
@@ -191,9 +190,7 @@ def shape_macs(op_type: str, input_shapes: Sequence[Sequence[int] | None],
                 return None
             out = outs[0] if outs and outs[0] is not None and len(outs[0]) >= 2 else None
             if out is not None:  # from the output: right for a transposed operand too (FusedMatMul transA/transB)
-                m = int(out[-2])
-                k = int(a[-1]) if int(a[-2]) == m else int(a[-2])
-                return _prod(out) * k
+                return _prod(out) * (int(a[-1]) if int(a[-2]) == int(out[-2]) else int(a[-2]))
             return _prod(a[:-2]) * int(a[-2]) * int(a[-1]) * int(b[-1])
         if op in ("scaled_dot_product_attention", "_scaled_dot_product_flash_attention_for_cpu",
                   "_scaled_dot_product_flash_attention", "_scaled_dot_product_efficient_attention"):
@@ -465,10 +462,8 @@ def assign_flops(rows: list[dict[str, Any]], modules: ModuleMap) -> int:
                 macs = modules.flops[module]
                 used.add(module)
             elif module and module in modules.flops:
-                # a second operator of one module: its part of the module's count (attention's two products) was
-                # given to the first; but a node that reads its own weights (an ONNX Gemm/Conv) is one module's only
-                # operator, so sharing a module means the trace went wrong (identical initializers, e.g. the zero
-                # biases of a randomly initialised transformer, deduplicated into one name): its own shapes count it
+                # a module's second operator (attention's 2nd product) gets 0, but a node reading its own weights is
+                # its module's only one: a shared module is a mis-trace (deduplicated zero biases): count its shapes
                 macs = (shape_macs(row.get("op_type") or "", row.get("input_shapes") or [],
                                    row.get("output_shapes") or []) or 0) if row.get("params") else 0
             else:
