@@ -157,8 +157,7 @@ def explain_model(spec: ModelSpec, job: LatencyJob, store: ResultsStore, *, runs
     from mobileone_bench.devices._protocol import time_runs
     from mobileone_bench.environment import collect
     from mobileone_bench.errors import BenchError, UsageError
-    from mobileone_bench.pipeline.artifacts import artifact_for
-    from mobileone_bench.pipeline.preparing import prepare
+    from mobileone_bench.pipeline.loading import load_artifact
 
     identity = latency_identity(spec, job, weights_sha(job.weights), profiled_runs=int(runs))
     found = stored(store, "explain", identity, force=force, spec=spec)
@@ -173,16 +172,7 @@ def explain_model(spec: ModelSpec, job: LatencyJob, store: ResultsStore, *, runs
         if not spec.available:
             raise BenchError(f"{UNAVAILABLE_PREFIX}{spec.reason}")
         impl = load_runtime(rt)
-        if prepared is None:
-            step("build + re-parameterize")
-            prepared = prepare(spec, weights=job.weights, input_size=job.input_size,
-                               reparameterize=job.reparameterize, check=job.reparameterize)
-        if rt.artifact:
-            step(f"export {rt.artifact}")
-        export, artifact = artifact_for(prepared, job, force)
-        if export is not None:
-            fields.update(artifact_format=export.format, artifact_path=export.path,
-                          artifact_sha256=(export.manifest or {}).get("sha256"))
+        prepared, artifact = load_artifact(spec, job, rt.artifact, prepared, fields, force=force, step=step)
         step("time unprofiled")
         runner = impl.make_runner(str(job.runtime), artifact=artifact, model=prepared.model,
                                   input_shape=prepared.input_shape, precision=str(job.precision),

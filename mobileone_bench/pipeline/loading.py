@@ -27,8 +27,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from mobileone_bench.pipeline.job import LatencyJob
     from mobileone_bench.store.records import ResultsStore
 
-__all__ = ["Pending", "block_timer", "begin", "finish", "contention_fields", "resident_gb", "release_memory",
-           "quiet_probe"]
+__all__ = ["Pending", "block_timer", "load_artifact", "begin", "finish", "contention_fields", "resident_gb",
+           "release_memory", "quiet_probe"]
 
 
 @dataclass
@@ -58,6 +58,31 @@ def block_timer(runner: Any) -> Callable[[int, int], list[float]]:
     return lambda warmup, runs: time_runs(runner, int(warmup), int(runs))
 
 
+def load_artifact(spec: ModelSpec, job: LatencyJob, fmt: str | None, prepared: Prepared | None,
+                  fields: dict[str, Any], *, force: bool, step: Callable[[str], None]) -> tuple[Prepared, Any]:
+    """Build the model (unless ``prepared``) and export the artifact the job's runtime runs (``fmt``: its format,
+    ``None`` for a runtime that runs the model itself); the artifact's format, path and hash go into ``fields``.
+
+    Returns:
+        ``(prepared, artifact)``.
+    """
+    from mobileone_bench.pipeline.artifacts import artifact_for
+
+    if prepared is None:
+        step("build + re-parameterize")
+        prepared = prepare(spec, weights=job.weights, input_size=job.input_size,
+                           reparameterize=job.reparameterize, check=job.reparameterize)
+        if prepared.reparameterized:
+            prepared.train_model = None  # checked; only the inference-time form is exported and timed
+    if fmt:
+        step(f"export {fmt}")
+    export, artifact = artifact_for(prepared, job, force)
+    if export is not None:
+        fields.update(artifact_format=export.format, artifact_path=export.path,
+                      artifact_sha256=(export.manifest or {}).get("sha256"))
+    return prepared, artifact
+
+
 def begin(spec: ModelSpec, job: LatencyJob, store: ResultsStore, *, force: bool, prepared: Prepared | None,
           step: Callable[[str], None]) -> tuple[dict[str, Any] | None, bool, Pending | None]:
     """Everything before timing: the stored record if there is one, else build, export and make the runner.
@@ -70,7 +95,6 @@ def begin(spec: ModelSpec, job: LatencyJob, store: ResultsStore, *, force: bool,
 
     from mobileone_bench.devices import get_runtime, load_runtime
     from mobileone_bench.errors import BenchError, UsageError
-    from mobileone_bench.pipeline.artifacts import artifact_for
 
     identity = latency_identity(spec, job, weights_sha(job.weights))
     found = stored(store, "latency", identity, force=force, spec=spec)
@@ -84,18 +108,7 @@ def begin(spec: ModelSpec, job: LatencyJob, store: ResultsStore, *, force: bool,
         if not spec.available:
             raise BenchError(f"{UNAVAILABLE_PREFIX}{spec.reason}")
         impl = load_runtime(rt)
-        if prepared is None:
-            step("build + re-parameterize")
-            prepared = prepare(spec, weights=job.weights, input_size=job.input_size,
-                               reparameterize=job.reparameterize, check=job.reparameterize)
-            if prepared.reparameterized:
-                prepared.train_model = None  # checked; only the inference-time form is exported and timed
-        if rt.artifact:
-            step(f"export {rt.artifact}")
-        export, artifact = artifact_for(prepared, job, force)
-        if export is not None:
-            fields.update(artifact_format=export.format, artifact_path=export.path,
-                          artifact_sha256=(export.manifest or {}).get("sha256"))
+        prepared, artifact = load_artifact(spec, job, rt.artifact, prepared, fields, force=force, step=step)
         runner = impl.make_runner(str(job.runtime), artifact=artifact, model=prepared.model,
                                   input_shape=prepared.input_shape, precision=str(job.precision),
                                   threads=job.threads, options=dict(job.runtime_options))
