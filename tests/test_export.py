@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -77,6 +78,19 @@ def test_coreml_mlprogram_fp16_spec_is_validated(tmp_path, tiny):
     import sys
 
     assert result.manifest["parity"]["prediction"] is (sys.platform == "darwin")
+
+
+def test_coreml_export_leaves_no_temporary_package(tmp_path, tiny, monkeypatch):
+    """coremltools converts into a temporary .mlpackage and removes it only at exit: the export removes it at once."""
+    import tempfile
+
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    result = export_one(tiny, FORMATS["coreml"], tmp_path / "out", ExportOptions())
+    assert result.status == EXPORTED, result.error
+    assert (Path(result.path) / "Manifest.json").is_file()  # the saved package is where it belongs
+    assert sorted(p.name for p in scratch.rglob("*.mlpackage")) == []
 
 
 def test_coreml_neuralnetwork_image_input_fp32(tmp_path, tiny):

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import shutil
 import sys
 import warnings
 from dataclasses import dataclass
@@ -110,6 +111,16 @@ def _convert(ct: Any, model: torch.nn.Module, x: torch.Tensor, options: dict[str
         except Exception as exc:  # noqa: BLE001 - try the other frontend, then report both
             errors.append(f"{frontend}: {type(exc).__name__}: {' '.join(str(exc).split())[:200]}")
     raise ExportError("Core ML conversion failed (" + "; ".join(errors) + ")")
+
+
+def _drop_temporary_package(mlmodel: Any) -> None:
+    """Remove the temporary ``.mlpackage`` coremltools converted into, now that it is saved where it belongs.
+
+    coremltools removes it only when the process exits (an ``atexit`` hook), so a sweep kept one package per export
+    (about 80 MB for a MobileOne-S4) in the temporary folder until the end, and a killed process left them for good.
+    """
+    if getattr(mlmodel, "is_temp_package", False) and getattr(mlmodel, "package_path", None):
+        shutil.rmtree(mlmodel.package_path, ignore_errors=True)
 
 
 def _fp16_ops(spec: Any) -> int:
@@ -248,6 +259,7 @@ def export(prepared: Any, workdir: Path, precision: str, options: Options, conte
     mlmodel.author = "mobileone-bench"
     mlmodel.short_description = f"{prepared.spec.name} ({precision}, {'re-parameterized' if prepared.reparameterized else 'train-time'})"
     mlmodel.save(str(path))
+    _drop_temporary_package(mlmodel)
     summary = spec_summary(ct.utils.load_spec(str(path)))
     problems = validate_spec(summary, prepared.input_shape, precision, settings)
     if problems:
