@@ -27,11 +27,13 @@ import os
 import statistics
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
 from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _scratch import scratch  # noqa: E402 - benchmarks/_scratch.py
 
 
 class Burst:
@@ -165,79 +167,81 @@ def main() -> None:
     from mobileone_bench.devices import cpu_runtime_options
     from mobileone_bench.environment import collect
     from mobileone_bench.pipeline import LatencyJob
-    root = Path(tempfile.mkdtemp(prefix="mobileone-bench-contention-"))
-    specs = [registry.resolve(m) for m in registry.zoo_models(args.zoo)]
+    with scratch("mobileone-bench-contention-") as root:
+        specs = [registry.resolve(m) for m in registry.zoo_models(args.zoo)]
 
-    def job(protocol: str, spinning: bool = False, runs: int | None = None) -> Any:
-        return LatencyJob(device="cpu", runs=runs or args.runs, threads=args.threads, protocol=protocol,
-                          rounds=args.rounds, runtime_options=cpu_runtime_options("onnxruntime",
-                                                                                   allow_spinning=spinning),
-                          models_dir=str(root / "models"))
+        def job(protocol: str, spinning: bool = False, runs: int | None = None) -> Any:
+            return LatencyJob(device="cpu", runs=runs or args.runs, threads=args.threads, protocol=protocol,
+                              rounds=args.rounds, runtime_options=cpu_runtime_options("onnxruntime",
+                                                                                       allow_spinning=spinning),
+                              models_dir=str(root / "models"))
 
-    from mobileone_bench import pipeline
+        from mobileone_bench import pipeline
 
-    for spec in specs:
-        PREPARED[spec.name] = pipeline.prepare(spec)
-    sweep(specs, job("interleaved", runs=10), root, "warm")  # exports, loads, caches: not counted
-    quiet1, t_blocked = sweep(specs, job("blocked"), root, "quiet-blocked-1")
-    quiet1_i, t_inter = sweep(specs, job("interleaved"), root, "quiet-interleaved-1")
-    burst_b = Burst(args.burners, t_blocked / 3, 2 * t_blocked / 3)
-    burst_blocked, tb = sweep(specs, job("blocked"), root, "burst-blocked", burst_b)
-    burst_i = Burst(args.burners, t_inter / 3, 2 * t_inter / 3)
-    burst_inter, ti = sweep(specs, job("interleaved"), root, "burst-interleaved", burst_i)
-    bursts = {"blocked": {"sweep_s": round(tb, 1), "burst_window_s": burst_b.window},
-              "interleaved": {"sweep_s": round(ti, 1), "burst_window_s": burst_i.window}}
-    quiet2, _ = sweep(specs, job("blocked"), root, "quiet-blocked-2")
-    quiet2_i, _ = sweep(specs, job("interleaved"), root, "quiet-interleaved-2")
-    # spin policy: off / on / off / on, so that drift of the machine hits both alike
-    spin: dict[str, dict[bool, list[dict[str, dict]]]] = {"blocked": {False: [], True: []},
-                                                          "interleaved": {False: [], True: []}}
-    spin_s: dict[str, dict[bool, float]] = {"blocked": {False: 0.0, True: 0.0}, "interleaved": {False: 0.0, True: 0.0}}
-    for rep in range(2):
-        for protocol in ("blocked", "interleaved"):
-            for on in (False, True):
-                recs, t = sweep(specs, job(protocol, spinning=on), root, f"spin-{protocol}-{on}-{rep}")
-                spin[protocol][on].append(recs)
-                spin_s[protocol][on] += t
+        for spec in specs:
+            PREPARED[spec.name] = pipeline.prepare(spec)
+        sweep(specs, job("interleaved", runs=10), root, "warm")  # exports, loads, caches: not counted
+        quiet1, t_blocked = sweep(specs, job("blocked"), root, "quiet-blocked-1")
+        quiet1_i, t_inter = sweep(specs, job("interleaved"), root, "quiet-interleaved-1")
+        burst_b = Burst(args.burners, t_blocked / 3, 2 * t_blocked / 3)
+        burst_blocked, tb = sweep(specs, job("blocked"), root, "burst-blocked", burst_b)
+        burst_i = Burst(args.burners, t_inter / 3, 2 * t_inter / 3)
+        burst_inter, ti = sweep(specs, job("interleaved"), root, "burst-interleaved", burst_i)
+        bursts = {"blocked": {"sweep_s": round(tb, 1), "burst_window_s": burst_b.window},
+                  "interleaved": {"sweep_s": round(ti, 1), "burst_window_s": burst_i.window}}
+        quiet2, _ = sweep(specs, job("blocked"), root, "quiet-blocked-2")
+        quiet2_i, _ = sweep(specs, job("interleaved"), root, "quiet-interleaved-2")
+        # spin policy: off / on / off / on, so that drift of the machine hits both alike
+        spin: dict[str, dict[bool, list[dict[str, dict]]]] = {"blocked": {False: [], True: []},
+                                                              "interleaved": {False: [], True: []}}
+        spin_s: dict[str, dict[bool, float]] = {"blocked": {False: 0.0, True: 0.0},
+                                                "interleaved": {False: 0.0, True: 0.0}}
+        for rep in range(2):
+            for protocol in ("blocked", "interleaved"):
+                for on in (False, True):
+                    recs, t = sweep(specs, job(protocol, spinning=on), root, f"spin-{protocol}-{on}-{rep}")
+                    spin[protocol][on].append(recs)
+                    spin_s[protocol][on] += t
 
-    def spin_report(protocol: str) -> dict[str, Any]:
-        off, on = spin[protocol][False], spin[protocol][True]
-        names = [m for m in off[0] if all(d[m].get("status") == "ok" for d in off + on)]
-        ratios = {m: round(_geomean(on[0][m]["latency_ms"], on[1][m]["latency_ms"])
-                           / _geomean(off[0][m]["latency_ms"], off[1][m]["latency_ms"]), 3) for m in names}
-        return {"ratio_on_off": ratios, "ratio_median": round(statistics.median(ratios.values()), 3),
-                "ratio_min": min(ratios.values()), "ratio_max": max(ratios.values()),
-                "sweep_s_off_on": [round(spin_s[protocol][False] / 2, 1), round(spin_s[protocol][True] / 2, 1)],
-                "repeat_off": repeat(off[0], off[1]), "repeat_on": repeat(on[0], on[1])}
+        def spin_report(protocol: str) -> dict[str, Any]:
+            off, on = spin[protocol][False], spin[protocol][True]
+            names = [m for m in off[0] if all(d[m].get("status") == "ok" for d in off + on)]
+            ratios = {m: round(_geomean(on[0][m]["latency_ms"], on[1][m]["latency_ms"])
+                               / _geomean(off[0][m]["latency_ms"], off[1][m]["latency_ms"]), 3) for m in names}
+            return {"ratio_on_off": ratios, "ratio_median": round(statistics.median(ratios.values()), 3),
+                    "ratio_min": min(ratios.values()), "ratio_max": max(ratios.values()),
+                    "sweep_s_off_on": [round(spin_s[protocol][False] / 2, 1), round(spin_s[protocol][True] / 2, 1)],
+                    "repeat_off": repeat(off[0], off[1]), "repeat_on": repeat(on[0], on[1])}
 
-    env = collect()
-    report: dict[str, Any] = {
-        "environment": {k: env.get(f"env_{k}") for k in ("cpu", "cores_logical", "cores_physical", "os", "python",
-                                                "onnxruntime", "torch")},
-        "settings": {"zoo": args.zoo, "models": len(specs), "runs": args.runs, "rounds": args.rounds,
-                     "burners": args.burners, "threads": args.threads or "default (physical cores)",
-                     "quiet_sweep_s": {"blocked": round(t_blocked, 1), "interleaved": round(t_inter, 1)},
-                     "bursts": bursts},
-        "burst_vs_quiet": {"blocked": compare(quiet1, quiet2, burst_blocked),
-                           "interleaved": compare(quiet1_i, quiet2_i, burst_inter)},
-        "repeatability": {"blocked": repeat(quiet1, quiet2), "interleaved": repeat(quiet1_i, quiet2_i),
-                          "interleaved_spin_off_pair": repeat(*spin["interleaved"][False])},
-        "ort_spinning_on_vs_off": {"blocked": spin_report("blocked"), "interleaved": spin_report("interleaved")},
-        "medians_ms": {"quiet_blocked": medians(quiet1), "quiet_interleaved": medians(quiet1_i),
-                       "burst_blocked": medians(burst_blocked), "burst_interleaved": medians(burst_inter),
-                       "quiet_blocked_2": medians(quiet2), "quiet_interleaved_2": medians(quiet2_i)},
-        "quiet_records_flagged": sorted(f"{label}:{m}" for label, recs in
-                                        (("blocked-1", quiet1), ("interleaved-1", quiet1_i), ("blocked-2", quiet2),
-                                         ("interleaved-2", quiet2_i)) for m, r in recs.items() if r.get("contended")),
-    }
-    if not args.no_torch:
-        names = [s.name for s in specs]
-        default = torch_sweep(names, args, root, None)
-        passive = torch_sweep(names, args, root, "PASSIVE")
-        report["torch_omp_passive_vs_default"] = repeat(default, passive)
-        report["medians_ms"]["torch_default"] = medians(default)
-        report["medians_ms"]["torch_passive"] = medians(passive)
-    print(json.dumps(report, indent=2, default=str))
+        env = collect()
+        report: dict[str, Any] = {
+            "environment": {k: env.get(f"env_{k}") for k in ("cpu", "cores_logical", "cores_physical", "os", "python",
+                                                    "onnxruntime", "torch")},
+            "settings": {"zoo": args.zoo, "models": len(specs), "runs": args.runs, "rounds": args.rounds,
+                         "burners": args.burners, "threads": args.threads or "default (physical cores)",
+                         "quiet_sweep_s": {"blocked": round(t_blocked, 1), "interleaved": round(t_inter, 1)},
+                         "bursts": bursts},
+            "burst_vs_quiet": {"blocked": compare(quiet1, quiet2, burst_blocked),
+                               "interleaved": compare(quiet1_i, quiet2_i, burst_inter)},
+            "repeatability": {"blocked": repeat(quiet1, quiet2), "interleaved": repeat(quiet1_i, quiet2_i),
+                              "interleaved_spin_off_pair": repeat(*spin["interleaved"][False])},
+            "ort_spinning_on_vs_off": {"blocked": spin_report("blocked"), "interleaved": spin_report("interleaved")},
+            "medians_ms": {"quiet_blocked": medians(quiet1), "quiet_interleaved": medians(quiet1_i),
+                           "burst_blocked": medians(burst_blocked), "burst_interleaved": medians(burst_inter),
+                           "quiet_blocked_2": medians(quiet2), "quiet_interleaved_2": medians(quiet2_i)},
+            "quiet_records_flagged": sorted(
+                f"{label}:{m}" for label, recs in (("blocked-1", quiet1), ("interleaved-1", quiet1_i),
+                                                   ("blocked-2", quiet2), ("interleaved-2", quiet2_i))
+                for m, r in recs.items() if r.get("contended")),
+        }
+        if not args.no_torch:
+            names = [s.name for s in specs]
+            default = torch_sweep(names, args, root, None)
+            passive = torch_sweep(names, args, root, "PASSIVE")
+            report["torch_omp_passive_vs_default"] = repeat(default, passive)
+            report["medians_ms"]["torch_default"] = medians(default)
+            report["medians_ms"]["torch_passive"] = medians(passive)
+        print(json.dumps(report, indent=2, default=str))
 
 
 if __name__ == "__main__":

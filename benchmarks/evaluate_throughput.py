@@ -23,10 +23,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _scratch import scratch  # noqa: E402 - benchmarks/_scratch.py
 
 
 def _write_images(root: Path, n: int, classes: int = 10, size: tuple[int, int] = (500, 375)) -> Path:
@@ -72,32 +74,32 @@ def main(argv: list[str] | None = None) -> int:
     from mobileone_bench.models import registry
 
     names = args.models or registry.zoo_models(args.zoo)
-    work = Path(args.work or tempfile.mkdtemp(prefix="evaluate-throughput-"))
-    folder = _write_images(work / "images", args.images)
-    size = tuple(args.input_size) if args.input_size else None
-    rows: list[dict[str, Any]] = []
-    for name in names:
-        common = dict(data=folder, results=work / "results", models_dir=work / "models", threads=args.threads,
-                      input_size=size, as_frame=False)
-        try:
-            mb.evaluate(name, limit=1, **common)  # exports every artifact (untimed)
-            decode = _decode_rate(folder, name, size)
-            records = mb.evaluate(name, force=True, **common)
-        except Exception as exc:  # noqa: BLE001 - a model that fails is reported, the others go on
-            rows.append({"model": name, "error": f"{type(exc).__name__}: {exc}"[:300]})
-            continue
-        for r in records:
-            rate = r.get("images_per_s")
-            both = 1.0 / (1.0 / decode + 1.0 / rate) if rate else None
-            rows.append({"model": name, "artifact": r.get("artifact"), "precision": r.get("precision"),
-                         "runtime": r.get("runtime"), "status": r.get("status"), "images": r.get("n"),
-                         "batch": r.get("batch"), "threads": args.threads,
-                         "predict_images_per_s": rate, "decode_images_per_s": round(decode, 1),
-                         "minutes_for_50k": round(50_000 / both / 60, 1) if both else None,
-                         "error": r.get("error")})
-    env = {"python": sys.version.split()[0], "images": args.images, "threads": args.threads, "work": str(work)}
-    print(json.dumps({"environment": env, "rows": rows}, indent=2))
-    return 0
+    with scratch("evaluate-throughput-", args.work) as work:
+        folder = _write_images(work / "images", args.images)
+        size = tuple(args.input_size) if args.input_size else None
+        rows: list[dict[str, Any]] = []
+        for name in names:
+            common = dict(data=folder, results=work / "results", models_dir=work / "models", threads=args.threads,
+                          input_size=size, as_frame=False)
+            try:
+                mb.evaluate(name, limit=1, **common)  # exports every artifact (untimed)
+                decode = _decode_rate(folder, name, size)
+                records = mb.evaluate(name, force=True, **common)
+            except Exception as exc:  # noqa: BLE001 - a model that fails is reported, the others go on
+                rows.append({"model": name, "error": f"{type(exc).__name__}: {exc}"[:300]})
+                continue
+            for r in records:
+                rate = r.get("images_per_s")
+                both = 1.0 / (1.0 / decode + 1.0 / rate) if rate else None
+                rows.append({"model": name, "artifact": r.get("artifact"), "precision": r.get("precision"),
+                             "runtime": r.get("runtime"), "status": r.get("status"), "images": r.get("n"),
+                             "batch": r.get("batch"), "threads": args.threads,
+                             "predict_images_per_s": rate, "decode_images_per_s": round(decode, 1),
+                             "minutes_for_50k": round(50_000 / both / 60, 1) if both else None,
+                             "error": r.get("error")})
+        env = {"python": sys.version.split()[0], "images": args.images, "threads": args.threads, "work": args.work}
+        print(json.dumps({"environment": env, "rows": rows}, indent=2))
+        return 0
 
 
 if __name__ == "__main__":

@@ -29,9 +29,11 @@ import random
 import statistics
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _scratch import scratch  # noqa: E402 - benchmarks/_scratch.py
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -185,38 +187,38 @@ def main() -> None:
     from mobileone_bench.environment import cpu_info, library_versions
 
     names = [s.name for s in select(args.models or None, None if args.models else args.zoo)]
-    out = Path(args.models_dir or tempfile.mkdtemp(prefix="mobileone-bench-et-"))
-    plan = _export_all(names, out, args.int8)
-    plan_file = out / "executorch_vs_ort.plan.json"
-    plan_file.write_text(json.dumps(plan))
-    results = []
-    for t in args.threads:
-        cmd = [sys.executable, __file__, "--worker", str(plan_file), "--threads", str(t), "--runs", str(args.runs),
-               "--warmup", str(args.warmup), "--rounds", str(args.rounds), "--seed", str(args.seed)]
-        if args.ort_spinning:
-            cmd.append("--ort-spinning")
-        print(f"measuring at {t} thread(s)...", file=sys.stderr)
-        proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env={**os.environ})
-        if proc.returncode != 0:
-            raise SystemExit(f"the {t}-thread worker failed (exit {proc.returncode}): {proc.stderr[-1500:]}")
-        results.append(json.loads(proc.stdout.strip().splitlines()[-1]))
-    rows = _table(results, plan)
-    libs = library_versions(("torch", "onnxruntime", "executorch", "torchao"))
-    report = {
-        "what": "ExecuTorch (XNNPACK) / onnxruntime latency ratio per model, medians, interleaved rounds",
-        "machine": {k: cpu_info().get(k) for k in ("cpu", "cores_physical", "cores_logical")}, "versions": libs,
-        "runs": args.runs, "warmup": args.warmup, "rounds": args.rounds, "seed": args.seed,
-        "spin_policy": {"onnxruntime_allow_spinning": args.ort_spinning,
-                        "executorch": results[0]["xnnpack_spin_policy"] if results else None},
-        "note": "XNNPACK's x86 kernels on this CPU, not a phone's ARM kernels",
-        "rows": rows, "worker_errors": {r["threads"]: r["errors"] for r in results if r["errors"]},
-        "delegation": {e["model"]: e.get("executorch_delegation") for e in plan},
-    }
-    text = json.dumps(report, indent=2, default=str)
-    print(text)
-    print(_markdown(rows, args.threads, args.int8), file=sys.stderr)
-    if args.out:
-        Path(args.out).write_text(text)
+    with scratch("mobileone-bench-et-", args.models_dir) as out:
+        plan = _export_all(names, out, args.int8)
+        plan_file = out / "executorch_vs_ort.plan.json"
+        plan_file.write_text(json.dumps(plan))
+        results = []
+        for t in args.threads:
+            cmd = [sys.executable, __file__, "--worker", str(plan_file), "--threads", str(t), "--runs", str(args.runs),
+                   "--warmup", str(args.warmup), "--rounds", str(args.rounds), "--seed", str(args.seed)]
+            if args.ort_spinning:
+                cmd.append("--ort-spinning")
+            print(f"measuring at {t} thread(s)...", file=sys.stderr)
+            proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env={**os.environ})
+            if proc.returncode != 0:
+                raise SystemExit(f"the {t}-thread worker failed (exit {proc.returncode}): {proc.stderr[-1500:]}")
+            results.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+        rows = _table(results, plan)
+        libs = library_versions(("torch", "onnxruntime", "executorch", "torchao"))
+        report = {
+            "what": "ExecuTorch (XNNPACK) / onnxruntime latency ratio per model, medians, interleaved rounds",
+            "machine": {k: cpu_info().get(k) for k in ("cpu", "cores_physical", "cores_logical")}, "versions": libs,
+            "runs": args.runs, "warmup": args.warmup, "rounds": args.rounds, "seed": args.seed,
+            "spin_policy": {"onnxruntime_allow_spinning": args.ort_spinning,
+                            "executorch": results[0]["xnnpack_spin_policy"] if results else None},
+            "note": "XNNPACK's x86 kernels on this CPU, not a phone's ARM kernels",
+            "rows": rows, "worker_errors": {r["threads"]: r["errors"] for r in results if r["errors"]},
+            "delegation": {e["model"]: e.get("executorch_delegation") for e in plan},
+        }
+        text = json.dumps(report, indent=2, default=str)
+        print(text)
+        print(_markdown(rows, args.threads, args.int8), file=sys.stderr)
+        if args.out:
+            Path(args.out).write_text(text)
 
 
 if __name__ == "__main__":

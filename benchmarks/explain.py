@@ -19,8 +19,11 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import tempfile
+import sys
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _scratch import scratch  # noqa: E402 - benchmarks/_scratch.py
 
 
 def main() -> None:
@@ -38,34 +41,34 @@ def main() -> None:
 
     import mobileone_bench as mb
 
-    root = Path(tempfile.mkdtemp(prefix="mobileone-bench-explain-"))
-    results = args.results or str(root / "results")
-    models_dir = args.models_dir or str(root / "models")
-    models = [m.strip() for m in args.models.split(",")] if args.models else None
-    size = (args.input_size, args.input_size) if args.input_size else None
-    report: dict[str, object] = {"zoo": None if models else args.zoo, "threads": args.threads, "runs": args.runs,
-                                 "profiled_runs": args.profiled_runs, "runtimes": {}}
-    for runtime in [r.strip() for r in args.runtimes.split(",") if r.strip()]:
-        frame = mb.explain(models, zoo=None if models else args.zoo, runtime=runtime, threads=args.threads,
-                           runs=args.runs, profiled_runs=args.profiled_runs, input_size=size, results=results,
-                           models_dir=models_dir, force=True, as_frame=False)
-        rows = [{"model": r["model"], "e2e_ms": r["e2e_ms"], "total_op_ms": r["total_op_ms"],
-                 "coverage": r["coverage"], "profiler_overhead": r["profiler_overhead"],
-                 "n_operators": r["n_operators"], "top_category": r["top_category"]} for r in frame]
-        cov = [r["coverage"] for r in rows if r["coverage"] is not None]
-        over = [r["profiler_overhead"] for r in rows if r["profiler_overhead"] is not None]
-        report["runtimes"][runtime] = {  # type: ignore[index]
-            "models": rows,
-            "coverage": {"min": min(cov, default=None), "median": statistics.median(cov) if cov else None,
-                         "max": max(cov, default=None),
-                         "within_0.9_1.1": sum(0.9 <= c <= 1.1 for c in cov), "n": len(cov)},
-            "profiler_overhead": {"min": min(over, default=None),
-                                  "median": statistics.median(over) if over else None,
-                                  "max": max(over, default=None)},
-            "failed": [n for n in frame.attrs.get("notes", []) if "failed" in n or "error" in n],
-        }
-    report["results"] = results
-    print(json.dumps(report, indent=2, default=str))
+    with scratch("mobileone-bench-explain-") as root:
+        results = args.results or str(root / "results")
+        models_dir = args.models_dir or str(root / "models")
+        models = [m.strip() for m in args.models.split(",")] if args.models else None
+        size = (args.input_size, args.input_size) if args.input_size else None
+        report: dict[str, object] = {"zoo": None if models else args.zoo, "threads": args.threads, "runs": args.runs,
+                                     "profiled_runs": args.profiled_runs, "runtimes": {}}
+        for runtime in [r.strip() for r in args.runtimes.split(",") if r.strip()]:
+            frame = mb.explain(models, zoo=None if models else args.zoo, runtime=runtime, threads=args.threads,
+                               runs=args.runs, profiled_runs=args.profiled_runs, input_size=size, results=results,
+                               models_dir=models_dir, force=True, as_frame=False)
+            rows = [{"model": r["model"], "e2e_ms": r["e2e_ms"], "total_op_ms": r["total_op_ms"],
+                     "coverage": r["coverage"], "profiler_overhead": r["profiler_overhead"],
+                     "n_operators": r["n_operators"], "top_category": r["top_category"]} for r in frame]
+            cov = [r["coverage"] for r in rows if r["coverage"] is not None]
+            over = [r["profiler_overhead"] for r in rows if r["profiler_overhead"] is not None]
+            report["runtimes"][runtime] = {  # type: ignore[index]
+                "models": rows,
+                "coverage": {"min": min(cov, default=None), "median": statistics.median(cov) if cov else None,
+                             "max": max(cov, default=None),
+                             "within_0.9_1.1": sum(0.9 <= c <= 1.1 for c in cov), "n": len(cov)},
+                "profiler_overhead": {"min": min(over, default=None),
+                                      "median": statistics.median(over) if over else None,
+                                      "max": max(over, default=None)},
+                "failed": [n for n in frame.attrs.get("notes", []) if "failed" in n or "error" in n],
+            }
+        report["results"] = args.results  # None: a temporary store, removed at the end
+        print(json.dumps(report, indent=2, default=str))
 
 
 if __name__ == "__main__":

@@ -12,9 +12,12 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import tempfile
 import time
+import sys
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _scratch import scratch  # noqa: E402 - benchmarks/_scratch.py
 
 
 def bare_loop(session, outputs, feed, runs: int) -> list[float]:
@@ -43,30 +46,30 @@ def main() -> None:
     from mobileone_bench.formats._base import ExportOptions, export_one
     from mobileone_bench.stats import summarize
 
-    out = Path(args.models_dir or tempfile.mkdtemp(prefix="mobileone-bench-overhead-"))
-    prepared = pipeline.prepare(args.model)
-    artifact = export_one(prepared, FORMATS["onnx"], out, ExportOptions())
-    runner = OnnxRuntimeRunner(Path(artifact.path), prepared.input_shape, args.threads)
-    session, outputs, feed = runner.session, runner.outputs, runner.feed
+    with scratch("mobileone-bench-overhead-", args.models_dir) as out:
+        prepared = pipeline.prepare(args.model)
+        artifact = export_one(prepared, FORMATS["onnx"], out, ExportOptions())
+        runner = OnnxRuntimeRunner(Path(artifact.path), prepared.input_shape, args.threads)
+        session, outputs, feed = runner.session, runner.outputs, runner.feed
 
-    time_runs(runner, warmup=20, runs=1)  # warm both paths up once
-    ratios, tool_all, bare_all = [], [], []
-    for _ in range(args.blocks):
-        tool = time_runs(runner, warmup=0, runs=args.runs)
-        bare = bare_loop(session, outputs, feed, args.runs)
-        tool_all += tool
-        bare_all += bare
-        ratios.append(statistics.median(tool) / statistics.median(bare))
-    t, b = summarize(tool_all), summarize(bare_all)
-    result = {
-        "model": args.model, "threads": args.threads, "blocks": args.blocks, "runs_per_block": args.runs,
-        "tool_median_ms": round(t.median, 4), "bare_median_ms": round(b.median, 4),
-        "ratio_of_medians": round(t.median / b.median, 4),
-        "block_ratio_median": round(statistics.median(ratios), 4),
-        "block_ratio_min": round(min(ratios), 4), "block_ratio_max": round(max(ratios), 4),
-        "tool_cv": round(t.cv, 3), "bare_cv": round(b.cv, 3), "target": "<= 1.02",
-    }
-    print(json.dumps(result, indent=2))
+        time_runs(runner, warmup=20, runs=1)  # warm both paths up once
+        ratios, tool_all, bare_all = [], [], []
+        for _ in range(args.blocks):
+            tool = time_runs(runner, warmup=0, runs=args.runs)
+            bare = bare_loop(session, outputs, feed, args.runs)
+            tool_all += tool
+            bare_all += bare
+            ratios.append(statistics.median(tool) / statistics.median(bare))
+        t, b = summarize(tool_all), summarize(bare_all)
+        result = {
+            "model": args.model, "threads": args.threads, "blocks": args.blocks, "runs_per_block": args.runs,
+            "tool_median_ms": round(t.median, 4), "bare_median_ms": round(b.median, 4),
+            "ratio_of_medians": round(t.median / b.median, 4),
+            "block_ratio_median": round(statistics.median(ratios), 4),
+            "block_ratio_min": round(min(ratios), 4), "block_ratio_max": round(max(ratios), 4),
+            "tool_cv": round(t.cv, 3), "bare_cv": round(b.cv, 3), "target": "<= 1.02",
+        }
+        print(json.dumps(result, indent=2))
 
 
 if __name__ == "__main__":

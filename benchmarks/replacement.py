@@ -24,12 +24,12 @@ import json
 import math
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from contention import Burst  # noqa: E402 - the same burner as benchmarks/contention.py
+from _scratch import scratch  # noqa: E402 - benchmarks/_scratch.py
 
 MODELS = ["mobileone_s0", "mobilenetv3-s", "mobilenetv1", "mobileone_s1", "shufflenetv2-1.0", "mobilenetv2-x1.0"]
 
@@ -74,36 +74,36 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=2, help="burst sweeps of each kind")
     args = parser.parse_args()
 
-    root = Path(tempfile.mkdtemp(prefix="mobileone-bench-replacement-"))
-    subprocess.run([sys.executable, "-m", "mobileone_bench", "export", *MODELS, "--format", "onnx", "--out",
-                    str(root / "models")], capture_output=True, check=False)
-    old = ["--max-extra-rounds", "0"]
-    sweeps = [run_once(root, "quiet-0", args.runs, [], None)]
-    for i in range(args.repeat):
-        for kind, extra in (("old", old), ("new", [])):
-            burst = Burst(args.burners, args.burst_start, args.burst_start + args.burst_length)
-            sweeps.append(run_once(root, f"burst-{kind}-{i}", args.runs, extra, burst))
-        sweeps.append(run_once(root, f"quiet-{i + 1}", args.runs, [], None))
-    quiet = [s for s in sweeps if s["label"].startswith("quiet")]
-    reference = {m: math.exp(sum(math.log(s["latency_ms"][m]) for s in quiet) / len(quiet)) for m in MODELS
-                 if all(m in s["latency_ms"] for s in quiet)}
-    quiet_wall = math.exp(sum(math.log(s["wall_s"]) for s in quiet) / len(quiet))
-    summary = []
-    for s in sweeps:
-        if s["label"].startswith("quiet"):
-            continue
-        models = [m for m in reference if m in s["latency_ms"]]
-        ratios = {m: round(s["latency_ms"][m] / reference[m], 3) for m in models}
-        good = [m for m in models if m not in s["flagged"] and abs(ratios[m] - 1) <= 0.10]
-        summary.append({"sweep": s["label"], "unflagged_within_10pct": len(good), "of": len(models),
-                        "ratios": ratios, "flagged": s["flagged"],
-                        "rank_agreement": round(spearman([reference[m] for m in models],
-                                                         [s["latency_ms"][m] for m in models]), 3),
-                        "wall_ratio": round(s["wall_s"] / quiet_wall, 2)})
-    print(json.dumps({"models": MODELS, "runs": args.runs, "burners": args.burners,
-                      "burst": [args.burst_start, args.burst_start + args.burst_length],
-                      "quiet_reference_ms": {m: round(v, 4) for m, v in reference.items()},
-                      "quiet_wall_s": round(quiet_wall, 2), "summary": summary, "sweeps": sweeps}, indent=2))
+    with scratch("mobileone-bench-replacement-") as root:
+        subprocess.run([sys.executable, "-m", "mobileone_bench", "export", *MODELS, "--format", "onnx", "--out",
+                        str(root / "models")], capture_output=True, check=False)
+        old = ["--max-extra-rounds", "0"]
+        sweeps = [run_once(root, "quiet-0", args.runs, [], None)]
+        for i in range(args.repeat):
+            for kind, extra in (("old", old), ("new", [])):
+                burst = Burst(args.burners, args.burst_start, args.burst_start + args.burst_length)
+                sweeps.append(run_once(root, f"burst-{kind}-{i}", args.runs, extra, burst))
+            sweeps.append(run_once(root, f"quiet-{i + 1}", args.runs, [], None))
+        quiet = [s for s in sweeps if s["label"].startswith("quiet")]
+        reference = {m: math.exp(sum(math.log(s["latency_ms"][m]) for s in quiet) / len(quiet)) for m in MODELS
+                     if all(m in s["latency_ms"] for s in quiet)}
+        quiet_wall = math.exp(sum(math.log(s["wall_s"]) for s in quiet) / len(quiet))
+        summary = []
+        for s in sweeps:
+            if s["label"].startswith("quiet"):
+                continue
+            models = [m for m in reference if m in s["latency_ms"]]
+            ratios = {m: round(s["latency_ms"][m] / reference[m], 3) for m in models}
+            good = [m for m in models if m not in s["flagged"] and abs(ratios[m] - 1) <= 0.10]
+            summary.append({"sweep": s["label"], "unflagged_within_10pct": len(good), "of": len(models),
+                            "ratios": ratios, "flagged": s["flagged"],
+                            "rank_agreement": round(spearman([reference[m] for m in models],
+                                                             [s["latency_ms"][m] for m in models]), 3),
+                            "wall_ratio": round(s["wall_s"] / quiet_wall, 2)})
+        print(json.dumps({"models": MODELS, "runs": args.runs, "burners": args.burners,
+                          "burst": [args.burst_start, args.burst_start + args.burst_length],
+                          "quiet_reference_ms": {m: round(v, 4) for m, v in reference.items()},
+                          "quiet_wall_s": round(quiet_wall, 2), "summary": summary, "sweeps": sweeps}, indent=2))
 
 
 if __name__ == "__main__":
