@@ -457,18 +457,17 @@ def assign_flops(rows: list[dict[str, Any]], modules: ModuleMap) -> int:
         heavy = _is_heavy(op) or op in _ATTENTION
         module = row.get("module")
         macs: int | None = 0
-        if heavy:
-            if module and module in modules.flops and module not in used:
-                macs = modules.flops[module]
-                used.add(module)
-            elif module and module in modules.flops:
-                # a module's second operator (attention's 2nd product) gets 0, but a node reading its own weights is
-                # its module's only one: a shared module is a mis-trace (deduplicated zero biases): count its shapes
-                macs = (shape_macs(row.get("op_type") or "", row.get("input_shapes") or [],
-                                   row.get("output_shapes") or []) or 0) if row.get("params") else 0
-            else:
-                macs = shape_macs(row.get("op_type") or "", row.get("input_shapes") or [],
-                                  row.get("output_shapes") or [])
+        own = shape_macs(row.get("op_type") or "", row.get("input_shapes") or [], row.get("output_shapes") or [])
+        # several modules (TensorRT's A || B, a Myelin region): all their counts; a module's second operator
+        # (attention's 2nd product) 0, but a node reading its own weights is its module's only one: a shared module
+        # is a mis-trace (deduplicated zero biases): its shapes' count
+        fused = [m for m in row.get("modules") or () if m in modules.flops and m not in used] if heavy else []
+        if len(fused) > 1 or (heavy and module in modules.flops and module not in used):
+            fused = fused if len(fused) > 1 else [module]
+            macs = sum(modules.flops[m] for m in fused)
+            used.update(fused)
+        elif heavy:
+            macs = (own or 0 if row.get("params") else 0) if module in modules.flops else own
         row["flops"] = macs if macs is not None else 0
     dyn_total = sum(modules.dynamic.values())
     placed = 0

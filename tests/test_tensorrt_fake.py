@@ -205,14 +205,18 @@ class FakeTensorRT(types.ModuleType):
 
 # ------------------------------------------------------------------------------------------------ one small GPU
 
-#: The engine's layers, in the engine inspector's real JSON form (ProfilingVerbosity.DETAILED).
+#: The engine's layers, in the engine inspector's real JSON form (ProfilingVerbosity.DETAILED), with the ONNX
+#: parser's metadata tags (``[ONNX Layer: <node>]``, a fused layer's parts joined by ``\x1f``).
 LAYERS = [
     {"Name": "/stem/conv/Conv + /stem/act/Relu", "LayerType": "CaskConvolution",
-     "Outputs": [{"Name": "a", "Format/Datatype": "Channel major FP16 format where channel % 8 == 0"}]},
+     "Outputs": [{"Name": "a", "Format/Datatype": "Channel major FP16 format where channel % 8 == 0"}],
+     "Metadata": "[ONNX Layer: /stem/conv/Conv]\x1f[ONNX Layer: /stem/act/Relu]"},
     {"Name": "/head/pool/GlobalAveragePool", "LayerType": "CaskPooling",
-     "Outputs": [{"Name": "b", "Format/Datatype": "Row major linear FP16 format"}]},
+     "Outputs": [{"Name": "b", "Format/Datatype": "Row major linear FP16 format"}],
+     "Metadata": "[ONNX Layer: /head/pool/GlobalAveragePool]"},
     {"Name": "/head/fc/Gemm", "LayerType": "CaskGemmConvolution",
-     "Outputs": [{"Name": "logits", "Format/Datatype": "Row major linear FP32 format"}]},
+     "Outputs": [{"Name": "logits", "Format/Datatype": "Row major linear FP32 format"}],
+     "Metadata": "[ONNX Layer: /head/fc/Gemm]"},
 ]
 LAYER_MS = {"/stem/conv/Conv + /stem/act/Relu": 0.3, "/head/pool/GlobalAveragePool": 0.1, "/head/fc/Gemm": 0.05}
 ENGINE_IO = (("input", (1, 3, 8, 8), "INPUT"), ("logits", (1, 10), "OUTPUT"))

@@ -141,15 +141,47 @@ def test_profile_operators_gives_each_layers_median_time_and_precision(monkeypat
     out = trt_runtime.profile_operators(artifact=engine_file, model=None, input_shape=(1, 3, 8, 8),
                                         precision="fp16", threads=None, options={}, runs=4)
     assert [r["name"] for r in out["rows"]] == [layer["Name"] for layer in LAYERS]
-    assert [r["op_type"] for r in out["rows"]] == [layer["LayerType"] for layer in LAYERS]
+    assert [r["trt_layer_type"] for r in out["rows"]] == [layer["LayerType"] for layer in LAYERS]
+    # no ONNX graph beside this engine: each layer is named by its TensorRT type, in operator names
+    assert [r["op_type"] for r in out["rows"]] == ["Conv", "MaxPool", "Gemm"]
+    assert [r["onnx_nodes"] for r in out["rows"]] == [["/stem/conv/Conv", "/stem/act/Relu"],
+                                                      ["/head/pool/GlobalAveragePool"], ["/head/fc/Gemm"]]
     assert [r["precision"] for r in out["rows"]] == ["fp16", "fp16", "fp32"]
     assert [r["time_ms"] for r in out["rows"]] == [LAYER_MS[layer["Name"]] for layer in LAYERS]
     assert len(out["profiled_ms"]) == 4 and statistics.median(out["profiled_ms"]) == pytest.approx(
         sum(LAYER_MS.values()))
-    assert out["notes"] and all(set(r) == {"name", "op_type", "time_ms", "precision"} for r in out["rows"])
+    assert any("3 categorised by TensorRT's layer type only (the ONNX graph the engine was built from is not "
+               "beside it)" in n for n in out["notes"])
     # profiled launches are enqueued (a graph replay would report nothing), reported after the stream finishes
     assert fake.called("IExecutionContext.enqueue_emits_profile=") == [((False,), {})]
     assert len(fake.called("IExecutionContext.report_to_profiler")) == 4
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_profiled_layers_are_read_back_to_the_graph_the_engine_was_built_from(monkeypatch, engine_file, version):
+    import onnx
+    from onnx import TensorProto, helper
+
+    install(monkeypatch, version)
+    nodes = [helper.make_node("Conv", ["input", "stem.conv.weight"], ["c"], name="/stem/conv/Conv"),
+             helper.make_node("Relu", ["c"], ["r"], name="/stem/act/Relu"),
+             helper.make_node("GlobalAveragePool", ["r"], ["p"], name="/head/pool/GlobalAveragePool"),
+             helper.make_node("Flatten", ["p"], ["f"], name="/head/Flatten"),
+             helper.make_node("Gemm", ["f", "head.fc.weight"], ["logits"], name="/head/fc/Gemm", transB=1)]
+    weights = [helper.make_tensor("stem.conv.weight", TensorProto.FLOAT, [4, 3, 3, 3], [0.0] * 108),
+               helper.make_tensor("head.fc.weight", TensorProto.FLOAT, [10, 4], [0.0] * 40)]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 3, 8, 8])],
+                              [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, 10])], weights)
+    source = engine_file.parent.parent / "model.onnx"
+    onnx.save(helper.make_model(graph), str(source))
+    manifest = {"format_meta": {"builder": {"onnx": str(source), "typing": "strong", "onnx_dtype": "float32"}}}
+    (engine_file.parent / "manifest.json").write_text(json.dumps(manifest))
+    out = trt_runtime.profile_operators(artifact=engine_file, model=None, input_shape=(1, 3, 8, 8),
+                                        precision="fp32", threads=None, options={}, runs=2)
+    assert [(r["op_type"], r.get("module"), r.get("params")) for r in out["rows"]] == [
+        ("Conv", "stem.conv", ["stem.conv.weight"]), ("GlobalAveragePool", "head.pool", []),
+        ("Gemm", "head.fc", ["head.fc.weight"])]
+    assert any("3 by their metadata, 0 by their name, 0 inserted by TensorRT" in n for n in out["notes"])
 
 
 def test_profile_operators_needs_an_engine_and_a_run():

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from mobileone_bench.devices._cuda import require_cuda, time_cuda
+from mobileone_bench.devices._trt_layers import metadata_nodes
 from mobileone_bench.errors import ExportError, MeasurementError
 from mobileone_bench.environment import DISTRIBUTIONS as _DISTRIBUTIONS
 from mobileone_bench.environment import installed_distribution
@@ -123,11 +124,12 @@ def engine_layers(trt: Any, engine: Any, context: Any = None) -> list[dict[str, 
     out = []
     for layer in layers:
         if isinstance(layer, str):  # an engine built without detailed verbosity: names only
-            out.append({"name": layer, "type": None, "precision": None})
+            out.append({"name": layer, "type": None, "precision": None, "onnx_nodes": []})
             continue
         tensors = layer.get("Outputs") or layer.get("Inputs") or []
         fmt = tensors[0].get("Format/Datatype", "") if tensors and isinstance(tensors[0], dict) else ""
-        out.append({"name": layer.get("Name"), "type": layer.get("LayerType"), "precision": layer_precision(fmt)})
+        out.append({"name": layer.get("Name"), "type": layer.get("LayerType"), "precision": layer_precision(fmt),
+                    "onnx_nodes": metadata_nodes(layer.get("Metadata"))})
     return out
 
 
@@ -289,5 +291,6 @@ def median_rows(layers: list[dict[str, Any]], times: dict[str, list[float]]) -> 
     order = [layer["name"] for layer in layers if layer["name"] in times]
     order += [name for name in times if name not in described]
     return [{"name": name, "op_type": described.get(name, {}).get("type"),
-             "time_ms": float(statistics.median(times[name])), "precision": described.get(name, {}).get("precision")}
+             "time_ms": float(statistics.median(times[name])), "precision": described.get(name, {}).get("precision"),
+             "onnx_nodes": list(described.get(name, {}).get("onnx_nodes") or [])}
             for name in order]

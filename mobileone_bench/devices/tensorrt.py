@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from mobileone_bench.devices._tensorrt import TensorRTEngine, median_rows
+from mobileone_bench.devices._trt_layers import annotate, read_graph_nodes
 from mobileone_bench.errors import MeasurementError
 
 __all__ = ["make_runner", "profile_operators", "engine_manifest"]
@@ -72,4 +73,30 @@ def profile_operators(*, artifact: Path | None, model: Any, input_shape: tuple[i
              "precision: the engine inspector's output format of each layer"]
     if not any(r["precision"] for r in rows):
         notes.append("the engine holds no per-layer detail (built without ProfilingVerbosity.DETAILED)")
+    notes.append(_read_back(rows, Path(artifact)))
     return {"rows": rows, "profiled_ms": profiled["profiled_ms"], "notes": notes}
+
+
+def source_graph(artifact: Path) -> tuple[Path | None, str]:
+    """The ONNX graph an engine was built from (its manifest's ``builder.onnx``, else the fp16 graph beside it) and
+    the prefix its module names carry (``inner.`` in the fp16 graph); ``(None, "")`` when it is gone."""
+    meta = engine_manifest(artifact).get("format_meta") or {}
+    prefix = str((meta.get("fp16_onnx") or {}).get("module_prefix") or "")
+    for candidate in ((meta.get("builder") or {}).get("onnx"), Path(artifact).parent / "model.fp16.onnx"):
+        if candidate and Path(candidate).is_file():
+            return Path(candidate), prefix
+    return None, ""
+
+
+def _read_back(rows: list[dict[str, Any]], artifact: Path) -> str:
+    """Map each layer to its ONNX nodes and modules (:func:`mobileone_bench.devices._trt_layers.annotate`), in
+    place; one note says how."""
+    graph_path, prefix = source_graph(artifact)
+    graph = read_graph_nodes(graph_path, prefix) if graph_path is not None else {}
+    counts = annotate(rows, graph)
+    how = (f"layers read back to the ONNX graph's nodes: {counts['metadata']} by their metadata, {counts['name']} by "
+           f"their name, {counts['inserted']} inserted by TensorRT (reformat, copy)")
+    if counts["unmapped"]:
+        how += (f"; {counts['unmapped']} categorised by TensorRT's layer type only"
+                + ("" if graph else " (the ONNX graph the engine was built from is not beside it)"))
+    return how

@@ -95,6 +95,10 @@ def run_parity(path: Path, model: torch.nn.Module, x: torch.Tensor, atol: float,
     return result
 
 
+#: The prefix of every module and parameter name in the fp16 graph (the attribute :func:`_half_model` wraps with).
+HALF_PREFIX = "inner."
+
+
 def _half_model(model: torch.nn.Module) -> torch.nn.Module:
     """A half-precision copy of ``model`` (the caller's is untouched) that takes and returns float32: the graph
     casts its input to fp16 first and its output to fp32 last, so its inputs and outputs stay fp32."""
@@ -105,7 +109,7 @@ def _half_model(model: torch.nn.Module) -> torch.nn.Module:
     class _HalfInside(torch.nn.Module):
         def __init__(self, inner: torch.nn.Module):
             super().__init__()
-            self.inner = copy.deepcopy(inner).eval().half()
+            self.inner = copy.deepcopy(inner).eval().half()  # the attribute HALF_PREFIX names
 
         def forward(self, x: torch.Tensor) -> torch.Tensor:
             return self.inner(x.half()).float()
@@ -164,6 +168,8 @@ def export_fp16(model: torch.nn.Module, input_shape: tuple[int, ...], path: Path
         "output_dtype": _elem_type(proto.graph.output[0]),
         "fp16_initializers": sum(t.data_type == onnx.TensorProto.FLOAT16 for t in floats),
         "fp32_initializers": sum(t.data_type == onnx.TensorProto.FLOAT for t in floats),
+        # the wrapper's attribute: modules and parameters are named "inner.<name>" in this graph
+        "module_prefix": HALF_PREFIX,
     }
 
 
