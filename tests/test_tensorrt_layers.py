@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import pytest
 
-from mobileone_bench.complexity_ops import module_map
 from mobileone_bench.devices import _trt_layers as trt_layers
 from mobileone_bench.pipeline.explain import operator_fields
+from tests.test_explain import modules, onnx_path, prepared  # noqa: F401 - the same tiny model's fixtures
 
 ACTIVATIONS = {"Relu", "Add", "Clip", "HardSigmoid", "HardSwish"}
 
@@ -54,25 +54,8 @@ def test_tensorrts_layer_names_are_read_by_its_fusion_grammar(name, kind, nodes)
 
 
 @pytest.fixture(scope="module")
-def tiny():
-    from mobileone_bench.pipeline.preparing import prepare
-
-    return prepare("mobileone_tiny", input_size=(64, 64))
-
-
-@pytest.fixture(scope="module")
-def modules(tiny):
-    return module_map(tiny.model, tiny.input_shape)
-
-
-@pytest.fixture(scope="module")
-def graph(tiny, tmp_path_factory):
-    from mobileone_bench.pipeline.artifacts import artifact_for
-    from mobileone_bench.pipeline.job import LatencyJob
-
-    job = LatencyJob(models_dir=str(tmp_path_factory.mktemp("models")), threads=1).resolved()
-    _, path = artifact_for(tiny, job, False)
-    return trt_layers.read_graph_nodes(path)
+def graph(onnx_path):
+    return trt_layers.read_graph_nodes(onnx_path)
 
 
 def _engine_layers(graph, *, metadata: bool) -> list[dict]:
@@ -137,10 +120,10 @@ def test_without_the_graph_a_layer_falls_back_to_its_tensorrt_type(modules):
                                                            "other"]
 
 
-def test_the_fp16_graphs_wrapper_prefix_is_stripped(tiny, modules, tmp_path):
+def test_the_fp16_graphs_wrapper_prefix_is_stripped(prepared, modules, tmp_path):
     from mobileone_bench.formats.onnx import HALF_PREFIX, export_fp16
 
-    facts = export_fp16(tiny.model, tiny.input_shape, tmp_path / "model.fp16.onnx", opset=18)
+    facts = export_fp16(prepared.model, prepared.input_shape, tmp_path / "model.fp16.onnx", opset=18)
     assert facts["module_prefix"] == HALF_PREFIX
     graph = trt_layers.read_graph_nodes(tmp_path / "model.fp16.onnx", facts["module_prefix"])
     convs = [info for info in graph.values() if info["op_type"] == "Conv"]
