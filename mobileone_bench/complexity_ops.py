@@ -14,9 +14,9 @@ Two things every per-operator profile (``explain``) needs, whatever the runtime:
   multiply is a gate, applied by several operators a dynamic activation; a reduction that reaches the output
   without being applied back is the classifier's pooling).
 * **FLOPs**, by the counting rules of ``profile`` (:mod:`mobileone_bench.complexity`: multiply-adds of convolutions
-  and matrix products, and the per-element work of dynamic activations), per module (:class:`ModuleMap`); an operator
-  traced to its module (onnxruntime: the parameters a node reads; PyTorch: the module it runs in) gets its count, else
-  its own shapes' (:func:`shape_macs`); what no operator can be given is reported as unmapped, never spread.
+  and matrix products, and dynamic activations' per-element work), per module (:class:`ModuleMap`); an operator traced
+  to its module (onnxruntime: the parameters a node reads, or its scope; PyTorch: the module it runs in) gets its
+  count, else its own shapes' (:func:`shape_macs`); what no operator can be given is unmapped, never spread.
 """
 
 from __future__ import annotations
@@ -24,9 +24,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping, Sequence
 
-__all__ = ["ModuleMap", "module_map", "conv_category", "op_category", "normalize_op", "shape_macs",
-           "structural_categories", "GraphNode", "is_gate_class", "assign_flops", "categorize_row",
-           "trace_modules", "trace_in_order"]
+__all__ = ["ModuleMap", "module_map", "conv_category", "op_category", "normalize_op", "shape_macs", "GraphNode",
+           "structural_categories", "is_gate_class", "assign_flops", "categorize_row", "trace_modules",
+           "trace_in_order"]
 
 # ------------------------------------------------------------------------------------------------ operator names
 
@@ -458,9 +458,8 @@ def assign_flops(rows: list[dict[str, Any]], modules: ModuleMap) -> int:
         module = row.get("module")
         macs: int | None = 0
         own = shape_macs(row.get("op_type") or "", row.get("input_shapes") or [], row.get("output_shapes") or [])
-        # several modules (TensorRT's A || B, a Myelin region): all their counts; a module's second operator
-        # (attention's 2nd product) 0, but a node reading its own weights is its module's only one: a shared module
-        # is a mis-trace (deduplicated zero biases): its shapes' count
+        # several modules (TensorRT's A || B, a Myelin region): all counts; a module's 2nd operator (attention's) 0,
+        # but one reading its own weights is its module's only one (a mis-traced shared bias): its shapes' count
         fused = [m for m in row.get("modules") or () if m in modules.flops and m not in used] if heavy else []
         if len(fused) > 1 or (heavy and module in modules.flops and module not in used):
             fused = fused if len(fused) > 1 else [module]
@@ -524,14 +523,16 @@ def _is_conv(op_type: str) -> bool:
 
 
 def trace_modules(rows: list[dict[str, Any]], modules: ModuleMap) -> None:
-    """Give each row the module it runs (``module``, in place) where it can be traced: a row that already has one
-    keeps it; one with ``params`` (the parameter names an ONNX node reads) gets their owner; a convolution left
-    without one (a runtime that renamed or padded its weights, as onnxruntime's NCHWc layout does for a narrow
-    squeeze-excite bottleneck) gets the next convolution module not yet traced, in execution order, whose kernel is
-    the same and whose channels fit in the node's weight."""
+    """Give each row the module it runs (``module``, in place) where it can be traced: one that has one keeps it;
+    one with ``params`` (the parameters an ONNX node reads) gets their owner, else (a convolution or matrix product)
+    its ``scope``, the module its exporter traced it in; a convolution left without one (a runtime that renamed or
+    padded its weights: onnxruntime's NCHWc layout for a narrow squeeze-excite bottleneck) gets the next convolution
+    module not yet traced, in execution order, whose kernel is the same and whose channels fit in its weight."""
     for row in rows:
         if not row.get("module") and row.get("params"):
             row["module"] = modules.owner(row["params"])
+        if not row.get("module") and row.get("scope") in modules.flops and _is_heavy(row.get("op_type") or ""):
+            row["module"] = row["scope"]  # the module the exporter traced it in (a folded weight has no owner)
     taken = {r.get("module") for r in rows if r.get("module")}
     free = [p for p in modules.flops if p in modules.conv and p not in taken]
     for row in rows:

@@ -79,7 +79,49 @@ def test_onnxruntime_profile_is_read_categorised_and_its_flops_add_up(prepared, 
     muls = [r for r in rows if r["op_type"] == "Mul"]
     assert muls and all(r["category"] == "gating" for r in muls)  # the SE multiply, found by the graph's shape
     assert all(r["module"] for r in rows if r["op_type"] == "Conv")  # every convolution traced to its module
-    assert any(r["category"] == "data-movement" and r["op_type"].startswith("Reorder") for r in rows) or by_name
+    # onnxruntime's NCHWc layout conversions (on CPUs where it picks that layout) are data movement, but those inside
+    # a squeeze-excite subgraph are the gate's
+    assert all(r["category"] == (r.get("structural") or "data-movement") for r in rows
+               if r["op_type"].startswith("Reorder"))
+    assert by_name[rows[0]["name"]] is rows[0]
+
+
+class _Tokens(__import__("torch").nn.Module):
+    """A convolution, then a bias-free linear layer over its tokens (the exporter folds that layer's transposed
+    weight into a constant no module owns, as in ConViT's attention), then a classifier."""
+
+    def __init__(self) -> None:
+        import torch
+
+        super().__init__()
+        self.stem = torch.nn.Conv2d(3, 8, 3, padding=1)
+        self.tokens = torch.nn.Linear(8, 8, bias=False)
+        self.head = torch.nn.Linear(8, 10)
+
+    def forward(self, x):
+        t = self.tokens(self.stem(x).flatten(2).transpose(1, 2))
+        return self.head(t.mean(1))
+
+
+def test_a_node_reading_a_folded_weight_is_traced_by_its_exporter_scope(tmp_path):
+    import torch
+
+    from mobileone_bench.complexity_ops import module_map
+    from mobileone_bench.devices import onnxruntime as ort_runtime
+    from mobileone_bench.formats.onnx import _export_dynamo
+
+    model, shape = _Tokens().eval(), (1, 3, 8, 8)
+    _export_dynamo(model, torch.randn(shape), tmp_path / "model.onnx", 18, False)
+    modules = module_map(model, shape)
+    result = ort_runtime.profile_operators(artifact=tmp_path / "model.onnx", model=model, input_shape=shape,
+                                           precision="fp32", threads=1, options={"warmup": 1}, runs=2)
+    tokens = [r for r in result["rows"] if r.get("scope") == "tokens"]
+    assert tokens and modules.owner(tokens[0]["params"]) is None  # its weight is a constant no module owns
+    rows, left = _categorised(result, modules)
+    assert [r["flops"] for r in rows if r.get("module") == "tokens"] == [modules.flops["tokens"]]
+    assert left == 0 and sum(r["flops"] for r in rows) == modules.total
+    unscoped = [{k: v for k, v in r.items() if k != "scope"} for r in result["rows"]]
+    assert _categorised({"rows": unscoped}, modules)[1] > 0  # without the scope, its FLOPs were unmapped
 
 
 def test_torch_profile_is_read_categorised_and_its_flops_add_up(prepared, modules):

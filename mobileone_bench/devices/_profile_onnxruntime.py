@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from mobileone_bench.devices._cpu import default_threads, require_fp32
+from mobileone_bench.devices._onnx_nodes import original_name, read_graph_nodes
 from mobileone_bench.devices._ort import open_session, session_options
 from mobileone_bench.errors import MeasurementError
 
@@ -104,6 +105,7 @@ def profile_operators(*, artifact: Path | str | None, model: Any, input_shape: t
     Returns:
         ``{"rows", "profiled_ms", "notes"}``: a row per node of the optimised graph (``name``, ``op_type``,
         ``time_ms`` (median), ``input_shapes``, ``output_shapes``, ``params`` (the parameters it reads: its module),
+        ``scope`` (the module the exporter traced the node in, where onnxruntime kept its name),
         ``structural`` (gate or dynamic activation, by the graph's shape)); ``profiled_ms``: each profiled run's
         wall time; ``notes``.
     """
@@ -133,11 +135,15 @@ def profile_operators(*, artifact: Path | str | None, model: Any, input_shape: t
         events = json.loads(Path(trace).read_text(encoding="utf-8"))
         graph, graph_outputs = read_graph(work / "optimized.onnx") if (work / "optimized.onnx").exists() else ({}, [])
     rows, _ = read_profile(events, runs)
+    exported = read_graph_nodes(artifact)
     notes = []
     nodes = []
     for row in rows:
         g = graph.get(row["name"])
         row["params"] = sorted(g["constants"]) if g else []
+        source = original_name(row["name"], exported)
+        if source and exported[source]["module"]:
+            row["scope"] = exported[source]["module"]  # the module the exporter traced it in
         if g:
             nodes.append(GraphNode(row["name"], row["op_type"], g["inputs"], g["outputs"], row["input_shapes"],
                                    row["output_shapes"], g["constants"]))

@@ -12,8 +12,8 @@ convolution is depthwise or pointwise, nor whose FLOPs it holds. What can:
   ``PWN(PWN(A), B)`` (point-wise fusion), ``{ForeignNode[A...B]}`` (a Myelin region from ``A`` to ``B``),
   ``Reformatting CopyNode for Input Tensor 0 to <layer>`` (a layout conversion TensorRT inserted), ``<tensor> copy``.
 
-The ONNX graph then gives each node its op type, the parameters it reads (their owner is its module) and its module
-path (the torch exporter's ``pkg.torch.onnx.name_scopes`` metadata; the TorchScript exporter's ``/a/b/Conv`` names).
+The ONNX graph then gives each node its op type, the parameters it reads and its module path
+(:func:`mobileone_bench.devices._onnx_nodes.read_graph_nodes`).
 The row keeps TensorRT's layer type in ``trt_layer_type``; ``op_type`` becomes the main ONNX node's (its first
 convolution or matrix product, else its first node), ``module`` its module, ``modules`` every convolution's or matrix
 product's module in the layer (a horizontal fusion or a Myelin region holds several, and all their FLOPs).
@@ -21,10 +21,10 @@ product's module in the layer (a horizontal fusion or a Myelin region holds seve
 
 from __future__ import annotations
 
-import ast
 import re
-from pathlib import Path
 from typing import Any, Mapping
+
+from mobileone_bench.devices._onnx_nodes import read_graph_nodes
 
 __all__ = ["metadata_nodes", "name_nodes", "read_graph_nodes", "annotate", "TRT_TYPES"]
 
@@ -71,41 +71,6 @@ def name_nodes(name: str, graph: Mapping[str, Any]) -> tuple[str, list[str]]:
         return "foreign", [e for e in ends if e in graph]
     nodes = [t.strip() for t in _SPLIT.split(text)]
     return "fused", list(dict.fromkeys(t for t in nodes if t in graph))
-
-
-def _module_of(node: Any, prefix: str) -> str | None:
-    """A node's module path: the torch exporter's name scopes (the last is the operation itself), else a
-    TorchScript-style name ``/stage0/conv/Conv``."""
-    props = {p.key: p.value for p in node.metadata_props}
-    scopes = props.get("pkg.torch.onnx.name_scopes")
-    path = None
-    if scopes:
-        try:
-            names = ast.literal_eval(scopes)
-        except (ValueError, SyntaxError):
-            names = []
-        path = str(names[-2]) if len(names) >= 2 else None
-    elif node.name.startswith("/") and node.name.count("/") >= 2:
-        path = ".".join(node.name.split("/")[1:-1])
-    if path and prefix and path.startswith(prefix):
-        path = path[len(prefix):]
-    elif path and prefix and path == prefix.rstrip("."):
-        path = None
-    return path or None
-
-
-def read_graph_nodes(path: Path | str, prefix: str = "") -> dict[str, dict[str, Any]]:
-    """The nodes of an ONNX graph in order: ``{name: {"op_type", "module", "params"}}``; ``prefix`` is a wrapper's
-    attribute path to strip from module and parameter names (the fp16 graph's ``inner.``)."""
-    import onnx
-
-    proto = onnx.load(str(path), load_external_data=False)
-    weights = {t.name for t in proto.graph.initializer}
-    nodes: dict[str, dict[str, Any]] = {}
-    for node in proto.graph.node:
-        params = [p[len(prefix):] if prefix and p.startswith(prefix) else p for p in node.input if p in weights]
-        nodes[node.name] = {"op_type": node.op_type, "module": _module_of(node, prefix), "params": params}
-    return nodes
 
 
 def annotate(rows: list[dict[str, Any]], graph: Mapping[str, Mapping[str, Any]]) -> dict[str, int]:
