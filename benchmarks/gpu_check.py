@@ -3,8 +3,9 @@
 Exports MobileOne-S0 and three of the paper's rows to TensorRT fp16 (strongly typed from the fp16 ONNX graph on
 TensorRT 10/11), then measures each with TensorRT replayed from a CUDA graph (the default), TensorRT launched every
 run (``cuda_graphs=False``) and torch-cuda (CUDA graph), all in one process, and prints one JSON summary: per model
-the export status, the engine's per-layer precisions and the three medians (ms). Importable anywhere (nothing runs on
-import); ``--dry-run`` prints the plan without touching a GPU.
+the export status, the engine's per-layer precisions and the three medians (ms), and ``explain`` on TensorRT (the
+layers read back to their ONNX nodes: category shares and coverage). Importable anywhere (nothing runs on import);
+``--dry-run`` prints the plan without touching a GPU.
 
     python benchmarks/gpu_check.py --out /tmp/gpu-check [--runs 100] [--models mobileone_s0,...]
 """
@@ -71,6 +72,14 @@ def run(out: Path, models: tuple[str, ...] = MODELS, runs: int = 100) -> dict[st
                 settings = r.get("runtime_settings") or {}
                 settings = json.loads(settings) if isinstance(settings, str) else settings
                 summary["models"].setdefault(r.get("model"), {})[f"{label}_launch"] = settings.get("launch")
+    # explain on TensorRT: the layers read back to their ONNX nodes (issue 30), categories and coverage
+    frame = mb.explain(list(models), device="gpu", runtime="tensorrt", precision="fp16", runs=runs, profiled_runs=10,
+                       results=out / "results", models_dir=out / "models", as_frame=False, yes=True)
+    for r in frame:
+        shares = {k[len("share_"):]: v for k, v in r.items() if k.startswith("share_") and v}
+        summary["models"].setdefault(r.get("model"), {})["explain_tensorrt"] = {
+            "coverage": r.get("coverage"), "top_category": r.get("top_category"), "shares": shares}
+    summary["explain_notes"] = [n for n in frame.attrs.get("notes", []) if "read back" in n or "failed" in n]
     summary["seconds"] = round(time.perf_counter() - started, 1)
     return summary
 

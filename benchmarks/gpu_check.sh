@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The prepared GPU check of issue 28, on one machine with an NVIDIA GPU. Every step has a timeout; together they
-# stay under 8 minutes (150 + 30 + 30 + 210 + 60 s), and a step that runs out is reported and the next one runs.
+# stay under 8 minutes (150 + 20 + 20 + 240 + 50 s), and a step that runs out is reported and the next one runs.
 #
 #   bash benchmarks/gpu_check.sh [OUT]        (OUT defaults to a fresh temporary folder)
 #
@@ -9,7 +9,8 @@
 # 2. prints the installed TensorRT and, when it is a release without a committed API list, writes one
 #    (tools/tensorrt_api_surface.py --installed) so it can be compared and committed;
 # 3. benchmarks/gpu_check.py: exports MobileOne-S0 and three paper rows to TensorRT fp16 and measures each with
-#    TensorRT replayed from a CUDA graph, TensorRT launched every run, and torch-cuda (CUDA graph);
+#    TensorRT replayed from a CUDA graph, TensorRT launched every run, and torch-cuda (CUDA graph), then
+#    `explain` on TensorRT (each layer read back to its ONNX nodes: categories, coverage);
 # 4. runs the tests marked `gpu` (real engine build, parity, launch and replay, profilers);
 # 5. prints one summary line per step and the check's JSON.
 set -u -o pipefail
@@ -29,7 +30,7 @@ if ! timeout 150 "$PY" -m pip install -q ${pip_from[@]+"${pip_from[@]}"} -e '.[t
 fi
 
 step "environment"
-timeout 30 "$PY" - <<'PYEOF' | tee "$OUT/environment.json" >&2
+timeout 20 "$PY" - <<'PYEOF' | tee "$OUT/environment.json" >&2
 import json, torch
 from mobileone_bench.devices._tensorrt import installed_tensorrt
 info = {"tensorrt": installed_tensorrt(), "torch": torch.__version__, "cuda": torch.version.cuda,
@@ -38,16 +39,16 @@ print(json.dumps(info))
 PYEOF
 
 step "API list of the installed TensorRT (compare with tests/fixtures/tensorrt)"
-timeout 30 "$PY" tools/tensorrt_api_surface.py --installed --out "$OUT/api-list" >&2 || status=1
+timeout 20 "$PY" tools/tensorrt_api_surface.py --installed --out "$OUT/api-list" >&2 || status=1
 
 step "export + latency (benchmarks/gpu_check.py)"
-if ! timeout 210 "$PY" benchmarks/gpu_check.py --out "$OUT" >"$OUT/gpu_check.json" 2>"$OUT/gpu_check.log"; then
+if ! timeout 240 "$PY" benchmarks/gpu_check.py --out "$OUT" >"$OUT/gpu_check.json" 2>"$OUT/gpu_check.log"; then
     echo "gpu_check.py failed: $(tail -3 "$OUT/gpu_check.log")" >&2
     status=1
 fi
 
 step "tests marked gpu"
-timeout 60 "$PY" -m pytest -q -p no:randomly -m gpu tests/test_tensorrt.py tests/test_tensorrt_runtime.py \
+timeout 50 "$PY" -m pytest -q -p no:randomly -m gpu tests/test_tensorrt.py tests/test_tensorrt_runtime.py \
     tests/test_tensorrt_torch_cuda.py >"$OUT/pytest.log" 2>&1 || status=1
 tail -3 "$OUT/pytest.log" >&2
 

@@ -211,6 +211,13 @@ def test_real_engine_launched_and_replayed(tmp_path):
     prof = trt_runtime.profile_operators(artifact=result.path, model=None, input_shape=prepared.input_shape,
                                          precision="fp16", threads=None, options={}, runs=5)
     assert prof["rows"] and all(r["time_ms"] >= 0 for r in prof["rows"]) and len(prof["profiled_ms"]) == 5
+    # the layers read back to the ONNX graph: depthwise and pointwise convolutions told apart, the FLOPs all placed
+    from mobileone_bench.complexity_ops import module_map
+    from mobileone_bench.pipeline.explain import operator_fields
+
+    fields = operator_fields(prof, module_map(prepared.model, prepared.input_shape), None)
+    assert {"depthwise-conv", "pointwise-conv"} <= {r["category"] for r in fields["operators"]}, prof["notes"]
+    assert abs(fields["unmapped_flops"]) <= 0.01 * fields["flops"], prof["notes"]
 
 
 def test_the_shared_module_lists_its_names():
