@@ -457,7 +457,7 @@ def assign_flops(rows: list[dict[str, Any]], modules: ModuleMap) -> int:
         heavy = _is_heavy(op) or op in _ATTENTION
         module = row.get("module")
         macs: int | None = 0
-        own = shape_macs(row.get("op_type") or "", row.get("input_shapes") or [], row.get("output_shapes") or [])
+        own = shape_macs(op, row.get("input_shapes") or [], row.get("output_shapes") or []) if heavy else None
         # several modules (TensorRT's A || B, a Myelin region): all counts; a module's 2nd operator (attention's) 0,
         # but one reading its own weights is its module's only one (a mis-traced shared bias): its shapes' count
         fused = [m for m in row.get("modules") or () if m in modules.flops and m not in used] if heavy else []
