@@ -30,13 +30,14 @@ per-round statistics (:func:`rounds_ci`) also covers drift between rounds that t
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 from typing import Any, Sequence
 
 import numpy as np
 
 __all__ = ["Stats", "summarize", "REPORTS", "noise_warning", "TRIM_FRACTION", "MIN_RUNS_TO_JUDGE", "bootstrap_ci",
-           "interval_ci", "rounds_ci", "CI_LEVEL", "CI_RESAMPLES", "CI_SEED"]
+           "interval_ci", "rounds_ci", "CI_LEVEL", "CI_RESAMPLES", "CI_SEED", "finite_or_none"]
 
 CI_LEVEL = 0.95
 CI_RESAMPLES = 2000
@@ -79,6 +80,15 @@ class Stats:
         for k, v in asdict(self).items():
             out[k if k in ("n", "cv") else f"{k}{suffix}"] = v
         return out
+
+
+def finite_or_none(value: Any) -> float | None:
+    """``value`` as a finite float, or ``None`` (missing, not a number, NaN or infinite): how a stored field is read."""
+    try:
+        out = float(value)
+    except (TypeError, ValueError):
+        return None
+    return out if math.isfinite(out) else None
 
 
 def summarize(samples: Sequence[float], trim: float = TRIM_FRACTION) -> Stats:

@@ -149,15 +149,18 @@ def test_a_name_two_phones_share_is_one_clear_line_and_udids_resolve_it(seen):
     assert xcodebuild.commands.xcodebuild_destination(chosen) == f"id={LAB_B}"  # the comma never reaches xcodebuild
 
 
-def test_a_locked_phone_among_several_is_recorded_with_the_reason(monkeypatch, tmp_path, harness, exports):
-    class Mac(FakeMac):
-        def _respond(self, argv, cwd):
-            if argv[:4] == ["xcrun", "devicectl", "list", "devices"]:
-                shutil.copy(APPLE / "devicectl_idle_locked_twins.json", argv[argv.index("--json-output") + 1])
-                return 0, []
-            return super()._respond(argv, cwd)
+class _LockedTwinsMac(FakeMac):
+    """A Mac whose devicectl lists two phones, one of them idle or locked."""
 
-    fake = Mac(harness)
+    def _respond(self, argv, cwd):
+        if argv[:4] == ["xcrun", "devicectl", "list", "devices"]:
+            shutil.copy(APPLE / "devicectl_idle_locked_twins.json", argv[argv.index("--json-output") + 1])
+            return 0, []
+        return super()._respond(argv, cwd)
+
+
+def test_a_locked_phone_among_several_is_recorded_with_the_reason(monkeypatch, tmp_path, harness, exports):
+    fake = _LockedTwinsMac(harness)
     _on_mac(monkeypatch, fake)
     records = phone.measure(_specs("mobileone_s0"), _job(tmp_path=tmp_path), ResultsStore(tmp_path / "results"),
                             destination=[JANE, "Kim's iPhone"], harness_dir=harness, team="ABCDE12345")
@@ -169,14 +172,7 @@ def test_a_locked_phone_among_several_is_recorded_with_the_reason(monkeypatch, t
 
 
 def test_cli_a_locked_phone_is_one_line(monkeypatch, tmp_path, harness, runner, cli):
-    class Mac(FakeMac):
-        def _respond(self, argv, cwd):
-            if argv[:4] == ["xcrun", "devicectl", "list", "devices"]:
-                shutil.copy(APPLE / "devicectl_idle_locked_twins.json", argv[argv.index("--json-output") + 1])
-                return 0, []
-            return super()._respond(argv, cwd)
-
-    _on_mac(monkeypatch, Mac(harness))
+    _on_mac(monkeypatch, _LockedTwinsMac(harness))
     result = runner.invoke(cli, ["latency", "mobileone_s0", "--device", "iphone", "--destination", "Kim's iPhone",
                                  "--team", "ABCDE12345", "--harness", str(harness),
                                  "--results", str(tmp_path / "results")])

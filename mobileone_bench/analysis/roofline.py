@@ -28,6 +28,7 @@ from typing import Any, Iterable
 
 from mobileone_bench.errors import AnalysisError
 from mobileone_bench.store.frames import measurements
+from mobileone_bench.stats import finite_or_none
 
 __all__ = [
     "COMPUTE_BOUND",
@@ -72,14 +73,6 @@ def verdict(fraction: float | None) -> str | None:
     return "partly compute-bound"
 
 
-def _num(v: Any) -> float | None:
-    try:
-        f = float(v)
-    except (TypeError, ValueError):
-        return None
-    return f if math.isfinite(f) else None
-
-
 def roofline_rows(frame: Any, peaks: dict[tuple[str, int], float],
                   about: dict[tuple[str, int], dict[str, Any]] | None = None) -> list[dict[str, Any]]:
     """Achieved GFLOP/s and fraction of peak for every CPU row of a long frame.
@@ -100,10 +93,11 @@ def roofline_rows(frame: Any, peaks: dict[tuple[str, int], float],
         return rows
     cpu = frame[frame["device"] == "cpu"]
     for _, r in cpu.iterrows():
-        threads = None if _num(r.get("threads")) is None else int(_num(r.get("threads")))
+        threads_read = finite_or_none(r.get("threads"))
+        threads = None if threads_read is None else int(threads_read)
         row: dict[str, Any] = {"model": r["model"], "runtime": r["runtime"], "threads": threads,
-                               "machine": r.get("machine"), "flops_m": _num(r.get("flops_m")),
-                               "latency_ms": _num(r.get("latency_ms")), "statistic": r.get("statistic"),
+                               "machine": r.get("machine"), "flops_m": finite_or_none(r.get("flops_m")),
+                               "latency_ms": finite_or_none(r.get("latency_ms")), "statistic": r.get("statistic"),
                                "achieved_gflops": None, "peak_gflops": None, "fraction": None, "verdict": None,
                                "note": None}
         if row["flops_m"] is None:
@@ -120,7 +114,7 @@ def roofline_rows(frame: Any, peaks: dict[tuple[str, int], float],
                 if row["fraction"] > 1:
                     info = (about or {}).get((str(row["machine"]), threads)) or {}
                     won = f" ({info['winner']} won)" if info.get("winner") else ""
-                    theory = _num(info.get("theoretical_gflops"))
+                    theory = finite_or_none(info.get("theoretical_gflops"))
                     row["note"] = (f"above the measured peak{won}: the runtime did fewer operations than counted "
                                    f"(e.g. Winograd) or its kernels beat every probe" +
                                    (f"; above the theoretical {theory:.0f} GFLOP/s too, so fewer operations than "
@@ -153,7 +147,8 @@ def cpu_latencies(store: Any, *, models: Iterable[str] | None = None, exclude: I
 
 def machines_and_threads(frame: Any) -> list[tuple[str, int]]:
     """The (machine fingerprint, threads) pairs of a frame's records, sorted: the peaks a roofline needs."""
-    return sorted({(str(m), int(t)) for m, t in zip(frame["machine"], frame["threads"]) if _num(t) is not None})
+    return sorted({(str(m), int(t)) for m, t in zip(frame["machine"], frame["threads"])
+                   if finite_or_none(t) is not None})
 
 
 def report(frame: Any, peaks: Iterable[dict[str, Any]], notes: Iterable[str] = ()) -> dict[str, Any]:
@@ -173,7 +168,7 @@ def report(frame: Any, peaks: Iterable[dict[str, Any]], notes: Iterable[str] = (
     by_pair = {(str(p["machine"]), int(p["threads"])): float(p["gflops"]) for p in peaks}
     about = {(str(p["machine"]), int(p["threads"])): p for p in peaks}
     for p in peaks:
-        theory = _num(p.get("theoretical_gflops"))
+        theory = finite_or_none(p.get("theoretical_gflops"))
         if theory and float(p["gflops"]) > theory:
             notes.append(f"the measured peak ({float(p['gflops']):.1f} GFLOP/s at {p['threads']} thread(s)) is above "
                          f"the theoretical {theory:.1f}: the clock read is below the boost clock, or the core is not "

@@ -58,6 +58,7 @@ from typing import Any, Iterable, Sequence
 
 from mobileone_bench.errors import UsageError, require_modules
 from mobileone_bench.store.records import flatten
+from mobileone_bench.stats import finite_or_none
 
 __all__ = ["FORMATS", "SUFFIX_FORMATS", "flat_rows", "to_csv", "write_parquet", "pytorch_benchmark_entries",
            "export_store", "export_format", "LEAD_COLUMNS"]
@@ -172,14 +173,6 @@ def _info(**values: Any) -> dict[str, str]:
     return {k: t for k, v in values.items() if (t := _text(v)) is not None and t != ""}
 
 
-def _number(value: Any) -> float | None:
-    try:
-        f = float(value)
-    except (TypeError, ValueError):
-        return None
-    return f if math.isfinite(f) else None
-
-
 def _origin(record: dict[str, Any]) -> str:
     for name in (str(record.get("target") or ""), str(record.get("model") or "")):
         prefix, sep, _ = name.partition(":")
@@ -199,7 +192,7 @@ def _runner(record: dict[str, Any]) -> dict[str, Any]:
     runner: dict[str, Any] = {"name": _text(hardware) or _text(record.get("machine")) or "unknown", "type": device}
     if record.get("env_cpu"):
         runner["cpu_info"] = str(record["env_cpu"])
-    cores = _number(record.get("env_cores_logical"))
+    cores = finite_or_none(record.get("env_cores_logical"))
     if cores is not None:
         runner["cpu_count"] = int(cores)
     gpu = record.get("env_gpu")
@@ -220,7 +213,7 @@ def pytorch_benchmark_entries(store: Any, *, latest: bool = False) -> tuple[list
     for p in sorted(store.latest("profile"), key=lambda r: str(r.get("created") or "")):
         profiles[(str(p.get("model")), str(p.get("input_shape")))] = p
     records = [r for r in _records(store, ("latency",), latest) if r.get("status") == "ok"
-               and _number(r.get("latency_ms")) is not None]
+               and finite_or_none(r.get("latency_ms")) is not None]
     entries: list[dict[str, Any]] = []
     for r in records:
         profile = profiles.get((str(r.get("model")), str(r.get("input_shape")))) or {}
@@ -242,7 +235,7 @@ def pytorch_benchmark_entries(store: Any, *, latest: bool = False) -> tuple[list
         dependencies = {lib: {"version": str(r[f"env_{lib}"])} for lib in DEPENDENCIES if r.get(f"env_{lib}")}
         runner = _runner(r)
         for name, field in METRICS:
-            value = _number(r.get(field))
+            value = finite_or_none(r.get(field))
             if value is None:
                 continue
             extra = _info(unit="ms", statistic=statistic if field == "latency_ms" else field[:-3], n=r.get("n"),

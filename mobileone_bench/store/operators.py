@@ -23,9 +23,9 @@ Sources that estimate rather than time (Core ML's compute plan gives a relative 
 
 from __future__ import annotations
 
-import math
 from typing import Any, Iterable, Mapping
 
+from mobileone_bench.stats import finite_or_none
 __all__ = ["KIND", "CATEGORIES", "SOURCES", "OPERATOR_FIELDS", "COVERAGE_RANGE", "operator_row", "operator_rows",
            "category_totals"]
 
@@ -75,14 +75,6 @@ OPERATOR_FIELDS = (
 COVERAGE_RANGE = (0.8, 1.25)
 
 
-def _num(value: Any) -> float | None:
-    try:
-        out = float(value)
-    except (TypeError, ValueError):
-        return None
-    return out if math.isfinite(out) else None
-
-
 def operator_row(**fields: Any) -> dict[str, Any]:
     """One operator row with every field of :data:`OPERATOR_FIELDS` (missing ones ``None``).
 
@@ -116,17 +108,17 @@ def category_totals(rows: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, An
     ``{category: {"count", "time_ms", "share", "flops", "flop_share", "cost"}}``. Shares are of the time when every
     row has one, else of the cost."""
     rows = list(rows)
-    timed = bool(rows) and all(_num(r.get("time_ms")) is not None for r in rows)
+    timed = bool(rows) and all(finite_or_none(r.get("time_ms")) is not None for r in rows)
     weight = "time_ms" if timed else "cost"
-    total_w = sum(_num(r.get(weight)) or 0.0 for r in rows)
-    total_f = sum(_num(r.get("flops")) or 0.0 for r in rows)
+    total_w = sum(finite_or_none(r.get(weight)) or 0.0 for r in rows)
+    total_f = sum(finite_or_none(r.get("flops")) or 0.0 for r in rows)
     out: dict[str, dict[str, Any]] = {}
     for cat in CATEGORIES:
         mine = [r for r in rows if r.get("category") == cat]
         if not mine:
             continue
-        w = sum(_num(r.get(weight)) or 0.0 for r in mine)
-        f = sum(_num(r.get("flops")) or 0.0 for r in mine)
+        w = sum(finite_or_none(r.get(weight)) or 0.0 for r in mine)
+        f = sum(finite_or_none(r.get("flops")) or 0.0 for r in mine)
         out[cat] = {
             "count": len(mine),
             "time_ms": w if timed else None,
